@@ -1,0 +1,244 @@
+"""Yardsticks for the agents: policies that need no training.
+
+All of them read ``GridObs`` observations (position, closer, rating) and keep, per env,
+the set of targets still consistent with every piece of feedback so far (the belief).
+They share SB3's ``predict`` signature, so :func:`musicrl.evaluation.evaluate_policy`
+treats them exactly like trained agents.
+
+- :class:`RandomPolicy`: a uniformly random position each step (seeded).
+- :class:`StayPolicy`: never leaves the start.
+- :class:`GreedyPolicy`: the position with the highest expected immediate reward under
+  a uniform belief over the consistent targets (ties: lowest flat index).
+- :class:`OptimalPolicy`: the Bayes-optimal planner, which maximizes the expected return
+  under a uniform target given the whole feedback history, solved exactly by dynamic
+  programming over beliefs (:class:`BayesPlanner`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from musicrl import users
+from musicrl.envs import EPISODE_STEPS, MAX_STEP_REWARD, EnvConfig, reward_of
+
+BASELINES = ("random", "stay", "greedy", "lookahead", "optimal")
+
+
+@dataclass
+class Belief:
+    """Per-env planner state: consistent targets, current position, steps taken."""
+
+    consistent: np.ndarray  # (n_envs, n_positions) bool
+    position: np.ndarray  # (n_envs,) flat index
+    steps: np.ndarray  # (n_envs,)
+
+
+class BeliefPolicy:
+    """Base class: tracks the consistent targets; subclasses choose actions."""
+
+    def __init__(self, config: EnvConfig) -> None:
+        if config.obs != "GridObs" or config.action != "Discrete":
+            raise ValueError(
+                f"baselines read GridObs observations and emit Discrete actions; got obs={config.obs!r}, "
+                f"action={config.action!r} (their returns do not depend on the observation type)"
+            )
+        self.config = config
+        self.ratings = users.rating_table(config.d, config.preset)
+        self.distances = users.distance_table(config.d)
+        self.rewards = reward_of(self.ratings, config.reward).astype(np.float64)
+
+    def predict(self, observation, state: Belief | None = None, episode_start=None, deterministic: bool = True):
+        observation = np.atleast_2d(np.asarray(observation))
+        d = self.config.d
+        position = users.position_to_index(observation[:, :d].astype(np.int64))
+        closer = observation[:, d].astype(np.int64)
+        rating = observation[:, d + 1].astype(np.int64)
+        n = observation.shape[0]
+        starts = np.ones(n, bool) if state is None or episode_start is None else np.asarray(episode_start, bool)
+        if state is None:
+            state = Belief(np.ones((n, self.config.n_positions), bool), position.copy(), np.zeros(n, np.int64))
+        consistent = self.ratings[:, position].T == rating[:, None]
+        moved = (self.distances[:, position] < self.distances[:, state.position]).T == closer[:, None].astype(bool)
+        consistent &= np.where(starts[:, None], True, moved & state.consistent)
+        steps = np.where(starts, 0, state.steps)
+        belief = Belief(consistent, position, steps)
+        return self.choose(belief), Belief(consistent, position, steps + 1)
+
+    def choose(self, belief: Belief) -> np.ndarray:
+        raise NotImplementedError
+
+
+class RandomPolicy(BeliefPolicy):
+    """A uniformly random position every step, from its own seeded generator."""
+
+    def __init__(self, config: EnvConfig, seed: int = 0) -> None:
+        super().__init__(config)
+        self.rng = np.random.default_rng(seed)
+
+    def choose(self, belief: Belief) -> np.ndarray:
+        return self.rng.integers(0, self.config.n_positions, size=belief.position.shape[0])
+
+
+class StayPolicy(BeliefPolicy):
+    """Stays at the current position (the start) for the whole episode."""
+
+    def choose(self, belief: Belief) -> np.ndarray:
+        return belief.position.copy()
+
+
+class GreedyPolicy(BeliefPolicy):
+    """Highest expected immediate reward over the consistent targets; lowest index on ties."""
+
+    def choose(self, belief: Belief) -> np.ndarray:
+        return np.argmax(belief.consistent.astype(np.float64) @ self.rewards, axis=1)
+
+
+class BayesPlanner:
+    """Exact dynamic programme over beliefs for the Bayes-optimal policy.
+
+    A belief is the set ``S`` of targets consistent with the feedback (an int bitmask),
+    plus the current position (``closer`` compares against it) and the steps left ``k``.
+    With ``W`` the *sum* of optimal returns over the targets in ``S`` (an integer, so no
+    float ties), ``W(S, p, k) = max_a sum_o |S_o| r_o + W(S_o, a, k - 1)`` over the
+    outcomes ``o = (closer, rating)`` of moving from ``p`` to ``a``. Two exact shortcuts:
+    if one position rates 4 for every target in ``S``, staying there is optimal; and an
+    action whose bound ``sum_o |S_o| r_o + |S| (k - 1) r_max`` cannot beat the best so
+    far is skipped. Beliefs are memoised; the cost grows quickly with ``d`` (see the
+    benchmark script).
+
+    With ``reveal_after=m`` the user reveals the target after ``m`` steps (from then on
+    every step earns ``r_max``): a relaxed problem whose optimum is an *upper bound* on
+    the true optimum, cheap for small ``m`` where the exact programme is out of reach.
+    """
+
+    def __init__(self, config: EnvConfig, reveal_after: int | None = None) -> None:
+        if reveal_after is not None and not 0 <= reveal_after <= EPISODE_STEPS:
+            raise ValueError(f"reveal_after must be None or in 0..{EPISODE_STEPS}, got {reveal_after!r}")
+        self.config = config
+        self.reveal_after = reveal_after
+        self._leaf_steps = -1 if reveal_after is None else EPISODE_STEPS - reveal_after
+        self.ratings = users.rating_table(config.d, config.preset)
+        self.distances = users.distance_table(config.d)
+        n = config.n_positions
+        self.n = n
+        self.r_max = MAX_STEP_REWARD[config.reward]
+        self.step_reward = [int(r) for r in reward_of(np.arange(users.MAX_RATING + 1), config.reward)]
+        self.top = self._masks(self.ratings == users.MAX_RATING)
+        self._rows: dict[int, list[list[tuple[int, int]]]] = {}
+        self.memo: dict[tuple[int, int, int], tuple[int, int]] = {}
+
+    @staticmethod
+    def _masks(flags: np.ndarray) -> list[int]:
+        """Bitmask over targets (axis 0) for each column of a boolean ``(targets, k)`` matrix."""
+        packed = np.packbits(flags.T, axis=1, bitorder="little")
+        return [int.from_bytes(row.tobytes(), "little") for row in packed]
+
+    def outcomes(self, position: int) -> list[list[tuple[int, int]]]:
+        """For each action: the non-empty ``(target mask, reward)`` of every feedback outcome."""
+        row = self._rows.get(position)
+        if row is None:
+            nearer = self.distances < self.distances[:, [position]]
+            code = self.ratings.astype(np.int64) * 2 + nearer
+            masks = [self._masks(code == c) for c in range(2 * (users.MAX_RATING + 1))]
+            row = [
+                [(masks[c][a], self.step_reward[c // 2]) for c in range(len(masks)) if masks[c][a]]
+                for a in range(self.n)
+            ]
+            self._rows[position] = row
+        return row
+
+    def solve(self, belief: int, position: int, steps_left: int) -> tuple[int, int]:
+        """``(W, best action)`` for a belief bitmask, current position and steps left."""
+        if steps_left == 0 or belief == 0:
+            return 0, position
+        key = (belief, position, steps_left)
+        hit = self.memo.get(key)
+        if hit is not None:
+            return hit
+        size = belief.bit_count()
+        ceiling = size * steps_left * self.r_max
+        if belief & self.top[position] == belief or steps_left <= self._leaf_steps:
+            result = (ceiling, position)
+        else:
+            result = self._search(belief, position, steps_left, size, ceiling)
+        self.memo[key] = result
+        return result
+
+    def _search(self, belief: int, position: int, steps_left: int, size: int, ceiling: int) -> tuple[int, int]:
+        for a in range(self.n):
+            if belief & self.top[a] == belief:
+                return ceiling, a
+        future = size * (steps_left - 1) * self.r_max
+        best, best_action = -1, position
+        for a, pairs in enumerate(self.outcomes(position)):
+            splits = [(belief & m, r) for m, r in pairs]
+            immediate = sum(s.bit_count() * r for s, r in splits if s)
+            if immediate + future <= best:
+                continue
+            total = immediate
+            for s, _ in splits:
+                if s:
+                    total += self.solve(s, a, steps_left - 1)[0]
+            if total > best:
+                best, best_action = total, a
+                if best == ceiling:
+                    break
+        return best, best_action
+
+    def expected_return(self) -> float:
+        """The optimal expected return from the start, over a uniform target."""
+        d = self.config.d
+        start = int(users.position_to_index(users.start_position(d)))
+        total = 0
+        for r in range(users.MAX_RATING + 1):
+            belief = sum(1 << int(t) for t in np.flatnonzero(users.rating_table(d, self.config.preset)[:, start] == r))
+            total += self.solve(belief, start, EPISODE_STEPS)[0]
+        return total / self.n
+
+
+class LookaheadPolicy(BeliefPolicy):
+    """Greedy that also values what a hit is worth: the rest of the episode at ``r_max``.
+
+    Scores position ``a`` by ``E[r(a)] + (k - 1) r_max P(rating(a) = 4)`` with ``k`` the
+    steps left: under Bullseye this ranks like greedy, under Rating it stops greedy from
+    settling on a rating-3 position when a rating-4 one is worth the search.
+    """
+
+    def __init__(self, config: EnvConfig) -> None:
+        super().__init__(config)
+        self.hits = (self.ratings == users.MAX_RATING).astype(np.float64)
+
+    def choose(self, belief: Belief) -> np.ndarray:
+        consistent = belief.consistent.astype(np.float64)
+        later = (EPISODE_STEPS - belief.steps - 1)[:, None] * MAX_STEP_REWARD[self.config.reward]
+        return np.argmax(consistent @ self.rewards + later * (consistent @ self.hits), axis=1)
+
+
+class OptimalPolicy(BeliefPolicy):
+    """The Bayes-optimal policy, acting on :class:`BayesPlanner`'s exact solution."""
+
+    def __init__(self, config: EnvConfig, planner: BayesPlanner | None = None) -> None:
+        super().__init__(config)
+        self.planner = planner if planner is not None else BayesPlanner(config)
+        self._weights = 1 << np.arange(config.n_positions, dtype=object)
+
+    def choose(self, belief: Belief) -> np.ndarray:
+        actions = []
+        for consistent, position, steps in zip(belief.consistent, belief.position, belief.steps):
+            bits = int(self._weights[consistent].sum()) if consistent.any() else 0
+            actions.append(self.planner.solve(bits, int(position), EPISODE_STEPS - int(steps))[1])
+        return np.array(actions, dtype=np.int64)
+
+
+def make_baseline(name: str, config: EnvConfig, seed: int = 0) -> BeliefPolicy:
+    """A baseline policy by name: one of :data:`BASELINES`."""
+    users.check_choice("baseline", name, BASELINES)
+    if name == "random":
+        return RandomPolicy(config, seed=seed)
+    return {"stay": StayPolicy, "greedy": GreedyPolicy, "lookahead": LookaheadPolicy, "optimal": OptimalPolicy}[name](config)
+
+
+def describe(policy: Any) -> str:
+    return type(policy).__name__

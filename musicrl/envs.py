@@ -1,0 +1,320 @@
+"""The preference-search environment (thesis section 4.2), single and batched.
+
+``PreferenceSearchEnv`` is one gymnasium environment; ``PreferenceSearchVecEnv`` steps N of
+them in one numpy call and is a Stable-Baselines3 ``VecEnv``. Both follow
+``environment-spec.md`` and behave identically; the tests check this on random actions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from gymnasium.utils import seeding
+from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvStepReturn
+
+from musicrl import users
+from musicrl.users import LEVELS, MAX_RATING, check_choice, check_dimensions
+
+EPISODE_STEPS = 21
+REWARDS = ("Bullseye", "Rating")
+OBSERVATIONS = ("GridObs", "BoardObs")
+ACTIONS = ("Discrete", "MultiDiscrete")
+BULLSEYE_REWARD = 10
+MAX_STEP_REWARD = {"Bullseye": BULLSEYE_REWARD, "Rating": MAX_RATING**2}
+ENV_ID = "musicrl/PreferenceSearch-v0"
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """Every knob of the environment; validated on construction."""
+
+    d: int = 2
+    preset: str = "WiderTopTarget"
+    reward: str = "Bullseye"
+    obs: str = "GridObs"
+    action: str = "Discrete"
+
+    def __post_init__(self) -> None:
+        check_dimensions(self.d)
+        check_choice("preset", self.preset, tuple(users.PRESETS))
+        check_choice("reward", self.reward, REWARDS)
+        check_choice("observation", self.obs, OBSERVATIONS)
+        check_choice("action space", self.action, ACTIONS)
+
+    @property
+    def n_positions(self) -> int:
+        return LEVELS**self.d
+
+    @property
+    def max_return(self) -> int:
+        return EPISODE_STEPS * MAX_STEP_REWARD[self.reward]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def reward_of(rating: np.ndarray, reward: str) -> np.ndarray:
+    rating = np.asarray(rating)
+    if reward == "Bullseye":
+        return np.where(rating == MAX_RATING, BULLSEYE_REWARD, 0).astype(np.float32)
+    return (rating**2).astype(np.float32)
+
+
+def make_spaces(config: EnvConfig) -> tuple[spaces.Space, spaces.Box]:
+    if config.action == "Discrete":
+        action_space: spaces.Space = spaces.Discrete(config.n_positions)
+    else:
+        action_space = spaces.MultiDiscrete([LEVELS] * config.d)
+    if config.obs == "GridObs":
+        high = np.array([LEVELS - 1] * config.d + [1, MAX_RATING], dtype=np.float32)
+        observation_space = spaces.Box(np.zeros_like(high), high, dtype=np.float32)
+    else:
+        observation_space = spaces.Box(-1.0, float(MAX_RATING), shape=(config.n_positions,), dtype=np.float32)
+    return action_space, observation_space
+
+
+class PreferenceSearchEnv(gym.Env):
+    """Find a simulated user's preferred combination of feature levels.
+
+    **Positions.** ``d`` features with 5 levels each; a position is ``(x_1..x_d)``.
+    Action ``Discrete(5**d)`` picks a position by its row-major index (the thesis), or
+    ``MultiDiscrete([5]*d)`` picks one level per feature. The agent jumps, it does not walk.
+
+    **User.** At reset a target is drawn uniformly with the env's seeded generator, or
+    taken from ``reset(options={"target": t})`` (levels or flat index). For each position
+    the user returns ``rating`` in 0..4 (cut by percentiles of the target's Manhattan
+    distances to all positions: preset ``TopTarget`` or ``WiderTopTarget``) and ``closer``
+    (1 if strictly nearer to the target than the previous position).
+
+    **Episode.** Start at the centre ``(2, .., 2)``; the reset observation carries the
+    start's rating with ``closer = 0``. 21 steps, then ``truncated``; never ``terminated``.
+
+    **Reward.** ``Bullseye``: 10 when rating is 4. ``Rating``: rating squared.
+
+    **Observation.** ``GridObs``: ``[x_1..x_d, closer, rating]``. ``BoardObs``: one entry
+    per position, -1 until visited, then the rating it got.
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+
+    def __init__(
+        self,
+        d: int = 2,
+        preset: str = "WiderTopTarget",
+        reward: str = "Bullseye",
+        obs: str = "GridObs",
+        action: str = "Discrete",
+        render_mode: str | None = None,
+    ) -> None:
+        self.config = EnvConfig(d=d, preset=preset, reward=reward, obs=obs, action=action)
+        if render_mode is not None:
+            check_choice("render mode", render_mode, tuple(self.metadata["render_modes"]))
+        self.render_mode = render_mode
+        self.action_space, self.observation_space = make_spaces(self.config)
+        self._weights = LEVELS ** np.arange(d - 1, -1, -1)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        d = self.config.d
+        if options and options.get("target") is not None:
+            self.target = users.check_target(options["target"], d)
+        else:
+            self.target = self.np_random.integers(0, LEVELS, size=d)
+        self._thresholds = users.rating_thresholds(self.target, self.config.preset)
+        self.position = users.start_position(d)
+        self.steps = 0
+        self.closer, self.rating = 0, self._rate(self.position)
+        if self.config.obs == "BoardObs":
+            self.board = np.full(self.config.n_positions, -1.0, dtype=np.float32)
+            self.board[self._index(self.position)] = self.rating
+        return self._observation(), self._info()
+
+    def step(self, action):
+        if not self.action_space.contains(np.asarray(action, dtype=self.action_space.dtype)):
+            raise ValueError(f"action {action!r} is not in the action space {self.action_space}")
+        position = self._decode(action)
+        previous_distance = users.manhattan(self.position, self.target)
+        self.closer = int(users.manhattan(position, self.target) < previous_distance)
+        self.position = position
+        self.rating = self._rate(position)
+        if self.config.obs == "BoardObs":
+            self.board[self._index(position)] = self.rating
+        self.steps += 1
+        reward = float(reward_of(self.rating, self.config.reward))
+        return self._observation(), reward, False, self.steps >= EPISODE_STEPS, self._info()
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi":
+            return None
+        return (
+            f"step {self.steps}: position {tuple(self.position.tolist())} "
+            f"closer={self.closer} rating={self.rating}"
+        )
+
+    def _decode(self, action) -> np.ndarray:
+        if self.config.action == "Discrete":
+            return users.index_to_position(int(action), self.config.d).astype(np.int64)
+        return np.asarray(action, dtype=np.int64).reshape(self.config.d)
+
+    def _index(self, position: np.ndarray) -> int:
+        return int((position * self._weights).sum())
+
+    def _rate(self, position: np.ndarray) -> int:
+        return int(users.rating_from_distance(users.manhattan(position, self.target), self._thresholds))
+
+    def _observation(self) -> np.ndarray:
+        if self.config.obs == "GridObs":
+            return np.array([*self.position, self.closer, self.rating], dtype=np.float32)
+        return self.board.copy()
+
+    def _info(self) -> dict[str, Any]:
+        return {
+            "position": self._index(self.position),
+            "target": self._index(self.target),
+            "rating": self.rating,
+            "closer": self.closer,
+        }
+
+
+class PreferenceSearchVecEnv(VecEnv):
+    """``num_envs`` preference-search environments stepped together in numpy.
+
+    Behaves exactly like ``DummyVecEnv`` over ``num_envs`` :class:`PreferenceSearchEnv`:
+    env ``i`` is seeded with ``seed + i``, auto-resets after 21 steps (the last
+    observation goes to ``info["terminal_observation"]``), and per-env targets can be set
+    for the next reset with ``set_options([{"target": t}, ...])``.
+    """
+
+    def __init__(self, num_envs: int, config: EnvConfig | None = None, seed: int | None = None) -> None:
+        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+            raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
+        self.config = config if config is not None else EnvConfig()
+        action_space, observation_space = make_spaces(self.config)
+        self.render_mode = None
+        super().__init__(int(num_envs), observation_space, action_space)
+        d, n = self.config.d, self.num_envs
+        self._weights = LEVELS ** np.arange(d - 1, -1, -1)
+        self._rngs: list[np.random.Generator | None] = [None] * n
+        self.targets = np.zeros((n, d), dtype=np.int64)
+        self.positions = np.zeros((n, d), dtype=np.int64)
+        self.thresholds = np.zeros((n, 4))
+        self.ratings = np.zeros(n, dtype=np.int64)
+        self.closer = np.zeros(n, dtype=np.int64)
+        self.steps = np.zeros(n, dtype=np.int64)
+        self.boards = np.full((n, self.config.n_positions), -1.0, dtype=np.float32) if self.config.obs == "BoardObs" else None
+        self._actions = np.zeros(n, dtype=np.int64)
+        if seed is not None:
+            self.seed(seed)
+
+    def reset(self) -> np.ndarray:
+        for i in range(self.num_envs):
+            if self._seeds[i] is not None or self._rngs[i] is None:
+                self._rngs[i], _ = seeding.np_random(self._seeds[i])
+        self._reset_envs(np.arange(self.num_envs), self._options)
+        self._reset_seeds()
+        self._reset_options()
+        return self._observations()
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = np.asarray(actions)
+
+    def step_wait(self) -> VecEnvStepReturn:
+        positions = self._decode(self._actions)
+        previous = np.abs(self.positions - self.targets).sum(1)
+        distances = np.abs(positions - self.targets).sum(1)
+        self.closer = (distances < previous).astype(np.int64)
+        self.positions = positions
+        self.ratings = users.rating_from_distance(distances, self.thresholds)
+        if self.boards is not None:
+            self.boards[np.arange(self.num_envs), self._flat(positions)] = self.ratings
+        self.steps += 1
+        rewards = reward_of(self.ratings, self.config.reward)
+        dones = self.steps >= EPISODE_STEPS
+        infos = self._infos()
+        observations = self._observations()
+        finished = np.flatnonzero(dones)
+        if finished.size:
+            for i in finished:
+                infos[i]["TimeLimit.truncated"] = True
+                infos[i]["terminal_observation"] = observations[i].copy()
+            self._reset_envs(finished, [{} for _ in range(self.num_envs)])
+            observations[finished] = self._observations()[finished]
+        for i in np.flatnonzero(~dones):
+            infos[i]["TimeLimit.truncated"] = False
+        return observations, rewards, dones, infos
+
+    def _reset_envs(self, indices: np.ndarray, options: list[dict[str, Any]]) -> None:
+        d = self.config.d
+        for i in indices:
+            target = options[i].get("target") if options[i] else None
+            if target is not None:
+                self.targets[i] = users.check_target(target, d)
+            else:
+                self.targets[i] = self._rngs[i].integers(0, LEVELS, size=d)
+        self.thresholds[indices] = users.rating_thresholds(self.targets[indices], self.config.preset)
+        self.positions[indices] = users.start_position(d)
+        distances = np.abs(self.positions[indices] - self.targets[indices]).sum(1)
+        self.ratings[indices] = users.rating_from_distance(distances, self.thresholds[indices])
+        self.closer[indices] = 0
+        self.steps[indices] = 0
+        self.reset_infos = self._infos()
+        if self.boards is not None:
+            self.boards[indices] = -1.0
+            self.boards[indices, self._flat(self.positions[indices])] = self.ratings[indices]
+
+    def _decode(self, actions: np.ndarray) -> np.ndarray:
+        if self.config.action == "Discrete":
+            actions = actions.reshape(self.num_envs)
+            if actions.min() < 0 or actions.max() >= self.config.n_positions:
+                raise ValueError(f"actions must lie in 0..{self.config.n_positions - 1}, got {actions!r}")
+            return users.index_to_position(actions.astype(np.int64), self.config.d)
+        actions = actions.reshape(self.num_envs, self.config.d).astype(np.int64)
+        if actions.min() < 0 or actions.max() >= LEVELS:
+            raise ValueError(f"MultiDiscrete actions must lie in 0..{LEVELS - 1}, got {actions!r}")
+        return actions
+
+    def _flat(self, positions: np.ndarray) -> np.ndarray:
+        return (positions * self._weights).sum(-1)
+
+    def _observations(self) -> np.ndarray:
+        if self.boards is not None:
+            return self.boards.copy()
+        return np.concatenate(
+            [self.positions, self.closer[:, None], self.ratings[:, None]], axis=1
+        ).astype(np.float32)
+
+    def _infos(self) -> list[dict[str, Any]]:
+        positions, targets = self._flat(self.positions), self._flat(self.targets)
+        return [
+            {"position": int(positions[i]), "target": int(targets[i]), "rating": int(self.ratings[i]), "closer": int(self.closer[i])}
+            for i in range(self.num_envs)
+        ]
+
+    def close(self) -> None:
+        pass
+
+    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
+        return [getattr(self, attr_name) for _ in self._get_indices(indices)]
+
+    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        raise AttributeError(f"{type(self).__name__} shares one state for all envs; set_attr({attr_name!r}) is not supported")
+
+    def env_method(self, method_name: str, *method_args, indices: VecEnvIndices = None, **method_kwargs) -> list[Any]:
+        method = getattr(self, method_name)
+        return [method(*method_args, **method_kwargs) for _ in self._get_indices(indices)]
+
+    def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None) -> list[bool]:
+        return [False for _ in self._get_indices(indices)]
+
+
+def register() -> None:
+    """Register ``musicrl/PreferenceSearch-v0``; keyword arguments go to the env."""
+    if ENV_ID not in gym.registry:
+        gym.register(id=ENV_ID, entry_point="musicrl.envs:PreferenceSearchEnv")
+
+
+register()

@@ -1,0 +1,115 @@
+"""The thesis's evaluation protocol and the policy interface shared by agents and baselines.
+
+A policy is anything with Stable-Baselines3's ``predict(observation, state, episode_start,
+deterministic)``: SB3 and sb3-contrib models (recurrent or not) qualify as they are, and so
+do the baselines in :mod:`musicrl.baselines`. Evaluation runs the policy deterministically
+for one episode on every one of the ``5**d`` targets, all at once in a batched env.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from musicrl.envs import EPISODE_STEPS, EnvConfig, PreferenceSearchVecEnv
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """What evaluation needs of a policy: SB3's ``predict`` signature."""
+
+    def predict(
+        self,
+        observation: np.ndarray,
+        state: Any = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, Any]: ...
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Episode returns, one per target (flat index order), and their summary."""
+
+    returns: np.ndarray
+    label: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.returns))
+
+    @property
+    def std(self) -> float:
+        """Population standard deviation (``ddof=0``) over all episodes."""
+        return float(np.std(self.returns))
+
+    def summary(self) -> dict[str, float]:
+        return {"mean": self.mean, "std": self.std, "episodes": int(self.returns.size)}
+
+
+@dataclass(frozen=True)
+class Episode:
+    """One episode, step by step: positions visited, feedback, rewards."""
+
+    target: int
+    positions: list[int]
+    closer: list[int]
+    ratings: list[int]
+    rewards: list[float]
+
+    @property
+    def total(self) -> float:
+        return float(sum(self.rewards))
+
+
+def rollout(policy: Policy, config: EnvConfig, targets: Sequence[int]) -> tuple[np.ndarray, list[Episode]]:
+    """Run ``policy`` deterministically for one episode per target; return returns and episodes."""
+    targets = list(targets)
+    n = len(targets)
+    if n == 0:
+        raise ValueError("targets must hold at least one target")
+    env = PreferenceSearchVecEnv(n, config, seed=0)
+    env.set_options([{"target": int(t)} for t in targets])
+    observation = env.reset()
+    history = [[info] for info in env.reset_infos]
+    rewards = np.zeros((n, EPISODE_STEPS), dtype=np.float64)
+    state, starts = None, np.ones(n, dtype=bool)
+    for step in range(EPISODE_STEPS):
+        actions, state = policy.predict(observation, state=state, episode_start=starts, deterministic=True)
+        observation, reward, dones, infos = env.step(np.asarray(actions))
+        rewards[:, step] = reward
+        starts = dones
+        for i, info in enumerate(infos):
+            history[i].append(info)
+    episodes = [
+        Episode(
+            target=targets[i],
+            positions=[h["position"] for h in history[i]],
+            closer=[h["closer"] for h in history[i]],
+            ratings=[h["rating"] for h in history[i]],
+            rewards=[0.0, *rewards[i].tolist()],
+        )
+        for i in range(n)
+    ]
+    return rewards.sum(axis=1), episodes
+
+
+def evaluate_policy(policy: Policy, config: EnvConfig, label: str = "") -> EvalResult:
+    """The thesis's metric: one deterministic episode for each of the ``5**d`` targets."""
+    returns, _ = rollout(policy, config, range(config.n_positions))
+    return EvalResult(returns=returns, label=label, details={"config": config.to_dict()})
+
+
+def example_episode(policy: Policy, config: EnvConfig, target: int) -> Episode:
+    """One deterministic episode against a given target (flat index)."""
+    return rollout(policy, config, [target])[1][0]
+
+
+def pool(results: Sequence[EvalResult], label: str = "pooled") -> EvalResult:
+    """The thesis's pooled figure: all episodes of several checkpoints as one sample."""
+    if not results:
+        raise ValueError("pool needs at least one EvalResult")
+    return EvalResult(returns=np.concatenate([r.returns for r in results]), label=label)

@@ -1,0 +1,181 @@
+"""Simulated users: a preferred position (the target) and the feedback it gives.
+
+The rules are those of ``environment-spec.md`` (thesis section 4.2): Manhattan distance,
+ratings 0..4 cut by percentiles of the target's distances to all positions, and a
+``closer`` flag that says whether a move got strictly nearer to the target.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+LEVELS = 5
+CENTRE_LEVEL = LEVELS // 2
+MAX_RATING = 4
+
+PRESETS: dict[str, tuple[float, ...]] = {
+    "TopTarget": (0, 0.01, 15, 30, 50, 100),
+    "WiderTopTarget": (0, 5, 15, 30, 50, 100),
+}
+
+
+def check_choice(kind: str, value: object, accepted: tuple[str, ...] | list[str]) -> str:
+    """Return ``value`` if it is one of ``accepted``, else raise a ``ValueError`` naming both."""
+    if value not in accepted:
+        raise ValueError(f"unknown {kind} {value!r}; accepted: {', '.join(map(repr, accepted))}")
+    return value  # type: ignore[return-value]
+
+
+def check_dimensions(d: object) -> int:
+    if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1:
+        raise ValueError(f"d (the number of features) must be an integer >= 1, got {d!r}")
+    return int(d)
+
+
+def n_positions(d: int) -> int:
+    return LEVELS ** check_dimensions(d)
+
+
+def position_to_index(position: np.ndarray) -> np.ndarray:
+    """Row-major flat index of positions of shape ``(..., d)``: ``(1, 3)`` -> ``8`` in 2D."""
+    position = np.asarray(position)
+    d = position.shape[-1]
+    weights = LEVELS ** np.arange(d - 1, -1, -1)
+    return (position * weights).sum(axis=-1)
+
+
+def index_to_position(index: np.ndarray | int, d: int) -> np.ndarray:
+    """Inverse of :func:`position_to_index`; returns shape ``(..., d)``."""
+    index = np.asarray(index)
+    weights = LEVELS ** np.arange(d - 1, -1, -1)
+    return (index[..., None] // weights) % LEVELS
+
+
+@lru_cache(maxsize=8)
+def all_positions(d: int) -> np.ndarray:
+    """Every position, shape ``(LEVELS**d, d)``, in flat-index order (read-only)."""
+    grid = index_to_position(np.arange(n_positions(d)), d).astype(np.int64)
+    grid.setflags(write=False)
+    return grid
+
+
+def start_position(d: int) -> np.ndarray:
+    return np.full(check_dimensions(d), CENTRE_LEVEL, dtype=np.int64)
+
+
+def manhattan(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.abs(np.asarray(a) - np.asarray(b)).sum(axis=-1)
+
+
+def check_target(target: object, d: int) -> np.ndarray:
+    """Accept a flat index in ``[0, LEVELS**d)`` or a sequence of ``d`` levels in ``0..LEVELS-1``."""
+    n = n_positions(d)
+    if isinstance(target, (int, np.integer)) and not isinstance(target, bool):
+        if not 0 <= target < n:
+            raise ValueError(f"target index {target!r} is outside the grid; accepted: 0..{n - 1} for d={d}")
+        return index_to_position(int(target), d).astype(np.int64)
+    arr = np.asarray(target)
+    if arr.shape != (d,) or not np.issubdtype(arr.dtype, np.integer) or arr.min() < 0 or arr.max() >= LEVELS:
+        raise ValueError(
+            f"target {target!r} is outside the grid; accepted: {d} integer levels in 0..{LEVELS - 1} "
+            f"or a flat index in 0..{n - 1}"
+        )
+    return arr.astype(np.int64)
+
+
+def _axis_histogram(level: int) -> np.ndarray:
+    """Counts of the distances ``|level - j|`` for ``j`` in ``0..LEVELS-1``."""
+    return np.bincount(np.abs(level - np.arange(LEVELS)), minlength=LEVELS)
+
+
+@lru_cache(maxsize=4096)
+def _thresholds_for_class(levels: tuple[int, ...], preset: str) -> tuple[float, ...]:
+    """Thresholds for a target whose sorted, folded levels are ``levels``.
+
+    The distances from a target to all positions have a histogram that is the convolution
+    of one histogram per axis, so the percentiles need no array of ``LEVELS**d`` distances.
+    The interpolation copies ``numpy.percentile``'s default ('linear') bit for bit.
+    """
+    counts = np.array([1])
+    for level in levels:
+        counts = np.convolve(counts, _axis_histogram(level))
+    cumulative = np.cumsum(counts)
+    n = int(cumulative[-1])
+
+    def sorted_distance(i: int) -> float:
+        return float(np.searchsorted(cumulative, i, side="right"))
+
+    out = []
+    for p in PRESETS[preset][1:5]:
+        virtual = (n - 1) * (np.float64(p) / 100)
+        below = np.floor(virtual)
+        gamma = virtual - below
+        a = sorted_distance(int(below))
+        b = sorted_distance(min(int(below) + 1, n - 1))
+        out.append(float(b - (b - a) * (1 - gamma)) if gamma >= 0.5 else float(a + (b - a) * gamma))
+    return tuple(out)
+
+
+def rating_thresholds(target: np.ndarray, preset: str) -> np.ndarray:
+    """Distances ``t_1..t_4`` (shape ``(..., 4)``) at which the rating drops below 4, 3, 2, 1."""
+    check_choice("preset", preset, tuple(PRESETS))
+    target = np.asarray(target)
+    folded = np.minimum(target, LEVELS - 1 - target)
+    flat = folded.reshape(-1, target.shape[-1])
+    rows = [_thresholds_for_class(tuple(sorted(row.tolist())), preset) for row in flat]
+    return np.array(rows, dtype=np.float64).reshape(*target.shape[:-1], 4)
+
+
+def rating_from_distance(distance: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """``4`` if ``distance <= t_1``, ``3`` if ``<= t_2``, ... ``0`` beyond ``t_4``."""
+    return (np.asarray(distance)[..., None] <= thresholds).sum(axis=-1)
+
+
+@lru_cache(maxsize=16)
+def rating_table(d: int, preset: str) -> np.ndarray:
+    """``table[target, position]``: the rating every target gives every position (read-only).
+
+    Size ``LEVELS**(2d)``, so this is for the small grids the planners work on.
+    """
+    positions = all_positions(d)
+    thresholds = rating_thresholds(positions, preset)
+    distances = np.abs(positions[:, None, :] - positions[None, :, :]).sum(-1)
+    table = rating_from_distance(distances, thresholds[:, None, :]).astype(np.int8)
+    table.setflags(write=False)
+    return table
+
+
+@lru_cache(maxsize=16)
+def distance_table(d: int) -> np.ndarray:
+    """``table[a, b]``: Manhattan distance between positions ``a`` and ``b`` (read-only)."""
+    positions = all_positions(d)
+    table = np.abs(positions[:, None, :] - positions[None, :, :]).sum(-1).astype(np.int16)
+    table.setflags(write=False)
+    return table
+
+
+@dataclass(frozen=True)
+class SimulatedUser:
+    """A deterministic listener who prefers ``target`` and rates by ``preset``."""
+
+    target: tuple[int, ...]
+    preset: str = "WiderTopTarget"
+
+    def __post_init__(self) -> None:
+        check_choice("preset", self.preset, tuple(PRESETS))
+        check_target(np.asarray(self.target), len(self.target))
+
+    @property
+    def thresholds(self) -> np.ndarray:
+        return rating_thresholds(np.asarray(self.target), self.preset)
+
+    def rating(self, position: np.ndarray) -> int:
+        return int(rating_from_distance(manhattan(position, self.target), self.thresholds))
+
+    def feedback(self, previous: np.ndarray, position: np.ndarray) -> tuple[int, int]:
+        """``(closer, rating)`` for a move from ``previous`` to ``position``."""
+        closer = int(manhattan(position, self.target) < manhattan(previous, self.target))
+        return closer, self.rating(position)
