@@ -1,0 +1,154 @@
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+from musicrl import users
+from musicrl.envs import ENV_ID, EPISODE_STEPS, EnvConfig, PreferenceSearchEnv, PreferenceSearchVecEnv
+
+CONFIGS = [
+    EnvConfig(d=d, preset=p, reward=r, obs=o, action=a)
+    for d in (1, 2, 3)
+    for p in ("TopTarget", "WiderTopTarget")
+    for r in ("Bullseye", "Rating")
+    for o in ("GridObs", "BoardObs")
+    for a in ("Discrete", "MultiDiscrete")
+]
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=str)
+def test_passes_gymnasium_and_sb3_checkers(config):
+    gym_check_env(PreferenceSearchEnv(**config.to_dict()), skip_render_check=True)
+    sb3_check_env(PreferenceSearchEnv(**config.to_dict()))
+
+
+def test_registered_id_takes_keyword_arguments():
+    env = gym.make(ENV_ID, d=3, preset="TopTarget", reward="Rating", obs="BoardObs")
+    assert env.unwrapped.config == EnvConfig(d=3, preset="TopTarget", reward="Rating", obs="BoardObs")
+    assert env.observation_space.shape == (125,)
+    assert env.action_space == gym.spaces.Discrete(125)
+
+
+def test_spaces():
+    assert PreferenceSearchEnv(d=4).observation_space.shape == (6,)
+    assert PreferenceSearchEnv(d=4, action="MultiDiscrete").action_space == gym.spaces.MultiDiscrete([5] * 4)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"d": 0}, "d .* >= 1, got 0"),
+        ({"preset": "Wide"}, "unknown preset 'Wide'; accepted: 'TopTarget', 'WiderTopTarget'"),
+        ({"reward": "Dense"}, "unknown reward 'Dense'; accepted: 'Bullseye', 'Rating'"),
+        ({"obs": "Pixels"}, "unknown observation 'Pixels'; accepted: 'GridObs', 'BoardObs'"),
+        ({"action": "Box"}, "unknown action space 'Box'"),
+    ],
+)
+def test_bad_configuration_names_value_and_accepted(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        PreferenceSearchEnv(**kwargs)
+
+
+def test_target_outside_grid_at_reset_is_rejected():
+    with pytest.raises(ValueError, match="outside the grid"):
+        PreferenceSearchEnv(d=2).reset(options={"target": (5, 1)})
+
+
+def test_episode_rules():
+    env = PreferenceSearchEnv(d=2, preset="TopTarget", reward="Bullseye")
+    obs, info = env.reset(options={"target": (0, 4)})
+    assert obs.tolist() == [2, 2, 0, users.SimulatedUser((0, 4), "TopTarget").rating(np.array([2, 2]))]
+    obs, reward, terminated, truncated, info = env.step(users.position_to_index(np.array([1, 3])))
+    assert obs[:3].tolist() == [1, 3, 1] and reward == 0
+    total = 0.0
+    for step in range(2, EPISODE_STEPS + 1):
+        obs, reward, terminated, truncated, info = env.step(4)  # (0, 4): the target
+        total += reward
+        assert not terminated and truncated == (step == EPISODE_STEPS)
+    assert obs[-1] == 4 and obs[-2] == 0 and total == 10 * (EPISODE_STEPS - 1)
+
+
+def test_same_seed_same_targets_and_options_override():
+    a, b = PreferenceSearchEnv(d=3), PreferenceSearchEnv(d=3)
+    targets_a = [a.reset(seed=7)[1]["target"]] + [a.reset()[1]["target"] for _ in range(5)]
+    targets_b = [b.reset(seed=7)[1]["target"]] + [b.reset()[1]["target"] for _ in range(5)]
+    assert targets_a == targets_b and len(set(targets_a)) > 1
+    assert a.reset(options={"target": 17})[1]["target"] == 17
+
+
+def test_multidiscrete_equals_discrete():
+    discrete, factored = PreferenceSearchEnv(d=3), PreferenceSearchEnv(d=3, action="MultiDiscrete")
+    discrete.reset(options={"target": 40})
+    factored.reset(options={"target": 40})
+    for index in np.random.default_rng(0).integers(0, 125, size=30):
+        one = discrete.step(index)
+        two = factored.step(users.index_to_position(index, 3))
+        assert np.array_equal(one[0], two[0]) and one[1:4] == two[1:4]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    d=st.integers(1, 3),
+    preset=st.sampled_from(["TopTarget", "WiderTopTarget"]),
+    reward=st.sampled_from(["Bullseye", "Rating"]),
+    seed=st.integers(0, 10_000),
+)
+def test_board_holds_exactly_the_ratings_of_visited_positions_and_returns_are_bounded(d, preset, reward, seed):
+    env = PreferenceSearchEnv(d=d, preset=preset, reward=reward, obs="BoardObs")
+    grid = PreferenceSearchEnv(d=d, preset=preset, reward=reward)
+    board, info = env.reset(seed=seed)
+    grid.reset(options={"target": info["target"]})
+    visited = {info["position"]: info["rating"]}
+    rng = np.random.default_rng(seed)
+    total = 0.0
+    for _ in range(EPISODE_STEPS):
+        action = int(rng.integers(0, 5**d)) if rng.random() < 0.8 else info["target"]
+        board, reward_value, _, truncated, info = env.step(action)
+        grid_obs = grid.step(action)[0]
+        visited[action] = info["rating"]
+        assert grid_obs[-1] == info["rating"]
+        total += reward_value
+        expected = np.full(5**d, -1.0)
+        expected[list(visited)] = list(visited.values())
+        assert np.array_equal(board, expected)
+    assert truncated
+    assert 0 <= total <= (210 if reward == "Bullseye" else 336)
+
+
+@settings(max_examples=25, deadline=None)
+@given(config=st.sampled_from(CONFIGS), n=st.integers(1, 9), seed=st.integers(0, 10_000))
+def test_batched_env_equals_n_single_envs(config, n, seed):
+    batched = PreferenceSearchVecEnv(n, config, seed=seed)
+    single = DummyVecEnv([lambda: PreferenceSearchEnv(**config.to_dict()) for _ in range(n)])
+    single.seed(seed)
+    assert np.array_equal(batched.reset(), single.reset())
+    rng = np.random.default_rng(seed)
+    for _ in range(2 * EPISODE_STEPS + 5):
+        actions = rng.integers(0, 5, size=actions.shape) if config.action == "MultiDiscrete" else rng.integers(0, 5**config.d, size=n)
+        got, expected = batched.step(actions), single.step(actions)
+        for x, y in zip(got[:3], expected[:3]):
+            assert np.array_equal(x, y)
+        for info_got, info_expected in zip(got[3], expected[3]):
+            assert info_got.keys() == info_expected.keys()
+            for key in info_got:
+                assert np.array_equal(info_got[key], info_expected[key])
+
+
+def test_batched_env_takes_per_env_targets():
+    env = PreferenceSearchVecEnv(25, EnvConfig(d=2), seed=0)
+    env.set_options([{"target": i} for i in range(25)])
+    env.reset()
+    assert [info["target"] for info in env.reset_infos] == list(range(25))
+
+
+def test_batched_env_rejects_bad_input():
+    with pytest.raises(ValueError, match="num_envs must be an integer >= 1"):
+        PreferenceSearchVecEnv(0)
+    env = PreferenceSearchVecEnv(2, EnvConfig(d=2), seed=0)
+    env.reset()
+    with pytest.raises(ValueError, match="actions must lie in 0..24"):
+        env.step(np.array([0, 25]))
