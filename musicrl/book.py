@@ -1,0 +1,66 @@
+"""Build the book: papermill executes every chapter notebook, then Jupyter Book renders HTML.
+
+Source notebooks live in ``notebooks/`` with outputs stripped; papermill writes the
+executed copies into ``book/`` (atomically: a temporary file, then a rename), with the
+profile as a parameter. Papermill records the parameters in each notebook's metadata and
+every chapter ends with a table of the package versions. Jupyter Book runs with execution
+off and warnings as errors.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from musicrl.experiments import PROFILES
+from musicrl.users import check_choice
+
+ROOT = Path(__file__).resolve().parent.parent
+CHAPTERS = ("environment",)
+
+
+def execute_chapter(name: str, profile: str, root: Path = ROOT, parameters: dict | None = None) -> Path:
+    """Run ``notebooks/<name>.ipynb`` with papermill into ``book/<name>.ipynb``."""
+    import papermill
+
+    check_choice("chapter", name, CHAPTERS)
+    check_choice("profile", profile, PROFILES)
+    source, output = root / "notebooks" / f"{name}.ipynb", root / "book" / f"{name}.ipynb"
+    partial = output.with_name(f".{name}.partial.ipynb")
+    env_before = os.environ.get("MUSICRL_RESULTS")
+    os.environ.setdefault("MUSICRL_RESULTS", str(root / "results"))
+    try:
+        papermill.execute_notebook(
+            str(source),
+            str(partial),
+            parameters={"profile": profile, **(parameters or {})},
+            cwd=str(root / "book"),
+            kernel_name="python3",
+            progress_bar=False,
+        )
+        os.replace(partial, output)
+    finally:
+        if env_before is None:
+            os.environ.pop("MUSICRL_RESULTS", None)
+        if partial.exists():
+            partial.unlink()
+    return output
+
+
+def build_html(root: Path = ROOT) -> Path:
+    """Render the executed notebooks and pages to ``_build/html`` (warnings are errors)."""
+    jupyter_book = Path(sys.executable).parent / "jupyter-book"
+    command = [str(jupyter_book), "build", str(root), "--warningiserror", "--keep-going", "--quiet"]
+    subprocess.run(command, check=True, cwd=root)
+    return root / "_build" / "html"
+
+
+def build(profile: str = "quick", chapters: tuple[str, ...] = CHAPTERS, html: bool = True, root: Path = ROOT) -> Path:
+    check_choice("profile", profile, PROFILES)
+    for name in tqdm(chapters, desc=f"chapters ({profile})"):
+        execute_chapter(name, profile, root)
+    return build_html(root) if html else root / "book"

@@ -1,0 +1,57 @@
+"""Build the whole book with the smoke profile in a scratch copy and check what it holds."""
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from musicrl import book
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bookroot")
+    shutil.copytree(ROOT / "notebooks", root / "notebooks")
+    shutil.copytree(ROOT / "book", root / "book", ignore=shutil.ignore_patterns("*.ipynb"))
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy(ROOT / name, root / name)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MUSICRL_RESULTS", str(root / "results"))
+        html = book.build(profile="smoke", root=root)
+    return root, html
+
+
+@pytest.mark.book
+def test_every_chapter_is_executed_with_its_parameters_and_rendered_with_figures(built):
+    root, html = built
+    toc = (root / "_toc.yml").read_text()
+    for chapter in book.CHAPTERS:
+        assert f"book/{chapter}" in toc
+        executed = json.loads((root / "book" / f"{chapter}.ipynb").read_text())
+        assert executed["metadata"]["papermill"]["parameters"]["profile"] == "smoke"
+        errors = [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
+        assert not errors
+        page = (html / "book" / f"{chapter}.html").read_text()
+        images = re.findall(r'<img[^>]+src="([^"]+)"', page)
+        assert len(images) >= 3
+        assert all((html / "book" / src).resolve().exists() for src in images)
+    assert (html / "book" / "intro.html").exists() and (html / "book" / "rerun.html").exists()
+
+
+@pytest.mark.book
+def test_environment_chapter_shows_the_exact_2d_optimum(built):
+    _, html = built
+    text = re.sub(r"<[^>]+>", " ", (html / "book" / "environment.html").read_text())
+    assert "optimal" in text and "How good can a policy be?" in text
+    assert not list((built[0] / "book").glob(".*partial*"))
+
+
+def test_unknown_profile_or_chapter_is_rejected():
+    with pytest.raises(ValueError, match="unknown profile 'fast'; accepted: 'smoke', 'quick', 'full'"):
+        book.build(profile="fast")
+    with pytest.raises(ValueError, match="unknown chapter 'agents'"):
+        book.execute_chapter("agents", "smoke")
