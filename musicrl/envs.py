@@ -187,12 +187,23 @@ class PreferenceSearchVecEnv(VecEnv):
     env ``i`` is seeded with ``seed + i``, auto-resets after 21 steps (the last
     observation goes to ``info["terminal_observation"]``), and per-env targets can be set
     for the next reset with ``set_options([{"target": t}, ...])``.
+
+    ``truncation_as_terminal=True`` reports the 21-step limit as a true end
+    (``info["TimeLimit.truncated"] = False``), so SB3 does not bootstrap the value there:
+    the convention of the code the thesis used.
     """
 
-    def __init__(self, num_envs: int, config: EnvConfig | None = None, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        num_envs: int,
+        config: EnvConfig | None = None,
+        seed: int | None = None,
+        truncation_as_terminal: bool = False,
+    ) -> None:
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
         self.config = config if config is not None else EnvConfig()
+        self.truncation_as_terminal = truncation_as_terminal
         action_space, observation_space = make_spaces(self.config)
         self.render_mode = None
         super().__init__(int(num_envs), observation_space, action_space)
@@ -239,7 +250,7 @@ class PreferenceSearchVecEnv(VecEnv):
         finished = np.flatnonzero(dones)
         if finished.size:
             for i in finished:
-                infos[i]["TimeLimit.truncated"] = True
+                infos[i]["TimeLimit.truncated"] = not self.truncation_as_terminal
                 infos[i]["terminal_observation"] = observations[i].copy()
             self._reset_envs(finished, [{} for _ in range(self.num_envs)])
             observations[finished] = self._observations()[finished]
