@@ -128,7 +128,10 @@ def test_batched_env_equals_n_single_envs(config, n, seed):
     assert np.array_equal(batched.reset(), single.reset())
     rng = np.random.default_rng(seed)
     for _ in range(2 * EPISODE_STEPS + 5):
-        actions = rng.integers(0, 5, size=actions.shape) if config.action == "MultiDiscrete" else rng.integers(0, 5**config.d, size=n)
+        if config.action == "MultiDiscrete":
+            actions = rng.integers(0, 5, size=(n, config.d))
+        else:
+            actions = rng.integers(0, 5**config.d, size=n)
         got, expected = batched.step(actions), single.step(actions)
         for x, y in zip(got[:3], expected[:3]):
             assert np.array_equal(x, y)
