@@ -17,13 +17,13 @@ treats them exactly like trained agents.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from musicrl import users
 from musicrl.envs import EPISODE_STEPS, MAX_STEP_REWARD, EnvConfig, reward_of
 
 BASELINES = ("random", "stay", "greedy", "lookahead", "optimal")
+EXACT_UP_TO = 2  # largest d for which the exact programme runs in seconds
 
 
 @dataclass
@@ -125,12 +125,12 @@ class BayesPlanner:
         self.n = n
         self.r_max = MAX_STEP_REWARD[config.reward]
         self.step_reward = [int(r) for r in reward_of(np.arange(users.MAX_RATING + 1), config.reward)]
-        self.top = self._masks(self.ratings == users.MAX_RATING)
+        self.top = self.masks(self.ratings == users.MAX_RATING)
         self._rows: dict[int, list[list[tuple[int, int]]]] = {}
         self.memo: dict[tuple[int, int, int], tuple[int, int]] = {}
 
     @staticmethod
-    def _masks(flags: np.ndarray) -> list[int]:
+    def masks(flags: np.ndarray) -> list[int]:
         """Bitmask over targets (axis 0) for each column of a boolean ``(targets, k)`` matrix."""
         packed = np.packbits(flags.T, axis=1, bitorder="little")
         return [int.from_bytes(row.tobytes(), "little") for row in packed]
@@ -141,7 +141,7 @@ class BayesPlanner:
         if row is None:
             nearer = self.distances < self.distances[:, [position]]
             code = self.ratings.astype(np.int64) * 2 + nearer
-            masks = [self._masks(code == c) for c in range(2 * (users.MAX_RATING + 1))]
+            masks = [self.masks(code == c) for c in range(2 * (users.MAX_RATING + 1))]
             row = [
                 [(masks[c][a], self.step_reward[c // 2]) for c in range(len(masks)) if masks[c][a]]
                 for a in range(self.n)
@@ -191,11 +191,8 @@ class BayesPlanner:
         """The optimal expected return from the start, over a uniform target."""
         d = self.config.d
         start = int(users.position_to_index(users.start_position(d)))
-        total = 0
-        for r in range(users.MAX_RATING + 1):
-            belief = sum(1 << int(t) for t in np.flatnonzero(users.rating_table(d, self.config.preset)[:, start] == r))
-            total += self.solve(belief, start, EPISODE_STEPS)[0]
-        return total / self.n
+        by_start_rating = self.masks(self.ratings[:, [start]] == np.arange(users.MAX_RATING + 1))
+        return sum(self.solve(belief, start, EPISODE_STEPS)[0] for belief in by_start_rating) / self.n
 
 
 class LookaheadPolicy(BeliefPolicy):
@@ -222,12 +219,11 @@ class OptimalPolicy(BeliefPolicy):
     def __init__(self, config: EnvConfig, planner: BayesPlanner | None = None) -> None:
         super().__init__(config)
         self.planner = planner if planner is not None else BayesPlanner(config)
-        self._weights = 1 << np.arange(config.n_positions, dtype=object)
 
     def choose(self, belief: Belief) -> np.ndarray:
         actions = []
-        for consistent, position, steps in zip(belief.consistent, belief.position, belief.steps):
-            bits = int(self._weights[consistent].sum()) if consistent.any() else 0
+        bitmasks = self.planner.masks(belief.consistent.T)
+        for bits, position, steps in zip(bitmasks, belief.position, belief.steps):
             actions.append(self.planner.solve(bits, int(position), EPISODE_STEPS - int(steps))[1])
         return np.array(actions, dtype=np.int64)
 
@@ -238,7 +234,3 @@ def make_baseline(name: str, config: EnvConfig, seed: int = 0) -> BeliefPolicy:
     if name == "random":
         return RandomPolicy(config, seed=seed)
     return {"stay": StayPolicy, "greedy": GreedyPolicy, "lookahead": LookaheadPolicy, "optimal": OptimalPolicy}[name](config)
-
-
-def describe(policy: Any) -> str:
-    return type(policy).__name__

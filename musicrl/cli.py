@@ -24,8 +24,8 @@ def _baselines(args: argparse.Namespace) -> None:
 
     config = EnvConfig(d=args.d, preset=args.preset, reward=args.reward)
     for name in args.policies or baselines.BASELINES:
-        if name == "optimal" and args.d > 2:
-            print(f"{name:>10}: skipped for d={args.d} (exact only in 2D; use --bound)")
+        if name == "optimal" and args.d > baselines.EXACT_UP_TO:
+            print(f"{name:>10}: skipped for d={args.d} (exact only up to d={baselines.EXACT_UP_TO}; use --bound)")
             continue
         result = evaluate_policy(baselines.make_baseline(name, config), config)
         print(f"{name:>10}: mean {result.mean:8.3f}  std {result.std:7.3f}")

@@ -115,7 +115,6 @@ class PreferenceSearchEnv(gym.Env):
             check_choice("render mode", render_mode, tuple(self.metadata["render_modes"]))
         self.render_mode = render_mode
         self.action_space, self.observation_space = make_spaces(self.config)
-        self._weights = LEVELS ** np.arange(d - 1, -1, -1)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
@@ -161,7 +160,7 @@ class PreferenceSearchEnv(gym.Env):
         return np.asarray(action, dtype=np.int64).reshape(self.config.d)
 
     def _index(self, position: np.ndarray) -> int:
-        return int((position * self._weights).sum())
+        return int(users.position_to_index(position))
 
     def _rate(self, position: np.ndarray) -> int:
         return int(users.rating_from_distance(users.manhattan(position, self.target), self._thresholds))
@@ -208,7 +207,6 @@ class PreferenceSearchVecEnv(VecEnv):
         self.render_mode = None
         super().__init__(int(num_envs), observation_space, action_space)
         d, n = self.config.d, self.num_envs
-        self._weights = LEVELS ** np.arange(d - 1, -1, -1)
         self._rngs: list[np.random.Generator | None] = [None] * n
         self.targets = np.zeros((n, d), dtype=np.int64)
         self.positions = np.zeros((n, d), dtype=np.int64)
@@ -241,7 +239,7 @@ class PreferenceSearchVecEnv(VecEnv):
         self.positions = positions
         self.ratings = users.rating_from_distance(distances, self.thresholds)
         if self.boards is not None:
-            self.boards[np.arange(self.num_envs), self._flat(positions)] = self.ratings
+            self.boards[np.arange(self.num_envs), users.position_to_index(positions)] = self.ratings
         self.steps += 1
         rewards = reward_of(self.ratings, self.config.reward)
         dones = self.steps >= EPISODE_STEPS
@@ -275,7 +273,7 @@ class PreferenceSearchVecEnv(VecEnv):
         self.reset_infos = self._infos()
         if self.boards is not None:
             self.boards[indices] = -1.0
-            self.boards[indices, self._flat(self.positions[indices])] = self.ratings[indices]
+            self.boards[indices, users.position_to_index(self.positions[indices])] = self.ratings[indices]
 
     def _decode(self, actions: np.ndarray) -> np.ndarray:
         if self.config.action == "Discrete":
@@ -288,9 +286,6 @@ class PreferenceSearchVecEnv(VecEnv):
             raise ValueError(f"MultiDiscrete actions must lie in 0..{LEVELS - 1}, got {actions!r}")
         return actions
 
-    def _flat(self, positions: np.ndarray) -> np.ndarray:
-        return (positions * self._weights).sum(-1)
-
     def _observations(self) -> np.ndarray:
         if self.boards is not None:
             return self.boards.copy()
@@ -299,7 +294,7 @@ class PreferenceSearchVecEnv(VecEnv):
         ).astype(np.float32)
 
     def _infos(self) -> list[dict[str, Any]]:
-        positions, targets = self._flat(self.positions), self._flat(self.targets)
+        positions, targets = users.position_to_index(self.positions), users.position_to_index(self.targets)
         return [
             {"position": int(positions[i]), "target": int(targets[i]), "rating": int(self.ratings[i]), "closer": int(self.closer[i])}
             for i in range(self.num_envs)

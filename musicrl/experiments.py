@@ -30,9 +30,8 @@ class EnvironmentChapter:
     """
 
     dims: tuple[int, ...]
-    exact_up_to: int = 2
+    exact_up_to: int = baselines.EXACT_UP_TO
     reveal_after: dict[int, int] = field(default_factory=dict)
-    example_d: int = 2
 
 
 def environment_chapter(profile: str) -> EnvironmentChapter:
@@ -50,12 +49,13 @@ def rating_count_table(dims: tuple[int, ...]) -> pd.DataFrame:
     for d in dims:
         for preset in users.PRESETS:
             table = users.rating_table(d, preset)
-            counts = np.stack([(table == r).sum(1) for r in range(users.MAX_RATING, -1, -1)], axis=1)
+            ratings = range(users.MAX_RATING, -1, -1)
+            counts = np.stack([(table == r).sum(1) for r in ratings], axis=1)
             cells = {
                 f"rating {r}": f"{lo}–{hi} ({mean:.1f})" if lo != hi else f"{lo}"
-                for r, lo, hi, mean in zip(range(4, -1, -1), counts.min(0), counts.max(0), counts.mean(0))
+                for r, lo, hi, mean in zip(ratings, counts.min(0), counts.max(0), counts.mean(0))
             }
-            rows.append({"d": d, "positions": 5**d, "preset": preset, **cells})
+            rows.append({"d": d, "positions": users.n_positions(d), "preset": preset, **cells})
     return pd.DataFrame(rows)
 
 

@@ -1,6 +1,8 @@
 """Print environment throughput and baseline evaluation times (a benchmark, not a test).
 
     .venv/bin/python scripts/benchmark.py [--seconds 2] [--dims 2 3 4]
+
+The bounds above the exact range use the quick profile's depths.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import time
 import numpy as np
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from musicrl import baselines
+from musicrl import baselines, experiments
 from musicrl.envs import EnvConfig, PreferenceSearchEnv, PreferenceSearchVecEnv
 from musicrl.evaluation import evaluate_policy
 
@@ -57,18 +59,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=2.0, help="measuring time per throughput figure")
     parser.add_argument("--dims", type=int, nargs="*", default=[2, 3, 4])
-    parser.add_argument("--reveal", type=int, nargs="*", default=[3, 2], help="bound depth for d=3, d=4")
     args = parser.parse_args()
     print("environment steps per second (GridObs, random actions)")
     for d in args.dims:
         for name, value in env_throughput(EnvConfig(d=d), args.seconds).items():
             print(f"  d={d}  {name:<18} {value:>12,.0f}")
     print("baseline evaluation (all 5**d targets, WiderTopTarget, Bullseye): mean, seconds")
-    reveal = dict(zip((3, 4), args.reveal))
+    reveal = experiments.environment_chapter("quick").reveal_after
     for d in args.dims:
         config = EnvConfig(d=d)
         for name in baselines.BASELINES:
-            if name == "optimal" and d > 2:
+            if name == "optimal" and d > baselines.EXACT_UP_TO:
                 planner = baselines.BayesPlanner(config, reveal_after=reveal[d])
                 value, seconds = timed(planner.expected_return)
                 print(f"  d={d}  {'bound m=' + str(reveal[d]):<10} {value:8.2f}  {seconds:8.2f}s")
