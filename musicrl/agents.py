@@ -23,7 +23,7 @@ import torch
 from sb3_contrib import TRPO, RecurrentPPO
 from stable_baselines3 import A2C, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+from stable_baselines3.common.vec_env import VecEnv, VecMonitor, VecNormalize
 
 from musicrl.envs import EnvConfig, PreferenceSearchVecEnv
 from musicrl.users import check_choice
@@ -67,11 +67,17 @@ class AgentConfig:
 
 
 def make_training_env(env_config: EnvConfig, agent: AgentConfig, seed: int) -> VecEnv:
-    """The batched env (truncation as terminal) with running obs/reward normalization."""
-    env: VecEnv = PreferenceSearchVecEnv(agent.n_envs, env_config, seed=seed, truncation_as_terminal=True)
+    """Batched envs (step limit as terminal), episode logging, then running normalization."""
+    env: VecEnv = VecMonitor(PreferenceSearchVecEnv(agent.n_envs, env_config, seed=seed, truncation_as_terminal=True))
     if agent.normalize:
         env = VecNormalize(env, norm_obs=True, norm_reward=True, gamma=agent.gamma)
     return env
+
+
+def algorithm_class(algorithm: str) -> type[BaseAlgorithm]:
+    """The SB3 class behind an algorithm name (for loading checkpoints)."""
+    check_choice("algorithm", algorithm, ALGORITHMS)
+    return {"A2C": A2C, "RecurrentA2C": RecurrentPPO, "TRPO": TRPO}[algorithm]
 
 
 def _optimizer(agent: AgentConfig) -> dict[str, Any]:

@@ -4,7 +4,8 @@ Source notebooks live in ``notebooks/`` with outputs stripped; papermill writes 
 executed copies into ``book/`` (atomically: a temporary file, then a rename), with the
 profile as a parameter. Papermill records the parameters in each notebook's metadata and
 every chapter ends with a table of the package versions. Jupyter Book runs with execution
-off and warnings as errors.
+off and warnings as errors. Before the chapters run, one Ray sweep trains (in parallel)
+every run the chapters need that the results store does not hold yet.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from musicrl.experiments import PROFILES
+from musicrl.experiments import CHAPTER_EXPERIMENTS, PROFILES, experiment_runs
 from musicrl.users import check_choice
 
 ROOT = Path(__file__).resolve().parent.parent
-CHAPTERS = ("environment",)
+CHAPTERS = ("environment", "experiments_2d", "higher_dimensions")
 
 
 def execute_chapter(name: str, profile: str, root: Path = ROOT, parameters: dict | None = None) -> Path:
@@ -59,8 +60,18 @@ def build_html(root: Path = ROOT) -> Path:
     return root / "_build" / "html"
 
 
+def train_for(chapters: tuple[str, ...], profile: str, root: Path = ROOT, address: str | None = None) -> None:
+    """Train every run the chosen chapters need, all in one parallel sweep (cached runs are read)."""
+    names = sorted({name for chapter in chapters for name in CHAPTER_EXPERIMENTS.get(chapter, ())})
+    if names:
+        experiment_runs(names, profile, root=root / "results", address=address)
+
+
 def build(profile: str = "quick", chapters: tuple[str, ...] = CHAPTERS, html: bool = True, root: Path = ROOT) -> Path:
     check_choice("profile", profile, PROFILES)
+    for name in chapters:
+        check_choice("chapter", name, CHAPTERS)
+    train_for(chapters, profile, root)
     for name in tqdm(chapters, desc=f"chapters ({profile})"):
         execute_chapter(name, profile, root)
     return build_html(root) if html else root / "book"

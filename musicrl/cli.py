@@ -1,4 +1,4 @@
-"""Command line: ``musicrl book``, ``musicrl baselines``."""
+"""Command line: ``musicrl book``, ``baselines``, ``experiments``, ``train``, ``sweep``."""
 
 from __future__ import annotations
 
@@ -34,6 +34,51 @@ def _baselines(args: argparse.Namespace) -> None:
         print(f"{'bound':>10}: {value:8.3f}  (optimum if the target were revealed after {args.bound} steps)")
 
 
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a seed is an integer >= 0, got {text!r}")
+    return value
+
+
+def _experiments(args: argparse.Namespace) -> None:
+    from musicrl import experiments
+
+    frame = experiments.experiments_frame(list(experiments.EXPERIMENTS), args.profile)
+    print(frame.drop(columns=["agent"]).to_string(index=False))
+
+
+def _print_result(result) -> None:
+    spec = result.spec
+    print(
+        f"{spec['name']} seed {spec['seed']}: final {result.final.mean:.2f} (std {result.final.std:.2f}), "
+        f"pooled {result.pooled.mean:.2f} (std {result.pooled.std:.2f}) over updates {result.pooled_from}; "
+        f"{result.env_steps} env steps in {result.wall_time:.0f} s"
+    )
+
+
+def _train(args: argparse.Namespace) -> None:
+    from musicrl import experiments, training
+
+    for seed in args.seed:
+        spec = experiments.run_spec(args.experiment, args.profile, seed)
+        result = training.train(spec, root=args.results, progress=not args.quiet)
+        _print_result(result)
+        print(f"  stored in {training.run_dir(spec, args.results)}")
+
+
+def _sweep(args: argparse.Namespace) -> None:
+    from musicrl import experiments, training
+
+    names = args.experiments or list(experiments.EXPERIMENTS)
+    specs = experiments.run_specs(names, args.profile, args.seeds)
+    for result in training.train_many(specs, root=args.results, address=args.address, workers=args.workers):
+        _print_result(result)
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="musicrl", description=__doc__)
     sub = top.add_subparsers(dest="command", required=True)
@@ -49,6 +94,24 @@ def parser() -> argparse.ArgumentParser:
     base.add_argument("--policies", nargs="*")
     base.add_argument("--bound", type=int, default=None, help="also print the relaxation bound of this depth")
     base.set_defaults(run=_baselines)
+    listing = sub.add_parser("experiments", help="list the thesis's training experiments and their budgets")
+    listing.add_argument("--profile", default="quick", choices=PROFILES)
+    listing.set_defaults(run=_experiments)
+    train = sub.add_parser("train", help="train one experiment (resumes an interrupted run; a finished one is read)")
+    train.add_argument("experiment", help="experiment name, e.g. fig14 (see `musicrl experiments`)")
+    train.add_argument("--profile", default="quick", choices=PROFILES)
+    train.add_argument("--seed", type=_seed, nargs="+", default=[0], help="one or more seeds (default 0)")
+    train.add_argument("--results", default=None, help="results directory (default $MUSICRL_RESULTS or ./results)")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(run=_train)
+    sweep = sub.add_parser("sweep", help="train experiments x seeds in parallel with Ray")
+    sweep.add_argument("experiments", nargs="*", help="experiment names (default: all)")
+    sweep.add_argument("--profile", default="quick", choices=PROFILES)
+    sweep.add_argument("--seeds", type=_seed, nargs="+", default=None, help="seeds (default: the profile's)")
+    sweep.add_argument("--address", default=None, help="Ray cluster, e.g. ray://host:10001 (default: local)")
+    sweep.add_argument("--workers", type=int, default=None, help="local parallel runs (default: CPU count)")
+    sweep.add_argument("--results", default=None, help="results directory, shared by all nodes on a cluster")
+    sweep.set_defaults(run=_sweep)
     return top
 
 

@@ -228,6 +228,23 @@ class PreferenceSearchVecEnv(VecEnv):
         self._reset_options()
         return self._observations()
 
+    def get_rng_state(self) -> list[dict[str, Any] | None]:
+        """The state of every env's generator, for checkpoints that resume exactly."""
+        return [None if rng is None else rng.bit_generator.state for rng in self._rngs]
+
+    def set_rng_state(self, states: list[dict[str, Any] | None]) -> None:
+        """Restore :meth:`get_rng_state`; pending seeds are dropped so reset() keeps it."""
+        if len(states) != self.num_envs:
+            raise ValueError(f"expected {self.num_envs} generator states, got {len(states)}")
+        for i, state in enumerate(states):
+            if state is None:
+                self._rngs[i] = None
+                continue
+            rng, _ = seeding.np_random(0)
+            rng.bit_generator.state = state
+            self._rngs[i] = rng
+        self._reset_seeds()
+
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = np.asarray(actions)
 

@@ -113,3 +113,51 @@ def pool(results: Sequence[EvalResult], label: str = "pooled") -> EvalResult:
     if not results:
         raise ValueError("pool needs at least one EvalResult")
     return EvalResult(returns=np.concatenate([r.returns for r in results]), label=label)
+
+
+def mean_ci(values: Sequence[float], reps: int = 2000, seed: int = 0, size: float = 0.95) -> tuple[float, float, float]:
+    """Mean over runs (seeds) and its bootstrap confidence interval, computed by rliable.
+
+    With few runs the interval is coarse and cannot be wider than the runs' range; it
+    still says more than one run does. Returns ``(mean, low, high)``.
+    """
+    from rliable import library
+
+    scores = np.asarray(values, dtype=float).reshape(-1, 1)
+    if scores.size == 0:
+        raise ValueError("mean_ci needs at least one value")
+    point, interval = library.get_interval_estimates(
+        {"runs": scores}, lambda x: np.array([np.mean(x)]), reps=reps,
+        confidence_interval_size=size, random_state=np.random.RandomState(seed),
+    )
+    return float(point["runs"][0]), float(interval["runs"][0, 0]), float(interval["runs"][1, 0])
+
+
+def smooth(curve: Sequence[float], weight: float = 0.99) -> np.ndarray:
+    """TensorBoard's smoothing (debiased exponential moving average), NaNs skipped."""
+    if not 0 <= weight < 1:
+        raise ValueError(f"weight must be in [0, 1), got {weight!r}")
+    values = np.asarray(curve, dtype=float)
+    out = np.full_like(values, np.nan)
+    last, count = 0.0, 0
+    for i, value in enumerate(values):
+        if np.isnan(value):
+            continue
+        last, count = last * weight + (1 - weight) * value, count + 1
+        out[i] = last / (1 - weight**count)
+    return out
+
+
+def updates_to_convergence(curve: Sequence[float], weight: float = 0.99, fraction: float = 0.95) -> int | None:
+    """First update where the smoothed curve reaches ``fraction`` of its final level.
+
+    The final level is the mean of the raw curve over the last tenth of training; None
+    if the curve has no finite value.
+    """
+    values = np.asarray(curve, dtype=float)
+    tail = values[-max(1, len(values) // 10):]
+    if len(values) == 0 or np.all(np.isnan(tail)):
+        return None
+    target = fraction * np.nanmean(tail)
+    reached = np.flatnonzero(smooth(values, weight) >= target)
+    return int(reached[0]) + 1 if reached.size else None

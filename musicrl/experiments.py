@@ -7,15 +7,18 @@ Every knob a chapter uses is here, by profile, so a reader sees them in one plac
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
 from musicrl import baselines, users
+from musicrl.agents import AgentConfig
 from musicrl.envs import EnvConfig, REWARDS
-from musicrl.evaluation import evaluate_policy
+from musicrl.evaluation import evaluate_policy, mean_ci, updates_to_convergence
 from musicrl.store import Store
+from musicrl.training import RunResult, RunSpec, train_many
 
 PROFILES = ("smoke", "quick", "full")
 UPPER_BOUND = "upper bound"
@@ -102,3 +105,211 @@ def baseline_table(chapter: EnvironmentChapter, store: Store | None = None, prog
 
 def settings_frame(chapter: EnvironmentChapter) -> pd.DataFrame:
     return pd.DataFrame([{"setting": k, "value": str(v)} for k, v in asdict(chapter).items()])
+
+
+# --- Training experiments: the thesis's figures 11-21 (2D), 24 and 25 (3D, 4D) ---------
+
+STAND_INS = {
+    "A2C": "A2C (SB3), feed-forward as in the thesis",
+    "RecurrentA2C": "A2C with a 64-unit LSTM (sb3-contrib RecurrentPPO configured as A2C) for the thesis's GRU",
+    "TRPO": "TRPO (sb3-contrib) for ACKTR, which SB3 does not have; feed-forward as in the thesis",
+}
+
+
+@dataclass(frozen=True)
+class ThesisMetrics:
+    """A row of the thesis's figure 22 or 23: std and mean return over pooled checkpoints."""
+
+    table: int
+    std: float
+    mean: float
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One thesis figure as data: environment, agent and the thesis's reported results.
+
+    ``converged`` is the number of updates after which the thesis's caption calls the
+    model trained (None where it says training had not settled). ``full_updates`` is the
+    ``full`` profile's budget: the thesis does not state its run lengths, so it is at
+    least twice ``converged`` (and covers the updates its text mentions).
+    """
+
+    name: str
+    figure: int
+    caption: str
+    env: EnvConfig
+    agent: AgentConfig
+    full_updates: int
+    converged: int | None = None
+    thesis: ThesisMetrics | None = None
+
+    @property
+    def stand_in(self) -> str:
+        return STAND_INS[self.agent.algorithm]
+
+    @property
+    def recurrent(self) -> bool:
+        return self.agent.algorithm == "RecurrentA2C"
+
+
+@dataclass(frozen=True)
+class TrainingProfile:
+    """Budget and seeds of a profile; ``updates=None`` means each experiment's full budget."""
+
+    updates: int | None
+    checkpoint_every: int
+    seeds: tuple[int, ...]
+
+
+TRAINING = {
+    "smoke": TrainingProfile(updates=10, checkpoint_every=5, seeds=(0, 1)),
+    "quick": TrainingProfile(updates=1000, checkpoint_every=100, seeds=(0, 1, 2)),
+    "full": TrainingProfile(updates=None, checkpoint_every=5000, seeds=(0, 1, 2, 3, 4)),
+}
+
+
+def _experiment(name, figure, caption, full_updates, converged=None, thesis=None, *, d=2, preset="WiderTopTarget",
+                reward="Bullseye", obs="GridObs", algorithm="RecurrentA2C", n_steps=20, learning_rate=7e-4):
+    env = EnvConfig(d=d, preset=preset, reward=reward, obs=obs)
+    agent = AgentConfig(algorithm=algorithm, n_steps=n_steps, learning_rate=learning_rate)
+    metrics = ThesisMetrics(*thesis) if thesis else None
+    return Experiment(name, figure, caption, env, agent, full_updates, converged, metrics)
+
+
+EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
+    _experiment("fig11", 11, "GridObs, TopTarget, n = 5", 200_000, 40_000, (22, 48, 168), preset="TopTarget", n_steps=5),
+    _experiment("fig12", 12, "GridObs, WiderTopTarget, n = 5", 200_000, 80_000, (22, 66, 155), n_steps=5),
+    _experiment("fig13", 13, "GridObs, WiderTopTarget, n = 10", 40_000, 20_000, (22, 41, 178), n_steps=10),
+    _experiment("fig14", 14, "GridObs, WiderTopTarget, n = 20", 30_000, 14_000, (22, 8, 188)),
+    _experiment("fig15", 15, "GridObs, WiderTopTarget, n = 10, learning rate 7e-5", 150_000, None, None,
+                n_steps=10, learning_rate=7e-5),
+    _experiment("fig16", 16, "BoardObs, n = 20, A2C with RNN", 30_000, 14_000, (22, 11, 192), obs="BoardObs"),
+    _experiment("fig17", 17, "BoardObs, n = 20, ACKTR without RNN", 20_000, 10_000, (22, 23, 189),
+                obs="BoardObs", algorithm="TRPO"),
+    _experiment("fig18", 18, "GridObs, n = 20, Rating reward, WiderTopTarget", 30_000, 11_000, (23, 33, 300),
+                reward="Rating"),
+    _experiment("fig19", 19, "BoardObs, n = 20, Rating reward, WiderTopTarget", 40_000, 20_000, (23, 19, 305),
+                reward="Rating", obs="BoardObs"),
+    _experiment("fig20", 20, "ACKTR, BoardObs, n = 20, Rating reward, no RNN", 20_000, None, (23, 59, 280),
+                reward="Rating", obs="BoardObs", algorithm="TRPO"),
+    _experiment("fig21", 21, "A2C, BoardObs, n = 20, Rating reward, no RNN", 40_000, None, (23, 70, 253),
+                reward="Rating", obs="BoardObs", algorithm="A2C"),
+    _experiment("fig24", 24, "GridObs, 3D, n = 20", 80_000, 40_000, None, d=3),
+    _experiment("fig25", 25, "GridObs, 4D, n = 20", 260_000, 130_000, None, d=4),
+)}
+CHAPTER_EXPERIMENTS = {
+    "experiments_2d": tuple(n for n, e in EXPERIMENTS.items() if e.env.d == 2),
+    "higher_dimensions": ("fig14", *(n for n, e in EXPERIMENTS.items() if e.env.d > 2)),
+}
+
+
+def experiment(name: str) -> Experiment:
+    users.check_choice("experiment", name, tuple(EXPERIMENTS))
+    return EXPERIMENTS[name]
+
+
+def run_spec(name: str, profile: str, seed: int) -> RunSpec:
+    """The training run of experiment ``name`` under ``profile`` with ``seed``."""
+    users.check_choice("profile", profile, PROFILES)
+    found, plan = experiment(name), TRAINING[profile]
+    updates = plan.updates if plan.updates is not None else found.full_updates
+    return RunSpec(name, found.env, found.agent, updates=updates, checkpoint_every=min(plan.checkpoint_every, updates),
+                   seed=seed)
+
+
+def run_specs(names: Sequence[str], profile: str, seeds: Sequence[int] | None = None) -> list[RunSpec]:
+    users.check_choice("profile", profile, PROFILES)
+    chosen = TRAINING[profile].seeds if seeds is None else tuple(seeds)
+    return [run_spec(name, profile, seed) for name in names for seed in chosen]
+
+
+def experiment_runs(names: Sequence[str], profile: str, root=None, address: str | None = None,
+                    workers: int | None = None, progress: bool = True) -> dict[str, list[RunResult]]:
+    """Every seed's finished run of each experiment, training (in parallel) what is missing."""
+    specs = run_specs(names, profile)
+    results = train_many(specs, root=root, address=address, workers=workers, progress=progress)
+    runs: dict[str, list[RunResult]] = {name: [] for name in names}
+    for spec, result in zip(specs, results):
+        runs[spec.name].append(result)
+    return runs
+
+
+def experiments_frame(names: Sequence[str], profile: str) -> pd.DataFrame:
+    """The registry as a table: what each experiment runs, with its budget under ``profile``."""
+    rows = []
+    for name in names:
+        e, spec = experiment(name), run_spec(name, profile, 0)
+        rows.append({
+            "experiment": name, "thesis figure": e.figure, "d": e.env.d, "preset": e.env.preset, "reward": e.env.reward,
+            "observation": e.env.obs, "n": e.agent.n_steps, "learning rate": e.agent.learning_rate,
+            "agent": e.stand_in, "updates": spec.updates, "env steps": spec.updates * e.agent.steps_per_update,
+            "seeds": len(TRAINING[profile].seeds), "thesis: trained after": e.converged,
+        })
+    return pd.DataFrame(rows)
+
+
+SHORT_NAMES = {"A2C": "A2C", "RecurrentA2C": "LSTM-A2C", "TRPO": "TRPO"}
+THESIS_ALGORITHM = {"A2C": "A2C", "RecurrentA2C": "A2C", "TRPO": "ACKTR"}
+
+
+def reference_levels(config: EnvConfig, profile: str, store: Store | None = None) -> dict[str, float]:
+    """Mean returns of the baselines a trained agent is measured against.
+
+    ``optimal`` (exact) where the programme is exact, otherwise the relaxation ``upper
+    bound`` of the environment chapter's depth for this profile (if it has one); always
+    ``greedy`` and ``lookahead``.
+    """
+    store = store or Store()
+    levels = {}
+    if config.d <= baselines.EXACT_UP_TO:
+        levels["optimal"] = _baseline_result(config, "optimal", store)["mean"]
+    elif config.d in environment_chapter(profile).reveal_after:
+        levels[UPPER_BOUND] = _bound_result(config, environment_chapter(profile).reveal_after[config.d], store)["mean"]
+    for name in ("greedy", "lookahead"):
+        levels[name] = _baseline_result(config, name, store)["mean"]
+    return levels
+
+
+def metrics_table(runs: dict[str, list[RunResult]], profile: str, store: Store | None = None) -> pd.DataFrame:
+    """The thesis's metric tables (figures 22, 23) with ours beside them.
+
+    For each experiment: the thesis's std and mean; ours as the mean over seeds of the
+    pooled (second half of training) and final checkpoints' mean returns, each with a 95%
+    bootstrap CI over seeds; the seeds' mean pooled std; and the baselines.
+    """
+    rows = []
+    for name, results in runs.items():
+        e = experiment(name)
+        pooled = mean_ci([r.pooled.mean for r in results])
+        final = mean_ci([r.final.mean for r in results])
+        row = {
+            "experiment": name, "figure": e.figure, "table": e.thesis.table if e.thesis else None, "d": e.env.d,
+            "reward": e.env.reward, "preset": e.env.preset, "observation": e.env.obs, "n": e.agent.n_steps,
+            "recurrent": e.recurrent, "thesis algorithm": THESIS_ALGORITHM[e.agent.algorithm],
+            "ours": SHORT_NAMES[e.agent.algorithm], "seeds": len(results),
+            "thesis std": e.thesis.std if e.thesis else np.nan, "thesis mean": e.thesis.mean if e.thesis else np.nan,
+            "pooled mean": pooled[0], "pooled low": pooled[1], "pooled high": pooled[2],
+            "pooled std": float(np.mean([r.pooled.std for r in results])),
+            "final mean": final[0], "final low": final[1], "final high": final[2],
+            **reference_levels(e.env, profile, store),
+        }
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def convergence_table(runs: dict[str, list[RunResult]]) -> pd.DataFrame:
+    """Updates until the smoothed curve reaches 95% of its final level, per seed, vs the thesis."""
+    rows = []
+    for name, results in runs.items():
+        e = experiment(name)
+        reached = [updates_to_convergence(r.curve) for r in results]
+        found = [u for u in reached if u is not None]
+        rows.append({
+            "experiment": name, "figure": e.figure, "d": e.env.d, "positions": e.env.n_positions,
+            "thesis: trained after": e.converged, "budget": len(results[0].curve),
+            "ours: median": float(np.median(found)) if found else np.nan,
+            "ours: min": min(found, default=np.nan), "ours: max": max(found, default=np.nan),
+            "final level": float(np.mean([np.nanmean(r.curve[-max(1, len(r.curve) // 10):]) for r in results])),
+        })
+    return pd.DataFrame(rows)

@@ -9,7 +9,7 @@ import numpy as np
 import seaborn as sns
 
 from musicrl import users
-from musicrl.evaluation import Episode
+from musicrl.evaluation import Episode, smooth
 
 
 def use_style() -> None:
@@ -53,3 +53,42 @@ def plot_episodes(episodes: Mapping[str, Episode]) -> plt.Figure:
         ax.set(xticks=range(5), yticks=range(5), xlabel="feature 2 level", ylabel="feature 1 level")
     fig.tight_layout()
     return fig
+
+
+def plot_curves(
+    curves: Mapping[str, np.ndarray],
+    references: Mapping[str, float] | None = None,
+    weight: float = 0.99,
+    title: str = "",
+    ax: plt.Axes | None = None,
+) -> plt.Axes:
+    """Training curves as in the thesis's figure 10: raw (faint) and smoothed (strong).
+
+    ``curves`` maps a label (one per seed) to the average return of the last 10 episodes
+    after each update; ``references`` draws dashed horizontal levels (e.g. the optimum).
+    """
+    ax = ax or plt.subplots(figsize=(7, 3.4))[1]
+    for i, (label, curve) in enumerate(curves.items()):
+        updates = np.arange(1, len(curve) + 1)
+        ax.plot(updates, curve, color=f"C{i}", alpha=0.25, lw=0.8)
+        ax.plot(updates, smooth(curve, weight), color=f"C{i}", lw=1.8, label=label)
+    for j, (label, level) in enumerate((references or {}).items()):
+        ax.axhline(level, color="0.3", ls=("--", ":", "-.")[j % 3], lw=1.2, label=label)
+    ax.set(xlabel="update", ylabel="avg return, last 10 episodes", title=title)
+    ax.legend(loc="lower right", fontsize="small", frameon=True)
+    return ax
+
+
+def plot_checkpoint_returns(
+    checkpoints: Mapping[str, tuple[list[int], list[float]]], references: Mapping[str, float] | None = None,
+    ax: plt.Axes | None = None, title: str = "",
+) -> plt.Axes:
+    """Mean return of each checkpoint under the exhaustive protocol, one line per label."""
+    ax = ax or plt.subplots(figsize=(7, 3.4))[1]
+    for i, (label, (updates, means)) in enumerate(checkpoints.items()):
+        ax.plot(updates, means, "-o", color=f"C{i}", ms=3, label=label)
+    for j, (label, level) in enumerate((references or {}).items()):
+        ax.axhline(level, color="0.3", ls=("--", ":", "-.")[j % 3], lw=1.2, label=label)
+    ax.set(xlabel="update", ylabel="mean return, all targets", title=title)
+    ax.legend(loc="lower right", fontsize="small")
+    return ax

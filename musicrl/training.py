@@ -1,0 +1,340 @@
+"""Training runs: the thesis's curve, checkpoints, exhaustive evaluation, resume, sweeps.
+
+One :class:`RunSpec` (environment, agent, number of updates, checkpoint interval, seed)
+is one training run, stored under ``<root>/runs/<name>-s<seed>-<hash>/``:
+
+- ``checkpoints/u0001000/``: the model (SB3 zip), the observation/reward normalization
+  and every random state (torch, numpy, the envs' generators) after that many updates,
+  plus the curve so far; each written to a temporary directory and renamed, so a
+  checkpoint is complete or absent.
+- ``evals/u0001000.json``: that checkpoint's returns on every target (the thesis's protocol).
+- ``tb/``: TensorBoard logs as SB3 writes them.
+- ``result.json``: written last; its presence means the run is finished, and a rerun
+  only reads it.
+
+Episodes restart at every checkpoint (the partial episodes in flight are dropped), so a
+run resumed from a checkpoint continues exactly as the uninterrupted run does: same seed,
+same curve, same parameters.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import random
+import shutil
+import tempfile
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import torch
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+from tqdm.auto import tqdm
+
+from musicrl.agents import AgentConfig, algorithm_class, make_agent, make_training_env
+from musicrl.envs import EPISODE_STEPS, EnvConfig
+from musicrl.evaluation import EvalResult, evaluate_policy, pool
+from musicrl.store import DEFAULT_ROOT, config_hash, versions, write_json_atomic
+
+CURVE_WINDOW = 10
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that determines a training run; its hash names the run's directory."""
+
+    name: str
+    env: EnvConfig
+    agent: AgentConfig
+    updates: int
+    checkpoint_every: int
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for key in ("updates", "checkpoint_every"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{key} must be an integer >= 1, got {value!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
+        if self.checkpoint_every * self.agent.n_steps < EPISODE_STEPS:
+            raise ValueError(
+                f"checkpoint_every x n_steps must be at least one episode ({EPISODE_STEPS} steps), got "
+                f"{self.checkpoint_every} x {self.agent.n_steps}: episodes restart at every checkpoint"
+            )
+        if not self.name or any(c in self.name for c in "/\\ "):
+            raise ValueError(f"name must be non-empty without '/', '\\' or spaces, got {self.name!r}")
+
+    @property
+    def checkpoints(self) -> list[int]:
+        """Update counts at which checkpoints are saved and evaluated; the last is the end."""
+        return sorted({*range(self.checkpoint_every, self.updates, self.checkpoint_every), self.updates})
+
+    @property
+    def pooled_checkpoints(self) -> list[int]:
+        """The checkpoints of the second half of training, pooled like the thesis's metrics."""
+        return [u for u in self.checkpoints if 2 * u >= self.updates]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "env": self.env.to_dict(), "agent": self.agent.to_dict(),
+            "updates": self.updates, "checkpoint_every": self.checkpoint_every, "seed": self.seed,
+        }
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}-s{self.seed}-{config_hash(self.to_dict())}"
+
+
+@dataclass
+class RunResult:
+    """A finished run: the curve, each checkpoint's returns, and their final/pooled summaries."""
+
+    spec: dict[str, Any]
+    curve: np.ndarray
+    checkpoints: list[int]
+    returns: list[np.ndarray]
+    pooled_from: list[int]
+    wall_time: float
+    env_steps: int
+    versions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def final(self) -> EvalResult:
+        return EvalResult(self.returns[-1], label="final")
+
+    @property
+    def pooled(self) -> EvalResult:
+        chosen = [r for u, r in zip(self.checkpoints, self.returns) if u in self.pooled_from]
+        return pool([EvalResult(r) for r in chosen], label="pooled")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "spec": self.spec, "curve": [None if np.isnan(v) else round(float(v), 3) for v in self.curve],
+            "checkpoints": self.checkpoints, "returns": [r.tolist() for r in self.returns],
+            "pooled_from": self.pooled_from, "wall_time": self.wall_time, "env_steps": self.env_steps,
+            "versions": self.versions, "final": self.final.summary(), "pooled": self.pooled.summary(),
+        }
+
+    @classmethod
+    def from_json(cls, payload: dict[str, Any]) -> RunResult:
+        return cls(
+            spec=payload["spec"], curve=np.array([np.nan if v is None else v for v in payload["curve"]], dtype=float),
+            checkpoints=list(payload["checkpoints"]), returns=[np.asarray(r, dtype=float) for r in payload["returns"]],
+            pooled_from=list(payload["pooled_from"]), wall_time=payload["wall_time"],
+            env_steps=payload["env_steps"], versions=payload["versions"],
+        )
+
+
+class CurveCallback(BaseCallback):
+    """The thesis's curve: after every update, the mean return of the last 10 episodes."""
+
+    def __init__(self, recent: Sequence[float] = (), curve: Sequence[float] = (), bar: tqdm | None = None) -> None:
+        super().__init__()
+        self.recent: deque[float] = deque(recent, maxlen=CURVE_WINDOW)
+        self.curve: list[float] = list(curve)
+        self.bar = bar
+
+    def _on_step(self) -> bool:
+        for info in self.locals["infos"]:
+            if "episode" in info:
+                self.recent.append(float(info["episode"]["r"]))
+        return True
+
+    def _on_rollout_end(self) -> None:
+        self.curve.append(float(np.mean(self.recent)) if self.recent else float("nan"))
+        if self.bar is not None:
+            self.bar.update(1)
+            if self.recent:
+                self.bar.set_postfix(avg10=f"{self.curve[-1]:.1f}", refresh=False)
+
+
+class NormalizedPolicy:
+    """A trained model behind the observation normalization it was trained with."""
+
+    def __init__(self, model: BaseAlgorithm, normalizer: VecNormalize | None) -> None:
+        self.model, self.normalizer = model, normalizer
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=False):
+        if self.normalizer is not None:
+            observation = self.normalizer.normalize_obs(observation)
+        return self.model.predict(observation, state=state, episode_start=episode_start, deterministic=deterministic)
+
+
+def _base_env(env: VecEnv) -> PreferenceSearchVecEnv:
+    return env.unwrapped  # type: ignore[return-value]
+
+
+def _normalizer(env: VecEnv) -> VecNormalize | None:
+    return env if isinstance(env, VecNormalize) else None
+
+
+def _checkpoint_name(updates: int) -> str:
+    return f"u{updates:07d}"
+
+
+def _save_checkpoint(run_dir: Path, updates: int, model: BaseAlgorithm, env: VecEnv, callback: CurveCallback) -> None:
+    final = run_dir / "checkpoints" / _checkpoint_name(updates)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}."))
+    try:
+        model.save(tmp / "model.zip")
+        state = {
+            "torch": torch.get_rng_state(), "numpy": np.random.get_state(), "random": random.getstate(),
+            "envs": _base_env(env).get_rng_state(), "recent": list(callback.recent), "curve": callback.curve,
+            "normalizer": _normalizer(env),
+        }
+        with open(tmp / "state.pkl", "wb") as handle:
+            pickle.dump(state, handle)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _load_checkpoint(run_dir: Path, updates: int, spec: RunSpec, env: VecEnv) -> tuple[BaseAlgorithm, VecEnv, dict]:
+    folder = run_dir / "checkpoints" / _checkpoint_name(updates)
+    with open(folder / "state.pkl", "rb") as handle:
+        state = pickle.load(handle)
+    if state["normalizer"] is not None:
+        normalizer = state["normalizer"]
+        normalizer.set_venv(env.venv if isinstance(env, VecNormalize) else env)
+        env = normalizer
+    model = algorithm_class(spec.agent.algorithm).load(folder / "model.zip", env=env, device=spec.agent.device)
+    # load() reseeds the global generators from the saved seed; the saved states win.
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["random"])
+    _base_env(env).set_rng_state(state["envs"])
+    return model, env, state
+
+
+def _latest_checkpoint(run_dir: Path, spec: RunSpec) -> int:
+    done = [u for u in spec.checkpoints if (run_dir / "checkpoints" / _checkpoint_name(u) / "state.pkl").exists()]
+    return max(done, default=0)
+
+
+def _evaluate(run_dir: Path, updates: int, model: BaseAlgorithm, env: VecEnv, spec: RunSpec) -> np.ndarray:
+    path = run_dir / "evals" / f"{_checkpoint_name(updates)}.json"
+    if path.exists():
+        return _stored_returns(run_dir, updates)
+    result = evaluate_policy(NormalizedPolicy(model, _normalizer(env)), spec.env)
+    write_json_atomic(path, {"updates": updates, "returns": result.returns.tolist(), **result.summary()})
+    return result.returns
+
+
+def _stored_returns(folder: Path, updates: int) -> np.ndarray:
+    payload = json.loads((folder / "evals" / f"{_checkpoint_name(updates)}.json").read_text())
+    return np.asarray(payload["returns"], dtype=float)
+
+
+def run_dir(spec: RunSpec, root: Path | str | None = None) -> Path:
+    return Path(root if root is not None else DEFAULT_ROOT) / "runs" / spec.key
+
+
+def load_result(spec: RunSpec, root: Path | str | None = None) -> RunResult | None:
+    """The finished run's result, or None if it has not finished."""
+    path = run_dir(spec, root) / "result.json"
+    return RunResult.from_json(json.loads(path.read_text())) if path.exists() else None
+
+
+def train(spec: RunSpec, root: Path | str | None = None, progress: bool = True) -> RunResult:
+    """Run (or resume, or just read) one training run and return its result."""
+    found = load_result(spec, root)
+    if found is not None:
+        return found
+    folder = run_dir(spec, root)
+    started = time.perf_counter()
+    env = make_training_env(spec.env, spec.agent, spec.seed)
+    done = _latest_checkpoint(folder, spec)
+    if done:
+        model, env, state = _load_checkpoint(folder, done, spec, env)
+        recent, curve = state["recent"], state["curve"]
+    else:
+        model = make_agent(spec.agent, env, seed=spec.seed, tensorboard_log=str(folder / "tb"))
+        recent, curve = [], []
+    model.tensorboard_log = str(folder / "tb")
+    bar = tqdm(total=spec.updates, initial=done, desc=spec.key, unit="update", disable=not progress, leave=False)
+    callback = CurveCallback(recent, curve, bar)
+    try:
+        for checkpoint in [u for u in spec.checkpoints if u > done]:
+            model._last_obs = None  # type: ignore[assignment]  # restart episodes: see module docstring
+            steps = (checkpoint - done) * spec.agent.steps_per_update
+            model.learn(steps, callback=callback, reset_num_timesteps=False, tb_log_name="train")
+            _save_checkpoint(folder, checkpoint, model, env, callback)
+            _evaluate(folder, checkpoint, model, env, spec)
+            done = checkpoint
+        _evaluate(folder, done, model, env, spec)  # a no-op unless a crash came between save and evaluation
+        returns = [_stored_returns(folder, u) for u in spec.checkpoints]
+    finally:
+        bar.close()
+        env.close()
+    result = RunResult(
+        spec=spec.to_dict(), curve=np.asarray(callback.curve, dtype=float), checkpoints=spec.checkpoints,
+        returns=returns, pooled_from=spec.pooled_checkpoints, wall_time=time.perf_counter() - started,
+        env_steps=int(model.num_timesteps), versions=versions(),
+    )
+    write_json_atomic(folder / "result.json", result.to_json())
+    return result
+
+
+def _train_quietly(spec: RunSpec, root: str) -> dict[str, Any]:
+    torch.set_num_threads(1)
+    return train(spec, root, progress=False).to_json()
+
+
+_RELATIVE_COST = {"A2C": 1.0, "RecurrentA2C": 2.0, "TRPO": 3.5}
+
+
+def _cost(spec: RunSpec) -> float:
+    """Rough relative wall time, to start the longest runs first."""
+    return spec.updates * spec.agent.steps_per_update * _RELATIVE_COST[spec.agent.algorithm] * (1 + 0.2 * spec.env.d)
+
+
+def train_many(
+    specs: Iterable[RunSpec],
+    root: Path | str | None = None,
+    address: str | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+) -> list[RunResult]:
+    """Train runs in parallel with Ray: local by default, a cluster given ``address``.
+
+    Finished runs are read from the store without starting Ray. Every worker writes to
+    ``root``, which on a cluster must be a filesystem all nodes share.
+    """
+    specs = list(specs)
+    root = Path(root if root is not None else DEFAULT_ROOT).resolve()
+    results: dict[int, RunResult] = {i: r for i, s in enumerate(specs) if (r := load_result(s, root)) is not None}
+    todo = sorted((i for i in range(len(specs)) if i not in results), key=lambda i: -_cost(specs[i]))
+    if todo:
+        import ray
+
+        started_here = not ray.is_initialized()
+        if started_here:
+            init: dict[str, Any] = {"address": address, "include_dashboard": False, "log_to_driver": False}
+            if address is None:
+                init["num_cpus"] = workers or os.cpu_count() or 1
+            ray.init(**init)
+        try:
+            remote = ray.remote(num_cpus=1, max_retries=0)(_train_quietly)
+            pending = {remote.remote(specs[i], str(root)): i for i in todo}
+            with tqdm(total=len(specs), initial=len(results), desc="runs", disable=not progress) as bar:
+                while pending:
+                    ready, _ = ray.wait(list(pending), num_returns=1)
+                    i = pending.pop(ready[0])
+                    results[i] = RunResult.from_json(ray.get(ready[0]))
+                    bar.update(1)
+        finally:
+            if started_here:
+                ray.shutdown()
+    return [results[i] for i in range(len(specs))]

@@ -1,0 +1,161 @@
+"""Training runs: curve, checkpoints, evaluation, exact resume, free reruns, Ray sweep."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from musicrl import training
+from musicrl.agents import AgentConfig, algorithm_class
+from musicrl.envs import EnvConfig
+from musicrl.evaluation import evaluate_policy
+from musicrl.training import CurveCallback, NormalizedPolicy, RunSpec, load_result, run_dir, train, train_many
+
+ENV = EnvConfig(d=2, preset="WiderTopTarget", reward="Bullseye", obs="GridObs")
+
+
+def spec(algorithm="A2C", seed=1, updates=12, every=6, **env):
+    agent = AgentConfig(algorithm=algorithm, n_envs=4, n_steps=5, device="cpu")
+    config = EnvConfig(**{**ENV.to_dict(), **env})
+    return RunSpec("t", config, agent, updates=updates, checkpoint_every=every, seed=seed)
+
+
+def parameters(run_spec, root, updates):
+    folder = run_dir(run_spec, root) / "checkpoints" / f"u{updates:07d}"
+    model = algorithm_class(run_spec.agent.algorithm).load(folder / "model.zip", device="cpu")
+    return torch.cat([p.detach().flatten() for p in model.policy.parameters()])
+
+
+@pytest.mark.parametrize("algorithm", ["A2C", "RecurrentA2C", "TRPO"])
+def test_interrupted_run_resumes_to_exactly_the_uninterrupted_result(algorithm, tmp_path, monkeypatch):
+    run = spec(algorithm)
+    whole = train(run, tmp_path / "whole", progress=False)
+
+    calls = {"n": 0}
+    evaluate = training._evaluate
+
+    def crash_after_first_checkpoint(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(training, "_evaluate", crash_after_first_checkpoint)
+    with pytest.raises(KeyboardInterrupt):
+        train(run, tmp_path / "split", progress=False)
+    monkeypatch.setattr(training, "_evaluate", evaluate)
+    folder = run_dir(run, tmp_path / "split")
+    assert not (folder / "result.json").exists()
+    assert sorted(p.name for p in (folder / "checkpoints").iterdir()) == ["u0000006", "u0000012"]
+    assert sorted(p.name for p in (folder / "evals").iterdir()) == ["u0000006.json"]
+
+    resumed = train(run, tmp_path / "split", progress=False)
+    np.testing.assert_array_equal(resumed.curve, whole.curve)
+    for a, b in zip(resumed.returns, whole.returns):
+        np.testing.assert_array_equal(a, b)
+    assert torch.equal(parameters(run, tmp_path / "split", 12), parameters(run, tmp_path / "whole", 12))
+
+
+def test_resume_from_a_checkpoint_gives_the_same_result(tmp_path):
+    run = spec("RecurrentA2C", updates=18)
+    whole = train(run, tmp_path, progress=False)
+    folder = run_dir(run, tmp_path)
+    (folder / "result.json").unlink()
+    shutil.rmtree(folder / "checkpoints" / "u0000018")
+    shutil.rmtree(folder / "checkpoints" / "u0000012")
+    (folder / "evals" / "u0000018.json").unlink()
+    (folder / "evals" / "u0000012.json").unlink()
+    again = train(run, tmp_path, progress=False)
+    np.testing.assert_array_equal(again.curve, whole.curve)
+    np.testing.assert_array_equal(again.final.returns, whole.final.returns)
+
+
+def test_a_finished_run_is_read_back_without_training(tmp_path, monkeypatch):
+    run = spec()
+    first = train(run, tmp_path, progress=False)
+    monkeypatch.setattr(training, "make_agent", lambda *a, **k: pytest.fail("a finished run must not train again"))
+    second = train(run, tmp_path, progress=False)
+    np.testing.assert_array_equal(second.curve, first.curve)
+    assert second.final.summary() == first.final.summary()
+
+
+def test_same_seed_same_numbers_other_seed_other_numbers(tmp_path):
+    a = train(spec(seed=3), tmp_path / "a", progress=False)
+    b = train(spec(seed=3), tmp_path / "b", progress=False)
+    c = train(spec(seed=4), tmp_path / "c", progress=False)
+    np.testing.assert_array_equal(a.curve, b.curve)
+    assert not np.array_equal(a.curve, c.curve, equal_nan=True)
+
+
+def test_run_records_curve_checkpoints_evaluations_and_tensorboard(tmp_path):
+    run = spec("RecurrentA2C", updates=12, every=6)
+    result = train(run, tmp_path, progress=False)
+    folder = run_dir(run, tmp_path)
+    assert result.curve.shape == (12,)
+    assert np.isnan(result.curve[0]) and np.isfinite(result.curve[-1])  # no episode ends in the first 5 steps
+    assert result.checkpoints == [6, 12] and result.pooled_from == [6, 12]
+    assert result.env_steps == 12 * run.agent.steps_per_update
+    assert all(r.shape == (25,) for r in result.returns)
+    assert list((folder / "tb").rglob("events.out.tfevents*"))
+    stored = json.loads((folder / "result.json").read_text())
+    assert stored["spec"] == run.to_dict() and "torch" in stored["versions"]
+    assert stored["final"]["mean"] == pytest.approx(float(np.mean(result.returns[-1])))
+    assert not [p for p in folder.rglob("*") if p.name.startswith(".")]
+
+
+def test_stored_evaluation_is_the_checkpoints_deterministic_return_on_every_target(tmp_path):
+    import pickle
+
+    run = spec("RecurrentA2C")
+    result = train(run, tmp_path, progress=False)
+    folder = run_dir(run, tmp_path) / "checkpoints" / "u0000012"
+    model = algorithm_class("RecurrentA2C").load(folder / "model.zip", device="cpu")
+    normalizer = pickle.loads((folder / "state.pkl").read_bytes())["normalizer"]
+    again = evaluate_policy(NormalizedPolicy(model, normalizer), run.env)
+    np.testing.assert_array_equal(again.returns, result.returns[-1])
+
+
+def test_curve_point_is_the_mean_of_the_last_ten_episodes():
+    callback = CurveCallback()
+    returns = [float(r) for r in range(14)]
+    callback.locals = {"infos": [{"episode": {"r": r}} for r in returns[:4]] + [{}]}
+    callback._on_step()
+    callback._on_rollout_end()
+    callback.locals = {"infos": [{"episode": {"r": r}} for r in returns[4:]]}
+    callback._on_step()
+    callback._on_rollout_end()
+    assert callback.curve == [np.mean(returns[:4]), np.mean(returns[4:])]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"updates": 0}, "updates must be an integer >= 1, got 0"),
+        ({"every": 2}, r"checkpoint_every x n_steps must be at least one episode \(21 steps\), got 2 x 5"),
+        ({"seed": -1}, "seed must be an integer >= 0, got -1"),
+    ],
+)
+def test_bad_run_specs_are_rejected(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        spec(**kwargs)
+    with pytest.raises(ValueError, match="name must be non-empty"):
+        RunSpec("a/b", ENV, AgentConfig(), updates=2, checkpoint_every=2)
+
+
+def test_checkpoints_include_the_end_and_pool_the_second_half():
+    run = spec(updates=25, every=6)
+    assert run.checkpoints == [6, 12, 18, 24, 25]
+    assert run.pooled_checkpoints == [18, 24, 25]
+
+
+def test_ray_sweep_trains_locally_into_the_same_store(tmp_path):
+    specs = [spec(seed=5), spec("TRPO", seed=6)]
+    results = train_many(specs, root=tmp_path, workers=2, progress=False)
+    for run, result in zip(specs, results):
+        stored = load_result(run, tmp_path)
+        assert stored is not None and result.spec == run.to_dict()
+        np.testing.assert_array_equal(stored.curve, result.curve)
+    alone = train(specs[0], tmp_path / "alone", progress=False)
+    np.testing.assert_allclose(alone.curve, results[0].curve, rtol=1e-5, equal_nan=True)
