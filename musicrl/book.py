@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from musicrl.experiments import CHAPTER_EXPERIMENTS, PROFILES, experiment_runs
 from musicrl.users import check_choice

@@ -126,10 +126,16 @@ def mean_ci(values: Sequence[float], reps: int = 2000, seed: int = 0, size: floa
     scores = np.asarray(values, dtype=float).reshape(-1, 1)
     if scores.size == 0:
         raise ValueError("mean_ci needs at least one value")
-    point, interval = library.get_interval_estimates(
-        {"runs": scores}, lambda x: np.array([np.mean(x)]), reps=reps,
-        confidence_interval_size=size, random_state=np.random.RandomState(seed),
-    )
+    # rliable 1.2.0 resamples with the global np.random (its random_state does not reach
+    # the resampling), so the global generator is seeded here and restored afterwards.
+    saved = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        point, interval = library.get_interval_estimates(
+            {"runs": scores}, lambda x: np.array([np.mean(x)]), reps=reps, confidence_interval_size=size,
+        )
+    finally:
+        np.random.set_state(saved)
     return float(point["runs"][0]), float(interval["runs"][0, 0]), float(interval["runs"][1, 0])
 
 

@@ -36,7 +36,7 @@ import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from musicrl.agents import AgentConfig, algorithm_class, make_agent, make_training_env
 from musicrl.envs import EPISODE_STEPS, EnvConfig

@@ -1,19 +1,27 @@
-"""Print environment throughput and baseline evaluation times (a benchmark, not a test).
+"""Print environment and training throughput, baseline and experiment times (a benchmark, not a test).
 
-    .venv/bin/python scripts/benchmark.py [--seconds 2] [--dims 2 3 4]
+    .venv/bin/python scripts/benchmark.py [--seconds 2] [--dims 2 3 4] [--updates 100] [--measure-quick]
 
-The bounds above the exact range use the quick profile's depths.
+The bounds above the exact range use the quick profile's depths. Training throughput is
+A2C (the thesis's settings, 16 envs) on the batched VecEnv against SB3's DummyVecEnv of
+single environments, measured in the same run. Experiment wall times are those recorded
+by the quick profile's runs in the results store (``$MUSICRL_RESULTS`` or ``results/``);
+``--measure-quick`` trains seed 0 of every quick experiment in a scratch store instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 
 import numpy as np
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from musicrl import baselines, experiments
+import torch
+from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
+
+from musicrl import agents, baselines, experiments, training
 from musicrl.envs import EnvConfig, PreferenceSearchEnv, PreferenceSearchVecEnv
 from musicrl.evaluation import evaluate_policy
 
@@ -49,6 +57,39 @@ def env_throughput(config: EnvConfig, seconds: float) -> dict[str, float]:
     return figures
 
 
+def training_throughput(config: EnvConfig, updates: int) -> dict[str, float]:
+    """A2C env steps per second on the batched VecEnv and on DummyVecEnv, same settings."""
+    agent = agents.AgentConfig(algorithm="A2C", device="cpu")
+    envs = {
+        "batched VecEnv": lambda: PreferenceSearchVecEnv(agent.n_envs, config, seed=0, truncation_as_terminal=True),
+        "DummyVecEnv": lambda: DummyVecEnv([lambda: PreferenceSearchEnv(**config.to_dict())] * agent.n_envs),
+    }
+    figures = {}
+    for name, make in envs.items():
+        env = VecNormalize(VecMonitor(make()), gamma=agent.gamma)
+        model = agents.make_agent(agent, env, seed=0)
+        model.learn(10 * agent.steps_per_update)  # warm-up
+        steps = updates * agent.steps_per_update
+        _, seconds = timed(lambda: model.learn(steps, reset_num_timesteps=False))
+        figures[name] = steps / seconds
+    return figures
+
+
+def experiment_times(measure: bool) -> list[tuple[str, list[float]]]:
+    """Wall seconds of each quick-profile experiment, per seed (recorded, or measured now)."""
+    rows = []
+    if measure:
+        with tempfile.TemporaryDirectory() as root:
+            for name in experiments.EXPERIMENTS:
+                result = training.train(experiments.run_spec(name, "quick", 0), root, progress=False)
+                rows.append((name, [result.wall_time]))
+        return rows
+    for name in experiments.EXPERIMENTS:
+        found = [training.load_result(spec) for spec in experiments.run_specs([name], "quick")]
+        rows.append((name, [r.wall_time for r in found if r is not None]))
+    return rows
+
+
 def timed(fn):
     start = time.perf_counter()
     value = fn()
@@ -59,7 +100,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=2.0, help="measuring time per throughput figure")
     parser.add_argument("--dims", type=int, nargs="*", default=[2, 3, 4])
+    parser.add_argument("--updates", type=int, default=100, help="A2C updates per training-throughput figure")
+    parser.add_argument("--measure-quick", action="store_true", help="train every quick experiment (seed 0) now")
     args = parser.parse_args()
+    torch.set_num_threads(1)
+    print(f"A2C training, env steps per second (2D GridObs, {args.updates} updates of 16 x 20 steps, 1 thread)")
+    for name, value in training_throughput(EnvConfig(d=2), args.updates).items():
+        print(f"  {name:<16} {value:>10,.0f}")
+    print("quick-profile experiments: wall seconds per run" + (" (measured now, seed 0)" if args.measure_quick else
+                                                                " (as recorded in the results store)"))
+    for name, seconds in experiment_times(args.measure_quick):
+        spec = experiments.run_spec(name, "quick", 0)
+        shown = ", ".join(f"{s:.0f}" for s in seconds) if seconds else "not run yet (make book, or --measure-quick)"
+        print(f"  {name}  {spec.agent.algorithm:<12} {spec.updates:>5} updates  {shown}")
     print("environment steps per second (GridObs, random actions)")
     for d in args.dims:
         for name, value in env_throughput(EnvConfig(d=d), args.seconds).items():

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from musicrl import book
+from musicrl import book, experiments
 
 ROOT = Path(__file__).resolve().parent.parent
+MIN_FIGURES = {"environment": 3, "experiments_2d": 5, "higher_dimensions": 1}
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,7 @@ def test_every_chapter_is_executed_with_its_parameters_and_rendered_with_figures
         assert not errors
         page = (html / "book" / f"{chapter}.html").read_text()
         images = re.findall(r'<img[^>]+src="([^"]+)"', page)
-        assert len(images) >= 3
+        assert len(images) >= MIN_FIGURES[chapter]
         assert all((html / "book" / src).resolve().exists() for src in images)
     assert (html / "book" / "intro.html").exists() and (html / "book" / "rerun.html").exists()
 
@@ -48,6 +49,19 @@ def test_environment_chapter_shows_the_exact_2d_optimum(built):
     text = re.sub(r"<[^>]+>", " ", (html / "book" / "environment.html").read_text())
     assert "optimal" in text and "How good can a policy be?" in text
     assert not list((built[0] / "book").glob(".*partial*"))
+
+
+@pytest.mark.book
+def test_training_chapters_name_their_stand_ins_and_compare_with_the_thesis(built):
+    root, html = built
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", (html / "book" / "experiments_2d.html").read_text()))
+    for phrase in ("LSTM-A2C", "TRPO", "ACKTR", "GRU", "Table for figure 22", "Table for figure 23",
+                   "thesis mean", "optimal", "pooled mean [95% CI]"):
+        assert phrase in text
+    assert "Figure 21 (A2C, BoardObs" in text
+    higher = re.sub(r"<[^>]+>", " ", (html / "book" / "higher_dimensions.html").read_text())
+    assert "Updates to convergence" in higher and "130,000" in higher
+    assert len(list((root / "results" / "runs").glob("*/result.json"))) == 2 * len(experiments.EXPERIMENTS)
 
 
 def test_unknown_profile_or_chapter_is_rejected():

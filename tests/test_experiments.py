@@ -1,0 +1,124 @@
+"""The experiment registry, profiles, analysis helpers and the train/sweep command line."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from musicrl import experiments
+from musicrl.cli import main
+from musicrl.evaluation import mean_ci, smooth, updates_to_convergence
+from musicrl.training import RunResult
+
+SPEC = Path(__file__).resolve().parents[2] / "shared" / "docs" / "environment-spec.md"
+
+
+def test_every_thesis_training_figure_has_an_experiment():
+    figures = sorted(e.figure for e in experiments.EXPERIMENTS.values())
+    assert figures == [*range(11, 22), 24, 25]
+    assert {e.env.d for e in experiments.EXPERIMENTS.values()} == {2, 3, 4}
+    assert set(experiments.CHAPTER_EXPERIMENTS["experiments_2d"]) == {f"fig{i}" for i in range(11, 22)}
+
+
+@pytest.mark.skipif(not SPEC.exists(), reason="environment-spec.md is not beside the repository")
+def test_thesis_values_match_the_spec_table():
+    rows = re.findall(r"^\| (Bullseye|Rating) \| (\w+), (\w+) \| (\d+) \| (yes|no) \| (A2C|ACKTR) \| (\d+) \| (\d+) \|$",
+                      SPEC.read_text(), flags=re.M)
+    assert len(rows) == 10
+    ours = {
+        (e.env.reward, e.env.preset, e.env.obs, e.agent.n_steps, experiments.THESIS_ALGORITHM[e.agent.algorithm]):
+        (e.thesis.std, e.thesis.mean, e.recurrent)
+        for e in experiments.EXPERIMENTS.values() if e.thesis
+    }
+    assert len(ours) == 10
+    for reward, preset, obs, n, recurrent, algorithm, std, mean in rows:
+        found = ours[(reward, preset, obs, int(n), algorithm)]
+        assert found[:2] == (float(std), float(mean))
+        # the spec asks to treat the Bullseye ACKTR row as feed-forward (figure 17's caption)
+        assert found[2] == (recurrent == "yes" and algorithm == "A2C")
+
+
+def test_experiments_use_the_thesis_budgets_in_full_and_equal_budgets_in_quick():
+    quick = experiments.run_spec("fig25", "quick", seed=2)
+    full = experiments.run_spec("fig25", "full", seed=2)
+    assert quick.updates == experiments.TRAINING["quick"].updates and quick.seed == 2
+    assert full.updates == experiments.EXPERIMENTS["fig25"].full_updates >= 130_000
+    assert full.checkpoint_every == 5000
+    for e in experiments.EXPERIMENTS.values():
+        assert e.converged is None or e.full_updates >= 2 * e.converged
+    assert len(experiments.run_specs(["fig11", "fig14"], "quick")) == 2 * len(experiments.TRAINING["quick"].seeds)
+    assert len(experiments.TRAINING["quick"].seeds) >= 3
+
+
+def test_fig15_lowers_the_learning_rate_and_fig17_uses_the_acktr_stand_in():
+    assert experiments.EXPERIMENTS["fig15"].agent.learning_rate == pytest.approx(7e-5)
+    assert experiments.EXPERIMENTS["fig17"].agent.algorithm == "TRPO"
+    assert "ACKTR" in experiments.EXPERIMENTS["fig17"].stand_in
+    assert "LSTM" in experiments.EXPERIMENTS["fig14"].stand_in and "GRU" in experiments.EXPERIMENTS["fig14"].stand_in
+
+
+def test_unknown_experiment_or_profile_is_rejected():
+    with pytest.raises(ValueError, match="unknown experiment 'fig99'; accepted: 'fig11'"):
+        experiments.run_spec("fig99", "quick", 0)
+    with pytest.raises(ValueError, match="unknown profile 'huge'"):
+        experiments.run_spec("fig14", "huge", 0)
+
+
+def test_mean_ci_is_a_reproducible_interval_around_the_mean():
+    values = [170.0, 182.0, 190.0, 176.0]
+    mean, low, high = mean_ci(values)
+    assert mean == pytest.approx(np.mean(values))
+    assert min(values) <= low < mean < high <= max(values)
+    assert mean_ci(values) == (mean, low, high)
+    assert mean_ci([5.0, 5.0, 5.0]) == (5.0, 5.0, 5.0)
+    with pytest.raises(ValueError, match="at least one value"):
+        mean_ci([])
+
+
+def test_smoothing_is_tensorboards_debiased_moving_average():
+    values = [4.0, np.nan, 2.0, 8.0]
+    out = smooth(values, weight=0.5)
+    assert out[0] == 4.0 and np.isnan(out[1])
+    assert out[2] == pytest.approx((0.25 * 4 + 0.5 * 2) / 0.75)
+    assert out[3] == pytest.approx((0.125 * 4 + 0.25 * 2 + 0.5 * 8) / 0.875)
+    with pytest.raises(ValueError, match="weight must be in"):
+        smooth(values, weight=1.0)
+
+
+def test_updates_to_convergence_finds_where_the_smoothed_curve_levels_off():
+    curve = np.r_[np.zeros(100), np.full(100, 100.0)]
+    assert updates_to_convergence(curve, weight=0.0) == 101
+    assert 101 < updates_to_convergence(curve, weight=0.9) < 140
+    assert updates_to_convergence([np.nan] * 5) is None
+
+
+def fake_run(name, seed, means):
+    returns = [np.full(25, m) for m in means]
+    return RunResult(spec={"name": name, "seed": seed}, curve=np.linspace(0, means[-1], 10), checkpoints=[5, 10],
+                     returns=returns, pooled_from=[5, 10], wall_time=1.0, env_steps=10)
+
+
+def test_metrics_table_puts_thesis_ours_and_baselines_side_by_side(tmp_path):
+    runs = {"fig14": [fake_run("fig14", s, [150.0 + s, 170.0 + s]) for s in range(3)]}
+    table = experiments.metrics_table(runs, "smoke", store=experiments.Store(tmp_path)).iloc[0]
+    assert (table["thesis mean"], table["thesis std"]) == (188, 8)
+    assert table["pooled mean"] == pytest.approx(161.0) and table["final mean"] == pytest.approx(171.0)
+    assert table["final low"] <= 171.0 <= table["final high"]
+    assert table["optimal"] == pytest.approx(201.6) and table["greedy"] == pytest.approx(201.2)
+    convergence = experiments.convergence_table(runs).iloc[0]
+    assert convergence["thesis: trained after"] == 14_000 and convergence["budget"] == 10
+
+
+def test_cli_lists_and_trains_an_experiment_then_reads_it_back(tmp_path, capsys):
+    assert main(["experiments", "--profile", "smoke"]) == 0
+    listing = capsys.readouterr().out
+    assert "fig11" in listing and "fig25" in listing
+    args = ["train", "fig14", "--profile", "smoke", "--seed", "0", "--results", str(tmp_path), "--quiet"]
+    assert main(args) == 0
+    first = capsys.readouterr().out
+    assert "fig14 seed 0: final" in first and "stored in" in first
+    assert main(args) == 0
+    assert capsys.readouterr().out == first
+    assert main(["train", "fig99", "--profile", "smoke"]) == 2
+    assert "unknown experiment 'fig99'" in capsys.readouterr().err
