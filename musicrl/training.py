@@ -180,8 +180,10 @@ def _checkpoint_name(updates: int) -> str:
     return f"u{updates:07d}"
 
 
-def _save_checkpoint(run_dir: Path, updates: int, model: BaseAlgorithm, env: VecEnv, callback: CurveCallback) -> None:
-    final = run_dir / "checkpoints" / _checkpoint_name(updates)
+def _save_checkpoint(
+    folder: Path, updates: int, model: BaseAlgorithm, env: VecEnv, callback: CurveCallback, wall_time: float
+) -> None:
+    final = folder / "checkpoints" / _checkpoint_name(updates)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}."))
     try:
@@ -189,7 +191,7 @@ def _save_checkpoint(run_dir: Path, updates: int, model: BaseAlgorithm, env: Vec
         state = {
             "torch": torch.get_rng_state(), "numpy": np.random.get_state(), "random": random.getstate(),
             "envs": _base_env(env).get_rng_state(), "recent": list(callback.recent), "curve": callback.curve,
-            "normalizer": _normalizer(env),
+            "normalizer": _normalizer(env), "wall_time": wall_time,
         }
         with open(tmp / "state.pkl", "wb") as handle:
             pickle.dump(state, handle)
@@ -201,15 +203,15 @@ def _save_checkpoint(run_dir: Path, updates: int, model: BaseAlgorithm, env: Vec
         raise
 
 
-def _load_checkpoint(run_dir: Path, updates: int, spec: RunSpec, env: VecEnv) -> tuple[BaseAlgorithm, VecEnv, dict]:
-    folder = run_dir / "checkpoints" / _checkpoint_name(updates)
-    with open(folder / "state.pkl", "rb") as handle:
+def _load_checkpoint(folder: Path, updates: int, spec: RunSpec, env: VecEnv) -> tuple[BaseAlgorithm, VecEnv, dict]:
+    checkpoint = folder / "checkpoints" / _checkpoint_name(updates)
+    with open(checkpoint / "state.pkl", "rb") as handle:
         state = pickle.load(handle)
     if state["normalizer"] is not None:
         normalizer = state["normalizer"]
         normalizer.set_venv(env.venv if isinstance(env, VecNormalize) else env)
         env = normalizer
-    model = algorithm_class(spec.agent.algorithm).load(folder / "model.zip", env=env, device=spec.agent.device)
+    model = algorithm_class(spec.agent.algorithm).load(checkpoint / "model.zip", env=env, device=spec.agent.device)
     # load() reseeds the global generators from the saved seed; the saved states win.
     torch.set_rng_state(state["torch"])
     np.random.set_state(state["numpy"])
@@ -218,15 +220,18 @@ def _load_checkpoint(run_dir: Path, updates: int, spec: RunSpec, env: VecEnv) ->
     return model, env, state
 
 
-def _latest_checkpoint(run_dir: Path, spec: RunSpec) -> int:
-    done = [u for u in spec.checkpoints if (run_dir / "checkpoints" / _checkpoint_name(u) / "state.pkl").exists()]
+def _latest_checkpoint(folder: Path, spec: RunSpec) -> int:
+    """The last complete checkpoint (0 if none); leftovers of an interrupted save are removed."""
+    for partial in (folder / "checkpoints").glob(".u*"):
+        shutil.rmtree(partial, ignore_errors=True)
+    done = [u for u in spec.checkpoints if (folder / "checkpoints" / _checkpoint_name(u) / "state.pkl").exists()]
     return max(done, default=0)
 
 
-def _evaluate(run_dir: Path, updates: int, model: BaseAlgorithm, env: VecEnv, spec: RunSpec) -> np.ndarray:
-    path = run_dir / "evals" / f"{_checkpoint_name(updates)}.json"
+def _evaluate(folder: Path, updates: int, model: BaseAlgorithm, env: VecEnv, spec: RunSpec) -> np.ndarray:
+    path = folder / "evals" / f"{_checkpoint_name(updates)}.json"
     if path.exists():
-        return _stored_returns(run_dir, updates)
+        return _stored_returns(folder, updates)
     result = evaluate_policy(NormalizedPolicy(model, _normalizer(env)), spec.env)
     write_json_atomic(path, {"updates": updates, "returns": result.returns.tolist(), **result.summary()})
     return result.returns
@@ -258,10 +263,10 @@ def train(spec: RunSpec, root: Path | str | None = None, progress: bool = True) 
     done = _latest_checkpoint(folder, spec)
     if done:
         model, env, state = _load_checkpoint(folder, done, spec, env)
-        recent, curve = state["recent"], state["curve"]
+        recent, curve, before = state["recent"], state["curve"], state["wall_time"]
     else:
         model = make_agent(spec.agent, env, seed=spec.seed, tensorboard_log=str(folder / "tb"))
-        recent, curve = [], []
+        recent, curve, before = [], [], 0.0
     model.tensorboard_log = str(folder / "tb")
     bar = tqdm(total=spec.updates, initial=done, desc=spec.key, unit="update", disable=not progress, leave=False)
     callback = CurveCallback(recent, curve, bar)
@@ -270,7 +275,7 @@ def train(spec: RunSpec, root: Path | str | None = None, progress: bool = True) 
             model._last_obs = None  # type: ignore[assignment]  # restart episodes: see module docstring
             steps = (checkpoint - done) * spec.agent.steps_per_update
             model.learn(steps, callback=callback, reset_num_timesteps=False, tb_log_name="train")
-            _save_checkpoint(folder, checkpoint, model, env, callback)
+            _save_checkpoint(folder, checkpoint, model, env, callback, before + time.perf_counter() - started)
             _evaluate(folder, checkpoint, model, env, spec)
             done = checkpoint
         _evaluate(folder, done, model, env, spec)  # a no-op unless a crash came between save and evaluation
@@ -280,7 +285,7 @@ def train(spec: RunSpec, root: Path | str | None = None, progress: bool = True) 
         env.close()
     result = RunResult(
         spec=spec.to_dict(), curve=np.asarray(callback.curve, dtype=float), checkpoints=spec.checkpoints,
-        returns=returns, pooled_from=spec.pooled_checkpoints, wall_time=time.perf_counter() - started,
+        returns=returns, pooled_from=spec.pooled_checkpoints, wall_time=before + time.perf_counter() - started,
         env_steps=int(model.num_timesteps), versions=versions(),
     )
     write_json_atomic(folder / "result.json", result.to_json())

@@ -51,7 +51,9 @@ def test_interrupted_run_resumes_to_exactly_the_uninterrupted_result(algorithm, 
     assert sorted(p.name for p in (folder / "checkpoints").iterdir()) == ["u0000006", "u0000012"]
     assert sorted(p.name for p in (folder / "evals").iterdir()) == ["u0000006.json"]
 
+    (folder / "checkpoints" / ".u0000018.partial").mkdir()  # what a killed save leaves behind
     resumed = train(run, tmp_path / "split", progress=False)
+    assert not list((folder / "checkpoints").glob(".*"))
     np.testing.assert_array_equal(resumed.curve, whole.curve)
     for a, b in zip(resumed.returns, whole.returns):
         np.testing.assert_array_equal(a, b)
