@@ -44,6 +44,16 @@ def _seed(text: str) -> int:
     return value
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
 def _experiments(args: argparse.Namespace) -> None:
     from musicrl import experiments
 
@@ -61,8 +71,11 @@ def _print_result(result) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
+    import torch
+
     from musicrl import experiments, training
 
+    torch.set_num_threads(args.threads)
     for seed in args.seed:
         spec = experiments.run_spec(args.experiment, args.profile, seed)
         result = training.train(spec, root=args.results, progress=not args.quiet)
@@ -103,13 +116,15 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=_seed, nargs="+", default=[0], help="one or more seeds (default 0)")
     train.add_argument("--results", default=None, help="results directory (default $MUSICRL_RESULTS or ./results)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--threads", type=_positive, default=1,
+                       help="torch threads (default 1: the networks are small, and parallel runs then share the cores)")
     train.set_defaults(run=_train)
     sweep = sub.add_parser("sweep", help="train experiments x seeds in parallel with Ray")
     sweep.add_argument("experiments", nargs="*", help="experiment names (default: all)")
     sweep.add_argument("--profile", default="quick", choices=PROFILES)
     sweep.add_argument("--seeds", type=_seed, nargs="+", default=None, help="seeds (default: the profile's)")
     sweep.add_argument("--address", default=None, help="Ray cluster, e.g. ray://host:10001 (default: local)")
-    sweep.add_argument("--workers", type=int, default=None, help="local parallel runs (default: CPU count)")
+    sweep.add_argument("--workers", type=_positive, default=None, help="local parallel runs (default: CPU count)")
     sweep.add_argument("--results", default=None, help="results directory, shared by all nodes on a cluster")
     sweep.set_defaults(run=_sweep)
     return top

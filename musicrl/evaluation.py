@@ -14,6 +14,9 @@ from typing import Any, Protocol, Sequence, runtime_checkable
 import numpy as np
 
 from musicrl.envs import EPISODE_STEPS, EnvConfig, PreferenceSearchVecEnv
+from musicrl.users import MAX_RATING
+
+STUCK_STEPS = 5
 
 
 @runtime_checkable
@@ -64,9 +67,21 @@ class Episode:
     def total(self) -> float:
         return float(sum(self.rewards))
 
+    @property
+    def found(self) -> bool:
+        """Reached a top-rated position (the target; under WiderTopTarget also its neighbours)."""
+        return MAX_RATING in self.ratings
 
-def rollout(policy: Policy, config: EnvConfig, targets: Sequence[int]) -> tuple[np.ndarray, list[Episode]]:
-    """Run ``policy`` deterministically for one episode per target; return returns and episodes."""
+    @property
+    def stuck(self) -> bool:
+        """Never found the target, and proposed one position over the last ``STUCK_STEPS`` steps."""
+        return not self.found and len(set(self.positions[-STUCK_STEPS:])) == 1
+
+
+def rollout(
+    policy: Policy, config: EnvConfig, targets: Sequence[int], deterministic: bool = True
+) -> tuple[np.ndarray, list[Episode]]:
+    """Run ``policy`` for one episode per target (deterministically by default); return returns and episodes."""
     targets = list(targets)
     n = len(targets)
     if n == 0:
@@ -78,7 +93,7 @@ def rollout(policy: Policy, config: EnvConfig, targets: Sequence[int]) -> tuple[
     rewards = np.zeros((n, EPISODE_STEPS), dtype=np.float64)
     state, starts = None, np.ones(n, dtype=bool)
     for step in range(EPISODE_STEPS):
-        actions, state = policy.predict(observation, state=state, episode_start=starts, deterministic=True)
+        actions, state = policy.predict(observation, state=state, episode_start=starts, deterministic=deterministic)
         observation, reward, dones, infos = env.step(np.asarray(actions))
         rewards[:, step] = reward
         starts = dones
@@ -101,6 +116,22 @@ def evaluate_policy(policy: Policy, config: EnvConfig, label: str = "") -> EvalR
     """The thesis's metric: one deterministic episode for each of the ``5**d`` targets."""
     returns, _ = rollout(policy, config, range(config.n_positions))
     return EvalResult(returns=returns, label=label, details={"config": config.to_dict()})
+
+
+def evaluate_sampled(policy: Policy, config: EnvConfig, repeats: int = 10, seed: int = 0) -> tuple[EvalResult, list[Episode]]:
+    """The thesis's metric with actions sampled as in training: ``repeats`` episodes per target.
+
+    SB3 samples actions with torch's global generator; it is seeded here and restored after,
+    so the same seed gives the same episodes and the caller's random state is untouched.
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        returns, episodes = rollout(policy, config, list(range(config.n_positions)) * repeats, deterministic=False)
+    return EvalResult(returns=returns, label="sampled", details={"config": config.to_dict(), "repeats": repeats}), episodes
 
 
 def example_episode(policy: Policy, config: EnvConfig, target: int) -> Episode:

@@ -16,9 +16,9 @@ from tqdm import tqdm
 from musicrl import baselines, users
 from musicrl.agents import AgentConfig
 from musicrl.envs import EnvConfig, REWARDS
-from musicrl.evaluation import evaluate_policy, mean_ci, updates_to_convergence
+from musicrl.evaluation import evaluate_policy, evaluate_sampled, mean_ci, rollout, updates_to_convergence
 from musicrl.store import Store
-from musicrl.training import RunResult, RunSpec, train_many
+from musicrl.training import RunResult, RunSpec, load_policy, train_many
 
 PROFILES = ("smoke", "quick", "full")
 UPPER_BOUND = "upper bound"
@@ -325,6 +325,38 @@ def convergence_table(runs: dict[str, list[RunResult]]) -> pd.DataFrame:
             "thesis: trained after": e.converged, "budget": len(results[0].curve),
             "ours: median": float(np.median(found)) if found else np.nan,
             "ours: min": min(found, default=np.nan), "ours: max": max(found, default=np.nan),
-            "final level": float(np.mean([np.nanmean(r.curve[-max(1, len(r.curve) // 10):]) for r in results])),
+            "final level": float(np.mean([_tail(r.curve) for r in results])),
+        })
+    return pd.DataFrame(rows)
+
+
+def _tail(curve: np.ndarray) -> float:
+    return float(np.nanmean(curve[-max(1, len(curve) // 10):]))
+
+
+def sampling_table(runs: dict[str, list[RunResult]], profile: str, repeats: int = 10, root=None) -> pd.DataFrame:
+    """Each final checkpoint acting deterministically (the thesis's metric) and sampling as in training.
+
+    Means over seeds of: the curve's last tenth, the deterministic and the sampled mean
+    return (``repeats`` episodes per target), and the share of targets the deterministic
+    policy never finds, and of those, the share where it ends repeating one position.
+    """
+    rows = []
+    for name, results in runs.items():
+        e, values = experiment(name), []
+        for r in results:
+            spec = run_spec(name, profile, r.spec["seed"])
+            policy = load_policy(spec, root=root)
+            _, episodes = rollout(policy, spec.env, range(spec.env.n_positions))
+            missed = [ep for ep in episodes if not ep.found]
+            sampled, _ = evaluate_sampled(policy, spec.env, repeats=repeats, seed=spec.seed)
+            values.append((_tail(r.curve), r.final.mean, sampled.mean, len(missed) / len(episodes),
+                           np.mean([ep.stuck for ep in missed]) if missed else np.nan))
+        curve, deterministic, sampled, missed, stuck = np.nanmean(np.array(values, dtype=float), axis=0)
+        rows.append({
+            "experiment": name, "figure": e.figure, "ours": SHORT_NAMES[e.agent.algorithm], "observation": e.env.obs,
+            "reward": e.env.reward, "curve (last tenth)": curve, "deterministic": deterministic, "sampled": sampled,
+            "sampled − deterministic": sampled - deterministic, "targets missed (deterministic)": missed,
+            "of those, stuck on one position": stuck,
         })
     return pd.DataFrame(rows)

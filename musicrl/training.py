@@ -292,6 +292,19 @@ def train(spec: RunSpec, root: Path | str | None = None, progress: bool = True) 
     return result
 
 
+def load_policy(spec: RunSpec, updates: int | None = None, root: Path | str | None = None) -> NormalizedPolicy:
+    """A stored checkpoint (the last one by default) as a policy for :mod:`musicrl.evaluation`."""
+    updates = spec.checkpoints[-1] if updates is None else updates
+    if updates not in spec.checkpoints:
+        raise ValueError(f"{spec.key} saves checkpoints at updates {list(spec.checkpoints)}, not {updates}")
+    folder = run_dir(spec, root)
+    if not (folder / "checkpoints" / _checkpoint_name(updates) / "state.pkl").exists():
+        raise ValueError(f"no checkpoint at update {updates} in {folder}; train it first (musicrl train {spec.name})")
+    env = make_training_env(spec.env, spec.agent, spec.seed)
+    model, env, _ = _load_checkpoint(folder, updates, spec, env)
+    return NormalizedPolicy(model, _normalizer(env))
+
+
 def _train_quietly(spec: RunSpec, root: str) -> dict[str, Any]:
     torch.set_num_threads(1)
     return train(spec, root, progress=False).to_json()

@@ -56,7 +56,8 @@ def test_training_chapters_name_their_stand_ins_and_compare_with_the_thesis(buil
     root, html = built
     text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", (html / "book" / "experiments_2d.html").read_text()))
     for phrase in ("LSTM-A2C", "TRPO", "ACKTR", "GRU", "Table for figure 22", "Table for figure 23",
-                   "thesis mean", "optimal", "pooled mean [95% CI]"):
+                   "thesis mean", "optimal", "pooled mean [95% CI]", "Deterministic and sampled returns",
+                   "of those, stuck on one position"):
         assert phrase in text
     assert "Figure 21 (A2C, BoardObs" in text
     higher = re.sub(r"<[^>]+>", " ", (html / "book" / "higher_dimensions.html").read_text())

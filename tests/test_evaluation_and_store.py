@@ -4,9 +4,11 @@ import numpy as np
 import pytest
 
 from musicrl import store
-from musicrl.baselines import StayPolicy
+import torch
+
+from musicrl.baselines import GreedyPolicy, StayPolicy
 from musicrl.envs import EnvConfig
-from musicrl.evaluation import EvalResult, Policy, evaluate_policy, pool
+from musicrl.evaluation import EvalResult, Policy, evaluate_policy, evaluate_sampled, pool, rollout
 
 
 def test_evaluation_runs_every_target_once():
@@ -15,6 +17,39 @@ def test_evaluation_runs_every_target_once():
     assert result.returns.shape == (125,)
     assert result.returns[62] == 210 and result.mean == pytest.approx(210 * np.mean(result.returns == 210))
     assert isinstance(StayPolicy(config), Policy)
+
+
+def test_episode_outcomes_tell_found_from_stuck():
+    config = EnvConfig(d=2, preset="TopTarget", reward="Bullseye")  # rating 4 only at the target
+    _, stay = rollout(StayPolicy(config), config, range(25))
+    assert [e.found for e in stay] == [t == 12 for t in range(25)]
+    assert [e.stuck for e in stay] == [t != 12 for t in range(25)]
+    _, greedy = rollout(GreedyPolicy(config), config, range(25))
+    assert all(e.found and not e.stuck for e in greedy)
+
+
+def test_sampled_evaluation_is_seeded_and_leaves_the_global_generator_alone():
+    from stable_baselines3 import A2C
+
+    from musicrl.envs import PreferenceSearchEnv
+
+    config = EnvConfig(d=2, reward="Rating")
+    model = A2C("MlpPolicy", PreferenceSearchEnv(**config.to_dict()), seed=0, device="cpu")  # untrained: far from deterministic
+    before = torch.get_rng_state()
+    first, episodes = evaluate_sampled(model, config, repeats=4, seed=3)
+    assert torch.equal(torch.get_rng_state(), before)
+    assert first.returns.shape == (100,) and [e.target for e in episodes[:26]] == [*range(25), 0]
+    np.testing.assert_array_equal(evaluate_sampled(model, config, repeats=4, seed=3)[0].returns, first.returns)
+    assert not np.array_equal(evaluate_sampled(model, config, repeats=4, seed=4)[0].returns, first.returns)
+    assert not np.array_equal(first.returns, np.tile(evaluate_policy(model, config).returns, 4))
+
+
+def test_sampled_evaluation_of_a_deterministic_policy_repeats_the_metric():
+    config = EnvConfig(d=2, reward="Rating")
+    sampled, _ = evaluate_sampled(GreedyPolicy(config), config, repeats=3)
+    np.testing.assert_array_equal(sampled.returns, np.tile(evaluate_policy(GreedyPolicy(config), config).returns, 3))
+    with pytest.raises(ValueError, match="repeats must be >= 1"):
+        evaluate_sampled(GreedyPolicy(config), config, repeats=0)
 
 
 def test_pool_concatenates_checkpoints():

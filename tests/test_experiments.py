@@ -121,3 +121,18 @@ def test_cli_lists_and_trains_an_experiment_then_reads_it_back(tmp_path, capsys)
     assert capsys.readouterr().out == first
     assert main(["train", "fig99", "--profile", "smoke"]) == 2
     assert "unknown experiment 'fig99'" in capsys.readouterr().err
+
+
+def test_sampling_table_evaluates_final_checkpoints_both_ways(tmp_path):
+    runs = experiments.experiment_runs(["fig21"], "smoke", root=tmp_path, workers=1, progress=False)
+    row = experiments.sampling_table(runs, "smoke", repeats=2, root=tmp_path).iloc[0]
+    assert row["deterministic"] == pytest.approx(np.mean([r.final.mean for r in runs["fig21"]]))
+    assert row["sampled − deterministic"] == pytest.approx(row["sampled"] - row["deterministic"])
+    assert 0 <= row["targets missed (deterministic)"] <= 1
+    assert (row["figure"], row["ours"], row["observation"]) == (21, "A2C", "BoardObs")
+
+
+def test_train_rejects_a_bad_thread_count(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "fig14", "--threads", "0"])
+    assert "expected an integer >= 1, got '0'" in capsys.readouterr().err

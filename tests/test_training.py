@@ -11,7 +11,16 @@ from musicrl import training
 from musicrl.agents import AgentConfig, algorithm_class
 from musicrl.envs import EnvConfig
 from musicrl.evaluation import evaluate_policy
-from musicrl.training import CurveCallback, NormalizedPolicy, RunSpec, load_result, run_dir, train, train_many
+from musicrl.training import (
+    CurveCallback,
+    NormalizedPolicy,
+    RunSpec,
+    load_policy,
+    load_result,
+    run_dir,
+    train,
+    train_many,
+)
 
 ENV = EnvConfig(d=2, preset="WiderTopTarget", reward="Bullseye", obs="GridObs")
 
@@ -161,3 +170,15 @@ def test_ray_sweep_trains_locally_into_the_same_store(tmp_path):
         np.testing.assert_array_equal(stored.curve, result.curve)
     alone = train(specs[0], tmp_path / "alone", progress=False)
     np.testing.assert_allclose(alone.curve, results[0].curve, rtol=1e-5, equal_nan=True)
+
+
+@pytest.mark.parametrize("algorithm", ["A2C", "RecurrentA2C"])
+def test_a_loaded_checkpoint_reproduces_its_stored_evaluation(algorithm, tmp_path):
+    run = spec(algorithm, obs="BoardObs", reward="Rating")
+    result = train(run, tmp_path, progress=False)
+    for updates, stored in zip(run.checkpoints, result.returns):
+        np.testing.assert_array_equal(evaluate_policy(load_policy(run, updates, tmp_path), run.env).returns, stored)
+    with pytest.raises(ValueError, match=r"checkpoints at updates \[6, 12\], not 7"):
+        load_policy(run, 7, tmp_path)
+    with pytest.raises(ValueError, match="no checkpoint at update 12"):
+        load_policy(run, root=tmp_path / "elsewhere")
