@@ -34,24 +34,23 @@ def _baselines(args: argparse.Namespace) -> None:
         print(f"{'bound':>10}: {value:8.3f}  (optimum if the target were revealed after {args.bound} steps)")
 
 
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"a seed is an integer >= 0, got {text!r}")
-    return value
+def _integer(minimum: int, what: str):
+    """An argparse type: an integer >= ``minimum``, else ``"<what> >= <minimum>, got ..."``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{what} >= {minimum}, got {text!r}")
+        return value
+
+    return parse
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return value
+_seed = _integer(0, "a seed is an integer")
+_positive = _integer(1, "expected an integer")
 
 
 def _experiments(args: argparse.Namespace) -> None:

@@ -185,6 +185,14 @@ def smooth(curve: Sequence[float], weight: float = 0.99) -> np.ndarray:
     return out
 
 
+def final_level(curve: Sequence[float]) -> float:
+    """Mean of the curve's values over the last tenth of training, ignoring NaN (NaN if none)."""
+    values = np.asarray(curve, dtype=float)
+    tail = values[-max(1, len(values) // 10):]
+    tail = tail[~np.isnan(tail)]
+    return float(tail.mean()) if tail.size else float("nan")
+
+
 def updates_to_convergence(curve: Sequence[float], weight: float = 0.99, fraction: float = 0.95) -> int | None:
     """First update where the smoothed curve reaches ``fraction`` of its final level.
 
@@ -192,9 +200,9 @@ def updates_to_convergence(curve: Sequence[float], weight: float = 0.99, fractio
     if the curve has no finite value.
     """
     values = np.asarray(curve, dtype=float)
-    tail = values[-max(1, len(values) // 10):]
-    if len(values) == 0 or np.all(np.isnan(tail)):
+    level = final_level(values)
+    if np.isnan(level):
         return None
-    target = fraction * np.nanmean(tail)
+    target = fraction * level
     reached = np.flatnonzero(smooth(values, weight) >= target)
     return int(reached[0]) + 1 if reached.size else None

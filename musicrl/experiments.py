@@ -16,7 +16,14 @@ from tqdm import tqdm
 from musicrl import baselines, users
 from musicrl.agents import AgentConfig
 from musicrl.envs import EnvConfig, REWARDS
-from musicrl.evaluation import evaluate_policy, evaluate_sampled, mean_ci, rollout, updates_to_convergence
+from musicrl.evaluation import (
+    evaluate_policy,
+    evaluate_sampled,
+    final_level,
+    mean_ci,
+    rollout,
+    updates_to_convergence,
+)
 from musicrl.store import Store
 from musicrl.training import RunResult, RunSpec, load_policy, train_many
 
@@ -325,13 +332,9 @@ def convergence_table(runs: dict[str, list[RunResult]]) -> pd.DataFrame:
             "thesis: trained after": e.converged, "budget": len(results[0].curve),
             "ours: median": float(np.median(found)) if found else np.nan,
             "ours: min": min(found, default=np.nan), "ours: max": max(found, default=np.nan),
-            "final level": float(np.mean([_tail(r.curve) for r in results])),
+            "final level": float(np.mean([final_level(r.curve) for r in results])),
         })
     return pd.DataFrame(rows)
-
-
-def _tail(curve: np.ndarray) -> float:
-    return float(np.nanmean(curve[-max(1, len(curve) // 10):]))
 
 
 def sampling_table(runs: dict[str, list[RunResult]], profile: str, repeats: int = 10, root=None) -> pd.DataFrame:
@@ -350,7 +353,7 @@ def sampling_table(runs: dict[str, list[RunResult]], profile: str, repeats: int 
             _, episodes = rollout(policy, spec.env, range(spec.env.n_positions))
             missed = [ep for ep in episodes if not ep.found]
             sampled, _ = evaluate_sampled(policy, spec.env, repeats=repeats, seed=spec.seed)
-            values.append((_tail(r.curve), r.final.mean, sampled.mean, len(missed) / len(episodes),
+            values.append((final_level(r.curve), r.final.mean, sampled.mean, len(missed) / len(episodes),
                            np.mean([ep.stuck for ep in missed]) if missed else np.nan))
         curve, deterministic, sampled, missed, stuck = np.nanmean(np.array(values, dtype=float), axis=0)
         rows.append({
