@@ -92,3 +92,58 @@ def plot_checkpoint_returns(
     ax.set(xlabel="update", ylabel="mean return, all targets", title=title)
     ax.legend(loc="lower right", fontsize="small")
     return ax
+
+
+def genre_palette(genres) -> dict[str, tuple]:
+    """One fixed colour per genre (tab10 in the thesis's genre order), the same in every figure."""
+    from musicrl.music.analysis import genre_order
+
+    order = genre_order(genres)
+    return dict(zip(order, sns.color_palette("tab10", len(order))))
+
+
+def plot_pcs(coords: np.ndarray, genres, title: str = "", ax: plt.Axes | None = None) -> plt.Axes:
+    """The first two principal components of every song, coloured by genre (figures 26-28)."""
+    ax = ax or plt.subplots(figsize=(5.2, 4.4))[1]
+    palette = genre_palette(genres)
+    sns.scatterplot(x=coords[:, 0], y=coords[:, 1], hue=np.asarray(genres), hue_order=list(palette), palette=palette,
+                    s=14, alpha=0.75, linewidth=0, ax=ax)
+    ax.set(xlabel="PC 1", ylabel="PC 2", title=title)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize="small", markerscale=1.5)
+    return ax
+
+
+def plot_pcs_3d(coords: np.ndarray, genres, title: str = "") -> plt.Figure:
+    """The first three principal components, coloured by genre, from two viewing angles."""
+    fig = plt.figure(figsize=(11, 4.6))
+    palette = genre_palette(genres)
+    genres = np.asarray(genres)
+    for i, azim in enumerate((-60, 30)):
+        ax = fig.add_subplot(1, 2, i + 1, projection="3d")
+        for genre, colour in palette.items():
+            pick = genres == genre
+            ax.scatter(*coords[pick, :3].T, s=8, color=colour, alpha=0.75, label=genre)
+        ax.view_init(elev=20, azim=azim)
+        ax.set(xlabel="PC 1", ylabel="PC 2", zlabel="PC 3")
+    fig.suptitle(title)
+    fig.axes[-1].legend(loc="upper left", bbox_to_anchor=(1.05, 1.0), frameon=False, fontsize="small")
+    return fig
+
+
+def plot_genre_distances(matrix, title: str = "", ax: plt.Axes | None = None) -> plt.Axes:
+    """Heatmap of the distances between genre centres (figures 29-31)."""
+    ax = ax or plt.subplots(figsize=(5.6, 4.6))[1]
+    sns.heatmap(matrix, annot=True, fmt=".2f", cmap="viridis_r", square=True, cbar=False, annot_kws={"size": 7}, ax=ax)
+    ax.set(title=title)
+    return ax
+
+
+def plot_explained_variance(ratios: Mapping[str, np.ndarray], ax: plt.Axes | None = None) -> plt.Axes:
+    """Cumulative explained variance against the number of principal components, one line per layer."""
+    ax = ax or plt.subplots(figsize=(6, 3.4))[1]
+    for label, ratio in ratios.items():
+        ax.plot(np.arange(1, len(ratio) + 1), np.cumsum(ratio), "-o", ms=3, label=label)
+    ax.axvline(4, color="0.4", ls="--", lw=1, label="4 (the thesis)")
+    ax.set(xlabel="principal components", ylabel="cumulative explained variance", ylim=(0, 1.02))
+    ax.legend(loc="lower right", fontsize="small")
+    return ax

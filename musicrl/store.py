@@ -7,6 +7,7 @@ Every record carries its configuration and the package versions that produced it
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -16,8 +17,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
-PACKAGES = ("musicrl", "numpy", "gymnasium", "torch", "stable-baselines3", "sb3-contrib", "pandas", "papermill", "jupyter-book")
+PACKAGES = ("musicrl", "numpy", "gymnasium", "torch", "stable-baselines3", "sb3-contrib", "pandas", "papermill",
+            "jupyter-book", "tensorflow-cpu", "keras", "librosa", "scikit-learn")
 DEFAULT_ROOT = Path(os.environ.get("MUSICRL_RESULTS", "results"))
+
+
+@functools.lru_cache(maxsize=1)
+def _versions() -> dict[str, str]:
+    return versions()
 
 
 def versions() -> dict[str, str]:
@@ -68,5 +75,8 @@ class Store:
         if found is not None:
             return found
         result = compute()
-        write_json_atomic(self.path(kind, config), {"config": config, "versions": versions(), "result": result})
+        self.put(kind, config, result)
         return result
+
+    def put(self, kind: str, config: dict[str, Any], result: Any) -> None:
+        write_json_atomic(self.path(kind, config), {"config": config, "versions": _versions(), "result": result})
