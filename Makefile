@@ -20,6 +20,7 @@ test: $(STAMP)
 
 benchmark: $(STAMP)
 	$(VENV)/bin/python scripts/benchmark.py
+	$(VENV)/bin/python scripts/benchmark_tagger.py
 
 clean:
 	rm -rf _build book/*.ipynb results

@@ -1,4 +1,4 @@
-"""Command line: ``musicrl book``, ``baselines``, ``experiments``, ``train``, ``sweep``."""
+"""Command line: ``musicrl book``, ``baselines``, ``experiments``, ``train``, ``sweep``, ``features``."""
 
 from __future__ import annotations
 
@@ -91,6 +91,23 @@ def _sweep(args: argparse.Namespace) -> None:
         _print_result(result)
 
 
+def _features(args: argparse.Namespace) -> None:
+    from musicrl.music import features
+    from musicrl.store import Store
+
+    tracks = features.read_manifest(args.gtzan)
+    chosen = features.subset(tracks, per_genre=args.per_genre, balanced=args.balanced)
+    store = Store(args.results) if args.results else Store()
+    reference = features.subset(tracks, balanced=True)
+    extractor = features.Extractor(reference, bn=args.bn, store=store, models=args.models, batch_size=args.batch_size)
+    result = extractor.extract(chosen, progress=not args.quiet)
+    counts = result.tracks.groupby("genre").size()
+    print(f"features of {len(result.tracks)} clips ({', '.join(f'{g} {n}' for g, n in counts.items())}) "
+          f"in {store.root / 'features'}; {len(result.failed)} skipped, {int(result.tracks.padded.sum())} zero-padded")
+    for track_id, reason in result.failed.items():
+        print(f"  skipped {track_id}: {reason}")
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="musicrl", description=__doc__)
     sub = top.add_subparsers(dest="command", required=True)
@@ -126,6 +143,17 @@ def parser() -> argparse.ArgumentParser:
     sweep.add_argument("--workers", type=_positive, default=None, help="local parallel runs (default: CPU count)")
     sweep.add_argument("--results", default=None, help="results directory, shared by all nodes on a cluster")
     sweep.set_defaults(run=_sweep)
+    feats = sub.add_parser("features", help="run the compact_cnn tagger over the GTZAN clips (cached per clip)")
+    feats.add_argument("--gtzan", default=None, help="clips and manifest.csv (default $MUSICRL_GTZAN or ../shared/data/gtzan12k)")
+    feats.add_argument("--models", default=None, help="compact_cnn weights (default $MUSICRL_MODELS or ../shared/models/compact_cnn)")
+    feats.add_argument("--bn", default="reference", choices=("reference", "clip"),
+                       help="batch statistics from the balanced14 reference set (default) or per clip")
+    feats.add_argument("--per-genre", type=_positive, default=None, help="only the first N clips of each genre")
+    feats.add_argument("--balanced", action="store_true", help="only the balanced14 subset")
+    feats.add_argument("--batch-size", type=_positive, default=16)
+    feats.add_argument("--results", default=None, help="results directory (default $MUSICRL_RESULTS or ./results)")
+    feats.add_argument("--quiet", action="store_true", help="no progress bar")
+    feats.set_defaults(run=_features)
     return top
 
 
@@ -133,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         args.run(args)
-    except ValueError as error:
+    except (ValueError, FileNotFoundError) as error:
         print(f"musicrl: error: {error}", file=sys.stderr)
         return 2
     return 0

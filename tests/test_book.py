@@ -10,7 +10,7 @@ import pytest
 from musicrl import book, experiments
 
 ROOT = Path(__file__).resolve().parent.parent
-MIN_FIGURES = {"environment": 3, "experiments_2d": 5, "higher_dimensions": 1}
+MIN_FIGURES = {"environment": 3, "experiments_2d": 5, "higher_dimensions": 1, "music_features": 5}
 
 
 @pytest.fixture(scope="module")
@@ -70,3 +70,13 @@ def test_unknown_profile_or_chapter_is_rejected():
         book.build(profile="fast")
     with pytest.raises(ValueError, match="unknown chapter 'agents'"):
         book.execute_chapter("agents", "smoke")
+
+
+@pytest.mark.book
+def test_music_chapter_checks_the_thesis_and_compares_with_choi(built):
+    _, html = built
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", (html / "book" / "music_features.html").read_text()))
+    for phrase in ("figure 26", "figure 29", "held", "MFCC statistics (baseline)", "0.898", "balanced14",
+                   "equal-count (quantile) bins", "batch of one clip", "Nearest neighbours"):
+        assert phrase in text
+    assert "Traceback" not in text
