@@ -219,12 +219,14 @@ def test_heatmap_statements_are_judged_by_their_rules():
     points["blues"], points["country"] = points["jazz"] + 0.1, points["jazz"] - 0.1
     points["rock"] = points["metal"] + 0.05
     far = analysis.distance_matrix(np.stack([points[g] for g in order]), order)
-    table = analysis.heatmap_statements({"last": far, "third": far, "second": far})
+    coords = np.stack([points[g] for g in order])[:, :2]
+    table = analysis.heatmap_statements({"last": far, "third": far, "second": far}, coords, order)
     held = dict(zip(table.statement, table.held))
     assert held["the genres with the lowest distance to jazz are blues and country"] == "held"
     assert held["classical has a large distance to the other genres"] == "held"
     assert held["classical has a relatively low distance to many other genres"] == "not held"
     assert held["in the second layer the distance of classical is even larger"] == "not held"  # equal, not larger
+    assert held["classical music inhabits the central parts"] == "not held"
 
 
 def test_top_tags_are_ranked_by_mean_probability():

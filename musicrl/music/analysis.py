@@ -31,7 +31,7 @@ class MusicChapter:
 def music_chapter(profile: str) -> MusicChapter:
     check_choice("profile", profile, ("smoke", "quick", "full"))
     return {
-        "smoke": MusicChapter(per_genre=4, balanced_only=True, cv_folds=2, cv_repeats=1, pcs=(2, 4, "all")),
+        "smoke": MusicChapter(per_genre=4, balanced_only=True, cv_folds=2, cv_repeats=2, pcs=(2, 4, "all")),
         "quick": MusicChapter(per_genre=None, balanced_only=False, cv_folds=5, cv_repeats=10, pcs=PCS),
         "full": MusicChapter(per_genre=None, balanced_only=False, cv_folds=5, cv_repeats=50, pcs=PCS),
     }[profile]
@@ -66,15 +66,23 @@ def nearest_genres(matrix: pd.DataFrame, genre: str, n: int) -> list[str]:
     return matrix[genre].drop(genre).nsmallest(n).index.tolist()
 
 
-def heatmap_statements(matrices: dict[str, pd.DataFrame]) -> pd.DataFrame:
+def heatmap_statements(matrices: dict[str, pd.DataFrame], last_coords: np.ndarray | None = None, genres=None) -> pd.DataFrame:
     """The thesis's statements about figures 29-31 (and section 6.2), each checked on ``matrices``
-    (keys "second", "third", "last"), with the rule used and whether it held."""
+    (keys "second", "third", "last"), with the rule used and whether it held. With the last
+    layer's PCA coordinates and genres, also its statement about figure 26."""
     rows = []
 
     def add(section, layer, claim, rule, measured, held):
         rows.append({"thesis": section, "layer": layer, "statement": claim, "rule": rule, "ours": measured, "held": "held" if held else "not held"})
 
     last, third, second = matrices["last"], matrices["third"], matrices["second"]
+    if last_coords is not None:
+        centres = genre_centres(last_coords[:, :2], genres)
+        order = np.linalg.norm(centres - centres.mean(), axis=1).argsort()
+        central = centres.index[order].tolist()
+        add("5.2, fig. 26", "last", "classical music inhabits the central parts",
+            "in the first 2 PCs, classical's centre is among the 3 genre centres nearest the mean of all centres",
+            f"nearest the middle: {', '.join(central[:3])}", "classical" in central[:3])
     rel = {name: mean_distance(m) for name, m in matrices.items()}
     rank = rel["last"].rank()["classical"]
     add("5.3, fig. 29", "last", "classical has a relatively low distance to many other genres",
