@@ -37,6 +37,7 @@ class EnvConfig:
     reward: str = "Bullseye"
     obs: str = "GridObs"
     action: str = "Discrete"
+    targets: tuple[int, ...] | None = None  # flat indices targets are drawn from (uniform over the tuple); None: all
 
     def __post_init__(self) -> None:
         check_dimensions(self.d)
@@ -44,6 +45,12 @@ class EnvConfig:
         check_choice("reward", self.reward, REWARDS)
         check_choice("observation", self.obs, OBSERVATIONS)
         check_choice("action space", self.action, ACTIONS)
+        if self.targets is not None:
+            targets = tuple(int(t) for t in self.targets)
+            if not targets or min(targets) < 0 or max(targets) >= self.n_positions \
+                    or any(not float(t).is_integer() for t in self.targets):
+                raise ValueError(f"targets must be a non-empty sequence of flat position indices 0..{self.n_positions - 1}")
+            object.__setattr__(self, "targets", targets)
 
     @property
     def n_positions(self) -> int:
@@ -54,7 +61,20 @@ class EnvConfig:
         return EPISODE_STEPS * MAX_STEP_REWARD[self.reward]
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields; ``targets`` only when set, so that uniform-target configurations keep their hashes."""
+        fields = asdict(self)
+        if fields["targets"] is None:
+            del fields["targets"]
+        else:
+            fields["targets"] = list(fields["targets"])
+        return fields
+
+    def draw_targets(self, rng: np.random.Generator, size: int | None = None) -> np.ndarray:
+        """Target positions (levels): uniform over the grid, or over ``targets`` if set."""
+        if self.targets is None:
+            return rng.integers(0, LEVELS, size=self.d if size is None else (size, self.d))
+        chosen = np.asarray(self.targets)[rng.integers(0, len(self.targets), size=size)]
+        return users.index_to_position(chosen, self.d)
 
 
 def reward_of(rating: np.ndarray, reward: str) -> np.ndarray:
@@ -84,8 +104,9 @@ class PreferenceSearchEnv(gym.Env):
     Action ``Discrete(5**d)`` picks a position by its row-major index (the thesis), or
     ``MultiDiscrete([5]*d)`` picks one level per feature. The agent jumps, it does not walk.
 
-    **User.** At reset a target is drawn uniformly with the env's seeded generator, or
-    taken from ``reset(options={"target": t})`` (levels or flat index). For each position
+    **User.** At reset a target is drawn uniformly with the env's seeded generator (over all
+    positions, or over the flat indices in ``targets`` if given, e.g. the positions of a song
+    catalogue), or taken from ``reset(options={"target": t})`` (levels or flat index). For each position
     the user returns ``rating`` in 0..4 (cut by percentiles of the target's Manhattan
     distances to all positions: preset ``TopTarget`` or ``WiderTopTarget``) and ``closer``
     (1 if strictly nearer to the target than the previous position).
@@ -109,8 +130,9 @@ class PreferenceSearchEnv(gym.Env):
         obs: str = "GridObs",
         action: str = "Discrete",
         render_mode: str | None = None,
+        targets: tuple[int, ...] | None = None,
     ) -> None:
-        self.config = EnvConfig(d=d, preset=preset, reward=reward, obs=obs, action=action)
+        self.config = EnvConfig(d=d, preset=preset, reward=reward, obs=obs, action=action, targets=targets)
         if render_mode is not None:
             check_choice("render mode", render_mode, tuple(self.metadata["render_modes"]))
         self.render_mode = render_mode
@@ -122,7 +144,7 @@ class PreferenceSearchEnv(gym.Env):
         if options and options.get("target") is not None:
             self.target = users.check_target(options["target"], d)
         else:
-            self.target = self.np_random.integers(0, LEVELS, size=d)
+            self.target = self.config.draw_targets(self.np_random)
         self._thresholds = users.rating_thresholds(self.target, self.config.preset)
         self.position = users.start_position(d)
         self.steps = 0
@@ -280,7 +302,7 @@ class PreferenceSearchVecEnv(VecEnv):
             if target is not None:
                 self.targets[i] = users.check_target(target, d)
             else:
-                self.targets[i] = self._rngs[i].integers(0, LEVELS, size=d)
+                self.targets[i] = self.config.draw_targets(self._rngs[i])
         self.thresholds[indices] = users.rating_thresholds(self.targets[indices], self.config.preset)
         self.positions[indices] = users.start_position(d)
         distances = np.abs(self.positions[indices] - self.targets[indices]).sum(1)

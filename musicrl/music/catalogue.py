@@ -118,3 +118,26 @@ class Catalogue:
         return {"positions": self.levels ** self.k, "occupied": len(counts),
                 "share occupied": len(counts) / self.levels ** self.k,
                 "max songs per position": int(counts.max()), "mean songs per occupied": float(counts.mean())}
+
+
+LAYER_CHOICES = ("second", "third", "last", "pooled")
+
+
+def from_features(feats, layer: str = "third", k: int = 4, allow_missing: bool = False) -> Catalogue:
+    """The catalogue of a ``FeatureSet``: the tag features of a thesis layer ("second", "third",
+    "last") or all 160 pooled features ("pooled"), PCA axes fitted on the balanced14 subset.
+
+    If some clips have no features (``feats.failed``), this raises and names them, unless
+    ``allow_missing``: a catalogue silently missing songs would bias every table built on it.
+    """
+    from musicrl.music.features import THESIS_LAYERS
+
+    if layer not in LAYER_CHOICES:
+        raise ValueError(f"unknown layer {layer!r}; accepted: {', '.join(map(repr, LAYER_CHOICES))}")
+    if feats.failed and not allow_missing:
+        missing = ", ".join(f"{t} ({why})" for t, why in sorted(feats.failed.items()))
+        raise ValueError(f"the catalogue is missing features for {len(feats.failed)} clip(s): {missing}; "
+                         "fix or remove them, or pass allow_missing=True")
+    x = feats.matrix("pooled", "all") if layer == "pooled" else feats.matrix("tags", THESIS_LAYERS[layer])
+    balanced = feats.tracks["balanced14"].to_numpy(bool)
+    return Catalogue.build(x, feats.tracks["track_id"], feats.tracks["genre"], k=k, fit_on=balanced if balanced.any() else None)
