@@ -21,7 +21,7 @@ from musicrl.experiments import CHAPTER_EXPERIMENTS, PROFILES, experiment_runs
 from musicrl.users import check_choice
 
 ROOT = Path(__file__).resolve().parent.parent
-CHAPTERS = ("environment", "experiments_2d", "higher_dimensions", "music_features")
+CHAPTERS = ("environment", "experiments_2d", "higher_dimensions", "music_features", "recommender")
 
 
 def execute_chapter(name: str, profile: str, root: Path = ROOT, parameters: dict | None = None) -> Path:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+import numpy as np
+
 from musicrl import users
 from musicrl.envs import REWARDS, EnvConfig
 from musicrl.experiments import PROFILES
@@ -108,6 +110,18 @@ def _features(args: argparse.Namespace) -> None:
         print(f"  skipped {track_id}: {reason}")
 
 
+def _listen(args: argparse.Namespace) -> None:
+    from musicrl.music import listen
+    from musicrl.store import Store
+
+    store = Store(args.results) if args.results else Store()
+    recommender, paths = listen.gtzan_recommender(args.policy, args.layer, no_repeat=args.no_repeat,
+                                                  gtzan=args.gtzan, models=args.models, store=store, progress=True)
+    target = args.target or str(np.random.default_rng(args.seed).choice(sorted(recommender.catalogue.ids)))
+    runner = recommender.start(target, args.name, seed=args.seed)
+    listen.terminal_session(runner, paths, listen.sessions_dir(store))
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="musicrl", description=__doc__)
     sub = top.add_subparsers(dest="command", required=True)
@@ -154,6 +168,17 @@ def parser() -> argparse.ArgumentParser:
     feats.add_argument("--results", default=None, help="results directory (default $MUSICRL_RESULTS or ./results)")
     feats.add_argument("--quiet", action="store_true", help="no progress bar")
     feats.set_defaults(run=_features)
+    lis = sub.add_parser("listen", help="be the listener: the recommender proposes GTZAN clips, you rate them")
+    lis.add_argument("--target", default=None, help="target clip id, e.g. jazz.00003 (default: drawn with --seed)")
+    lis.add_argument("--name", default="you", help="your name in the saved session (a class can pool its sessions)")
+    lis.add_argument("--policy", default="greedy", choices=("greedy", "lookahead", "random"))
+    lis.add_argument("--layer", default="third", choices=("second", "third", "last", "pooled"))
+    lis.add_argument("--no-repeat", action="store_true", help="never play a song twice")
+    lis.add_argument("--seed", type=_seed, default=0)
+    lis.add_argument("--gtzan", default=None)
+    lis.add_argument("--models", default=None)
+    lis.add_argument("--results", default=None, help="results directory; sessions go to <results>/sessions")
+    lis.set_defaults(run=_listen)
     return top
 
 
@@ -161,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         args.run(args)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, KeyError) as error:
         print(f"musicrl: error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -77,6 +77,11 @@ def _baseline_result(config: EnvConfig, name: str, store: Store) -> dict:
     return store.get_or_compute("baseline", {"config": config.to_dict(), "policy": name, "seed": 0}, compute)
 
 
+def baseline_summary(config: EnvConfig, name: str, store: Store | None = None) -> dict:
+    """Mean, std and episodes of a baseline under the thesis's protocol (cached in the store)."""
+    return _baseline_result(config, name, store or Store())
+
+
 def _bound_result(config: EnvConfig, reveal_after: int | None, store: Store) -> dict:
     def compute() -> dict:
         planner = baselines.BayesPlanner(config, reveal_after=reveal_after)
@@ -221,6 +226,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
 CHAPTER_EXPERIMENTS = {
     "experiments_2d": tuple(n for n, e in EXPERIMENTS.items() if e.env.d == 2),
     "higher_dimensions": ("fig14", *(n for n, e in EXPERIMENTS.items() if e.env.d > 2)),
+    "recommender": ("fig25",),
 }
 
 
@@ -252,6 +258,15 @@ def experiment_runs(names: Sequence[str], profile: str, root=None, address: str 
     for spec, result in zip(specs, results):
         runs[spec.name].append(result)
     return runs
+
+
+def catalogue_target_runs(name: str, targets: Sequence[int], profile: str, root=None, seeds: Sequence[int] | None = None,
+                          progress: bool = True) -> list[tuple[RunSpec, RunResult]]:
+    """Experiment ``name`` trained with targets drawn from ``targets`` (flat indices, e.g. a song
+    catalogue's positions) instead of uniformly; same agent, budget and seeds as ``profile``."""
+    base = run_specs([name], profile, seeds)
+    specs = [replace(spec, name=f"{name}-catalogue", env=replace(spec.env, targets=tuple(targets))) for spec in base]
+    return list(zip(specs, train_many(specs, root=root, progress=progress)))
 
 
 def experiments_frame(names: Sequence[str], profile: str) -> pd.DataFrame:

@@ -147,3 +147,45 @@ def plot_explained_variance(ratios: Mapping[str, np.ndarray], ax: plt.Axes | Non
     ax.set(xlabel="principal components", ylabel="cumulative explained variance", ylim=(0, 1.02))
     ax.legend(loc="lower right", fontsize="small")
     return ax
+
+
+def plot_pipeline() -> plt.Figure:
+    """Our version of the thesis's figure 32: from audio to the songs a listener hears."""
+    fig, ax = plt.subplots(figsize=(12, 4.2))
+    ax.set(xlim=(0, 12), ylim=(0, 4.2))
+    ax.axis("off")
+    boxes = {
+        "audio": (0.9, 3.3, "GTZAN clip\n12 kHz, 29 s"),
+        "tagger": (3.3, 3.3, "compact_cnn tagger\n(Keras 3)"),
+        "features": (5.9, 3.3, "50 tag features\nof one layer"),
+        "pca": (8.5, 3.3, "PCA to 4D,\nquantile levels 0..4"),
+        "catalogue": (10.9, 3.3, "catalogue:\nsong ↔ position"),
+        "policy": (3.3, 1.0, "policy: trained agent\nor best baseline"),
+        "song": (6.6, 1.0, "position → song\n(nearest if empty;\noptional no-repeat)"),
+        "listener": (10.0, 1.0, "listener: a person or\nideal / feature / genre /\nnoisy simulated one"),
+        "ideal": (6.6, 2.2, "ideal user on the grid\n(the environment)"),
+    }
+    for x, y, text in boxes.values():
+        ax.text(x, y, text, ha="center", va="center", fontsize=9,
+                bbox={"boxstyle": "round,pad=0.4", "facecolor": "#eef3fb", "edgecolor": "#4c72b0"})
+
+    def arrow(a, b, label="", dy=0.0):
+        (x1, y1, _), (x2, y2, _) = boxes[a], boxes[b]
+        ax.annotate("", xy=(x2 - 0.95 * np.sign(x2 - x1) if x1 != x2 else x2, y2 + dy),
+                    xytext=(x1 + 0.95 * np.sign(x2 - x1) if x1 != x2 else x1, y1 + dy),
+                    arrowprops={"arrowstyle": "->", "color": "0.3"})
+        if label:
+            ax.text((x1 + x2) / 2, (y1 + y2) / 2 + dy + 0.15, label, ha="center", fontsize=8, color="0.3")
+
+    for a, b in (("audio", "tagger"), ("tagger", "features"), ("features", "pca"), ("pca", "catalogue")):
+        arrow(a, b)
+    arrow("policy", "song", "position")
+    arrow("song", "listener", "8 s of the song")
+    ax.annotate("", xy=(7.6, 1.55), xytext=(10.5, 2.8), arrowprops={"arrowstyle": "->", "color": "0.3"})
+    ax.text(9.3, 2.3, "songs at each position", fontsize=8, color="0.3")
+    ax.annotate("", xy=(4.0, 1.45), xytext=(5.3, 2.0), arrowprops={"arrowstyle": "->", "color": "0.3"})
+    ax.annotate("", xy=(5.5, 2.3), xytext=(3.6, 1.5), arrowprops={"arrowstyle": "->", "color": "0.6"})
+    ax.text(3.0, 2.05, "position  /  closer, rating", fontsize=8, color="0.3")
+    ax.annotate("", xy=(10.0, 0.3), xytext=(3.3, 0.3), arrowprops={"arrowstyle": "-", "color": "0.6", "ls": "--"})
+    ax.text(6.6, 0.05, "listener's answers: recorded (and, with drive='listener', fed to the policy)", ha="center", fontsize=8, color="0.4")
+    return fig

@@ -118,6 +118,8 @@ def test_bad_saved_sessions_are_rejected_with_a_clear_message(catalogue, greedy,
     (tmp_path / "session-x.json").write_text(json.dumps(bad_rating))
     with pytest.raises(ValueError, match="session-x.json"):
         rec.load_sessions(tmp_path, catalogue)
+    rejected = []
+    assert rec.load_sessions(tmp_path, catalogue, rejected) == [] and "rating must be" in rejected[0]
     unknown_target = dict(good, target="nope")
     with pytest.raises(ValueError, match="unknown target clip id 'nope'"):
         rec.Session.from_json(unknown_target, catalogue)
@@ -154,3 +156,44 @@ def test_a_catalogue_missing_features_says_which():
     assert catalogue_module.from_features(feats, "pooled", allow_missing=True).features.shape == (12, 160)
     with pytest.raises(ValueError, match="unknown layer 'fourth'"):
         catalogue_module.from_features(feats, "fourth", allow_missing=True)
+
+
+def test_terminal_listening_reads_answers_rejects_bad_ones_and_saves(catalogue, greedy, tmp_path):
+    from musicrl.music import listen
+
+    runner = rec.Recommender(greedy, catalogue, "greedy").start(catalogue.ids[5], "ada", seed=1, started="t0")
+    answers = iter(["3 y", "five n", "2 n"] + ["1 n"] * 20)
+    printed = []
+    path = listen.terminal_session(runner, {s: f"/clips/{s}.ogg" for s in catalogue.ids}, tmp_path,
+                                   read=lambda prompt: next(answers), write=printed.append)
+    assert path is not None and path.exists()
+    assert any("could not read 'five n'" in line for line in printed)
+    assert any("ideal user: rating" in line for line in printed)
+    session = rec.Session.from_json(json.loads(path.read_text()), catalogue)
+    assert session.listener == "ada" and [s.rating for s in session.steps[:3]] == [3, 2, 1] and len(session.steps) == 22
+
+
+def test_quitting_a_terminal_session_saves_nothing(catalogue, greedy, tmp_path):
+    from musicrl.music import listen
+
+    runner = rec.Recommender(greedy, catalogue).start(catalogue.ids[5])
+    assert listen.terminal_session(runner, {s: s for s in catalogue.ids}, tmp_path, read=lambda p: "q", write=lambda line: None) is None
+    assert not list(tmp_path.iterdir())
+    assert listen.parse_answer(" 4 YES ") == (4, 1)
+
+
+def test_the_listener_panel_records_answers_and_the_ideal_users(catalogue, greedy, tmp_path, monkeypatch):
+    from musicrl.music import listen
+    from musicrl.store import Store
+
+    monkeypatch.setattr(listen, "clip_bytes", lambda path, seconds=8: f"audio of {path}".encode())
+    panel = listen.ListenerPanel(rec.Recommender(greedy, catalogue), {s: s for s in catalogue.ids}, catalogue.ids[9],
+                                 listener="ada", store=Store(tmp_path))
+    assert "Step 0 of 21" in panel.status.value and panel.song_audio.value == f"audio of {panel.runner.song}".encode()
+    panel.rating.value, panel.closer.value = 2, 1
+    panel.submit.click()
+    assert "<td>2</td><td>yes</td>" in panel.log.value
+    while not panel.runner.done:
+        panel.answer(1, 0)
+    assert panel.saved is not None and panel.saved.parent == tmp_path / "sessions" and panel.submit.disabled
+    assert len(rec.load_sessions(tmp_path / "sessions", catalogue)) == 1

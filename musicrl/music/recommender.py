@@ -232,14 +232,17 @@ class Session:
         return path
 
 
-def load_sessions(directory: Path | str, catalogue: Catalogue) -> list[Session]:
-    """Every ``session-*.json`` in ``directory``, validated (a bad file raises, naming it)."""
+def load_sessions(directory: Path | str, catalogue: Catalogue, rejected: list[str] | None = None) -> list[Session]:
+    """Every ``session-*.json`` in ``directory``, validated against ``catalogue``. A bad file raises,
+    naming it; or, if a ``rejected`` list is given, its message is appended there and the file skipped."""
     sessions = []
     for path in sorted(Path(directory).glob("session-*.json")):
         try:
             sessions.append(Session.from_json(json.loads(path.read_text()), catalogue))
         except (ValueError, json.JSONDecodeError) as error:
-            raise ValueError(f"{path}: {error}") from error
+            if rejected is None:
+                raise ValueError(f"{path}: {error}") from error
+            rejected.append(f"{path}: {error}")
     return sessions
 
 
@@ -353,3 +356,32 @@ def table1(frame: pd.DataFrame) -> pd.DataFrame:
     table.insert(0, "thesis (the author)", pd.Series(THESIS_TABLE1))
     table.insert(1, "targets", frame.groupby("genre")["target"].nunique())
     return table
+
+
+def simulate(recommender: Recommender, listeners: list[Listener], targets: dict[str, list[str]], seed: int = 0,
+             drive: str = "ideal") -> list[Session]:
+    """One session per listener and target song (the session seed is ``seed`` + the target's rank)."""
+    return [recommender.play(t, listener, seed=seed + i, drive=drive)
+            for listener in listeners for songs in targets.values() for i, t in enumerate(songs)]
+
+
+def ranking_comparison(table: pd.DataFrame) -> pd.DataFrame:
+    """Per listener: Spearman's rank correlation of its per-genre differences with the thesis's, and
+    the genres that agree best and worst with the ideal user (the thesis: hiphop best, classical worst)."""
+    from scipy.stats import spearmanr
+
+    thesis = table["thesis (the author)"]
+    rows = []
+    for listener in table.columns.drop(["thesis (the author)", "targets"]):
+        ours = table[listener].dropna()
+        rho = spearmanr(ours, thesis.reindex(ours.index)).statistic if len(ours) > 2 else np.nan
+        rows.append({"listener": listener, "rank correlation with the thesis": rho,
+                     "agrees best": ours.idxmin(), "agrees worst": ours.idxmax()})
+    rows.append({"listener": "thesis (the author)", "rank correlation with the thesis": 1.0,
+                 "agrees best": thesis.idxmin(), "agrees worst": thesis.idxmax()})
+    return pd.DataFrame(rows)
+
+
+def catalogue_targets(catalogue: Catalogue) -> tuple[int, ...]:
+    """Flat grid indices of the catalogue's songs, one per song: targets drawn from them follow the songs."""
+    return tuple(int(i) for i in users.position_to_index(catalogue.positions))
