@@ -10,7 +10,7 @@ import pytest
 from musicrl import book, experiments
 
 ROOT = Path(__file__).resolve().parent.parent
-MIN_FIGURES = {"environment": 3, "experiments_2d": 5, "higher_dimensions": 1, "music_features": 5}
+MIN_FIGURES = {"environment": 3, "experiments_2d": 5, "higher_dimensions": 1, "music_features": 5, "recommender": 1}
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,9 @@ def test_training_chapters_name_their_stand_ins_and_compare_with_the_thesis(buil
     assert "Figure 21 (A2C, BoardObs" in text
     higher = re.sub(r"<[^>]+>", " ", (html / "book" / "higher_dimensions.html").read_text())
     assert "Updates to convergence" in higher and "130,000" in higher
-    assert len(list((root / "results" / "runs").glob("*/result.json"))) == 2 * len(experiments.EXPERIMENTS)
+    finished = [p.parent.name for p in (root / "results" / "runs").glob("*/result.json")]
+    assert len([n for n in finished if "-catalogue-" not in n]) == 2 * len(experiments.EXPERIMENTS)
+    assert len([n for n in finished if n.startswith("fig25-catalogue-")]) == 2  # the recommender chapter's
 
 
 def test_unknown_profile_or_chapter_is_rejected():
@@ -80,3 +82,14 @@ def test_music_chapter_checks_the_thesis_and_compares_with_choi(built):
                    "equal-count (quantile) bins", "batch of one clip", "Nearest neighbours"):
         assert phrase in text
     assert "Traceback" not in text
+
+
+@pytest.mark.book
+def test_recommender_chapter_has_table1_sessions_and_the_listener(built):
+    _, html = built
+    page = (html / "book" / "recommender.html").read_text()
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page))
+    for phrase in ("thesis (the author)", "rank correlation with the thesis", "no repeat", "catalogue targets",
+                   "musicrl listen", "ListenerPanel", "feature listener", "steps to rating 4", "ideal user"):
+        assert phrase in text, phrase
+    assert page.count("<audio") >= 22 and "Traceback" not in text

@@ -23,3 +23,26 @@ def test_features_command_reports_counts_and_a_missing_catalogue(tmp_path, capsy
         assert main(["features", "--per-genre", "1", "--balanced", "--quiet", "--results", str(tmp_path)]) == 0
         out = capsys.readouterr().out
         assert "features of 10 clips (blues 1," in out and "0 skipped" in out
+
+
+def test_listen_command_plays_a_session_from_the_terminal(tmp_path, capsys, monkeypatch):
+    import numpy as np
+
+    from musicrl import baselines
+    from musicrl.envs import EnvConfig
+    from musicrl.music import listen
+    from musicrl.music.catalogue import Catalogue
+    from musicrl.music.recommender import Recommender
+
+    rng = np.random.default_rng(0)
+    ids = [f"jazz.{i:05d}" for i in range(60)]
+    catalogue = Catalogue.build(rng.normal(size=(60, 6)), ids, ["jazz"] * 60, k=4)
+    toy = Recommender(baselines.make_baseline("greedy", EnvConfig(d=4)), catalogue, "greedy")
+    monkeypatch.setattr(listen, "gtzan_recommender", lambda *a, **k: (toy, {i: f"/clips/{i}.ogg" for i in ids}))
+    monkeypatch.setattr("builtins.input", lambda prompt="": "2 n")
+    assert main(["listen", "--target", "jazz.00004", "--name", "ada", "--results", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "target: listen to /clips/jazz.00004.ogg" in out and "session saved to" in out
+    assert len(list((tmp_path / "sessions").glob("session-ada-*.json"))) == 1
+    assert main(["listen", "--target", "pop.00001", "--results", str(tmp_path)]) == 2
+    assert "no song 'pop.00001'" in capsys.readouterr().err

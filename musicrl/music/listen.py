@@ -45,8 +45,9 @@ def parse_answer(text: str) -> tuple[int, int] | None:
 
 
 def terminal_session(runner: SessionRunner, paths: dict[str, str], results: Path,
-                     read: Callable[[str], str] = input, write: Callable[[str], None] = print) -> Path | None:
+                     read: Callable[[str], str] | None = None, write: Callable[[str], None] | None = None) -> Path | None:
     """The loop of ``musicrl listen``: print the clip to play, read the answer, show the ideal user's."""
+    read, write = read or input, write or print
     write(f"target: listen to {paths[runner.target]}")
     write(f"then, for each song, play its first {PLAY_SECONDS} s and {ANSWER_HELP}")
     while not runner.done:

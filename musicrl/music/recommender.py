@@ -344,7 +344,8 @@ def session_frame(sessions: list[Session], catalogue: Catalogue) -> pd.DataFrame
     return pd.DataFrame([{
         "target": s.target, "genre": genre[s.target], "listener": s.listener, "policy": s.policy,
         "rating difference": s.rating_difference, "found": s.steps_to_target is not None,
-        "steps to target": s.steps_to_target, "steps to rating 4": s.steps_to_top_rating,
+        "steps to target": np.nan if s.steps_to_target is None else s.steps_to_target,
+        "steps to rating 4": np.nan if s.steps_to_top_rating is None else s.steps_to_top_rating,
         "distinct songs": s.distinct_songs,
         "no repeat": s.settings.get("no_repeat", False),
     } for s in sessions])
