@@ -26,6 +26,8 @@ ACTIONS = ("Discrete", "MultiDiscrete")
 BULLSEYE_REWARD = 10
 MAX_STEP_REWARD = {"Bullseye": BULLSEYE_REWARD, "Rating": MAX_RATING**2}
 ENV_ID = "musicrl/PreferenceSearch-v0"
+MAX_D = 27  # positions are numbered by 64-bit integers (info, targets): 5**27 < 2**63
+MAX_ENUMERATED_D = 8  # Discrete actions and BoardObs observations have one entry per position: 5**8 = 390,625
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,16 @@ class EnvConfig:
         check_choice("reward", self.reward, REWARDS)
         check_choice("observation", self.obs, OBSERVATIONS)
         check_choice("action space", self.action, ACTIONS)
+        if self.d > MAX_D:
+            raise ValueError(f"d={self.d} is too large: positions are numbered by 64-bit integers, so d <= {MAX_D}")
+        enumerated = [name for name, used in (("action 'Discrete'", self.action == "Discrete"),
+                                              ("observation 'BoardObs'", self.obs == "BoardObs")) if used]
+        if self.d > MAX_ENUMERATED_D and enumerated:
+            raise ValueError(
+                f"{' and '.join(enumerated)} enumerate all 5**d positions ({float(LEVELS**self.d):.3g} for d={self.d}); "
+                f"they are supported up to d={MAX_ENUMERATED_D} ({LEVELS**MAX_ENUMERATED_D:,} positions). "
+                "For more features use action='MultiDiscrete' with obs='GridObs'."
+            )
         if self.targets is not None:
             targets = tuple(int(t) for t in self.targets)
             if not targets or min(targets) < 0 or max(targets) >= self.n_positions \
@@ -97,6 +109,34 @@ def make_spaces(config: EnvConfig) -> tuple[spaces.Space, spaces.Box]:
     return action_space, observation_space
 
 
+def check_integer_actions(actions) -> None:
+    """Actions are integers: a float such as 3.7 is an error, not silently truncated."""
+    kind = np.asarray(actions).dtype.kind
+    if kind not in "iu":
+        raise ValueError(f"actions must be integers (a flat position index, or one level per feature); got {actions!r}")
+
+
+CELL = 12
+
+
+def render_board(position: np.ndarray, target: np.ndarray, rating: int, closer: int) -> np.ndarray:
+    """An RGB image (uint8) of one state: a column of LEVELS cells per feature, level 0 at the bottom."""
+    d = len(position)
+    height, width = (LEVELS + 2) * CELL, max(d, 2) * CELL
+    image = np.full((height, width, 3), 255, dtype=np.uint8)
+    colours = {"empty": (225, 225, 225), "target": (214, 39, 40), "position": (31, 119, 180), "both": (148, 103, 189)}
+    for j in range(d):
+        for level in range(LEVELS):
+            here, wanted = position[j] == level, target[j] == level
+            colour = colours["both" if here and wanted else "position" if here else "target" if wanted else "empty"]
+            top = (LEVELS - 1 - level) * CELL
+            image[top + 1 : top + CELL - 1, j * CELL + 1 : (j + 1) * CELL - 1] = colour
+    bar = int(round(width * rating / MAX_RATING))
+    image[LEVELS * CELL + 2 : (LEVELS + 1) * CELL - 2, :bar] = (44, 160, 44)
+    image[(LEVELS + 1) * CELL + 2 : (LEVELS + 2) * CELL - 2, : width // 2] = (255, 127, 14) if closer else (225, 225, 225)
+    return image
+
+
 class PreferenceSearchEnv(gym.Env):
     """Find a simulated user's preferred combination of feature levels.
 
@@ -120,7 +160,7 @@ class PreferenceSearchEnv(gym.Env):
     per position, -1 until visited, then the rating it got.
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
 
     def __init__(
         self,
@@ -155,6 +195,7 @@ class PreferenceSearchEnv(gym.Env):
         return self._observation(), self._info()
 
     def step(self, action):
+        check_integer_actions(action)
         if not self.action_space.contains(np.asarray(action, dtype=self.action_space.dtype)):
             raise ValueError(f"action {action!r} is not in the action space {self.action_space}")
         position = self._decode(action)
@@ -168,7 +209,11 @@ class PreferenceSearchEnv(gym.Env):
         reward = float(reward_of(self.rating, self.config.reward))
         return self._observation(), reward, False, self.steps >= EPISODE_STEPS, self._info()
 
-    def render(self) -> str | None:
+    def render(self) -> str | np.ndarray | None:
+        """``ansi``: one line of text. ``rgb_array``: one column per feature, its 5 levels as cells
+        (target red, current position blue, both purple), and a bar below filled to the rating."""
+        if self.render_mode == "rgb_array":
+            return render_board(self.position, self.target, self.rating, self.closer)
         if self.render_mode != "ansi":
             return None
         return (
@@ -268,6 +313,7 @@ class PreferenceSearchVecEnv(VecEnv):
         self._reset_seeds()
 
     def step_async(self, actions: np.ndarray) -> None:
+        check_integer_actions(actions)
         self._actions = np.asarray(actions)
 
     def step_wait(self) -> VecEnvStepReturn:

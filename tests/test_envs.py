@@ -155,3 +155,61 @@ def test_batched_env_rejects_bad_input():
     env.reset()
     with pytest.raises(ValueError, match="actions must lie in 0..24"):
         env.step(np.array([0, 25]))
+
+
+def test_sb3_trains_by_env_id_and_gymnasium_makes_vector_envs():
+    """New-user paths: SB3 makes the env by id with render_mode='rgb_array'; gym.make_vec works."""
+    import gymnasium as gym
+    from stable_baselines3 import PPO
+
+    model = PPO("MlpPolicy", "musicrl/PreferenceSearch-v0", n_steps=32, batch_size=32, n_epochs=1, seed=0, device="cpu")
+    model.learn(64)
+    assert model.num_timesteps >= 64
+    vec = gym.make_vec("musicrl/PreferenceSearch-v0", num_envs=2, d=3)
+    observations, _ = vec.reset(seed=0)
+    observations, rewards, _, _, _ = vec.step(np.array([0, 124]))
+    assert observations.shape == (2, 5) and rewards.shape == (2,)
+    vec.close()
+
+
+def test_rgb_array_render_shows_target_position_and_rating():
+    from musicrl.envs import CELL, LEVELS
+
+    env = PreferenceSearchEnv(d=3, render_mode="rgb_array")
+    env.reset(seed=0, options={"target": (0, 4, 2)})
+    image = env.render()
+    assert image.dtype == np.uint8 and image.shape == ((LEVELS + 2) * CELL, 3 * CELL, 3)
+    cell = lambda feature, level: tuple(image[(LEVELS - 1 - level) * CELL + CELL // 2, feature * CELL + CELL // 2])
+    assert cell(0, 0) == (214, 39, 40) and cell(1, 4) == (214, 39, 40)  # target only
+    assert cell(2, 2) == (148, 103, 189)  # start (2, 2, 2) meets the target's level 2
+    assert cell(0, 2) == (31, 119, 180)  # the position only
+    env.step(np.int64(users.position_to_index(np.array([0, 4, 2]))))
+    bar = env.render()[LEVELS * CELL + CELL // 2]
+    assert bar.shape[0] == 3 * CELL and (bar == (44, 160, 44)).all()  # rating 4: a full bar
+
+
+def test_non_integer_actions_are_errors():
+    env = PreferenceSearchEnv(d=2)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="actions must be integers .* got 3.7"):
+        env.step(3.7)
+    with pytest.raises(ValueError, match="actions must be integers"):
+        env.step(np.array([1.0, 2.0]))
+    vec = PreferenceSearchVecEnv(2, EnvConfig(d=2), seed=0)
+    vec.reset()
+    with pytest.raises(ValueError, match="actions must be integers"):
+        vec.step(np.array([0.5, 1.0]))
+
+
+def test_sizes_the_spaces_cannot_hold_are_clear_errors():
+    import gymnasium as gym
+
+    with pytest.raises(ValueError, match=r"action 'Discrete' enumerate all 5\*\*d positions .* up to d=8 .*'MultiDiscrete'"):
+        gym.make("musicrl/PreferenceSearch-v0", d=9)
+    with pytest.raises(ValueError, match="d=40 is too large: positions are numbered by 64-bit integers, so d <= 27"):
+        gym.make("musicrl/PreferenceSearch-v0", d=40)
+    with pytest.raises(ValueError, match="observation 'BoardObs'"):
+        EnvConfig(d=9, obs="BoardObs", action="MultiDiscrete")
+    env = PreferenceSearchEnv(d=12, action="MultiDiscrete")
+    observation, info = env.reset(seed=0)
+    assert observation.shape == (14,) and env.step(np.full(12, 2))[0].shape == (14,)
