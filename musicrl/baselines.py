@@ -44,6 +44,9 @@ class BeliefPolicy:
                 f"baselines read GridObs observations and emit Discrete actions; got obs={config.obs!r}, "
                 f"action={config.action!r} (their returns do not depend on the observation type)"
             )
+        if config.noisy or config.bands is not None:
+            raise ValueError("the belief baselines assume the thesis's deterministic user with the preset's bands; "
+                             f"got rating_noise={config.rating_noise}, closer_flip={config.closer_flip}, bands={config.bands}")
         self.config = config
         self.ratings = users.rating_table(config.d, config.preset)
         self.distances = users.distance_table(config.d)

@@ -40,6 +40,9 @@ class EnvConfig:
     obs: str = "GridObs"
     action: str = "Discrete"
     targets: tuple[int, ...] | None = None  # flat indices targets are drawn from (uniform over the tuple); None: all
+    rating_noise: float = 0.0  # probability that the rating the agent sees is off by one (up or down, kept in 0..4)
+    closer_flip: float = 0.0  # probability that the "closer" the agent sees is flipped
+    bands: tuple[float, ...] | None = None  # percentiles where ratings 4, 3, 2, 1 end; None: the preset's
 
     def __post_init__(self) -> None:
         check_dimensions(self.d)
@@ -57,6 +60,12 @@ class EnvConfig:
                 f"they are supported up to d={MAX_ENUMERATED_D} ({LEVELS**MAX_ENUMERATED_D:,} positions). "
                 "For more features use action='MultiDiscrete' with obs='GridObs'."
             )
+        for name in ("rating_noise", "closer_flip"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
+        if self.bands is not None:
+            object.__setattr__(self, "bands", users.check_bands(self.bands))
         if self.targets is not None:
             targets = tuple(int(t) for t in self.targets)
             if not targets or min(targets) < 0 or max(targets) >= self.n_positions \
@@ -73,13 +82,29 @@ class EnvConfig:
         return EPISODE_STEPS * MAX_STEP_REWARD[self.reward]
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields; ``targets`` only when set, so that uniform-target configurations keep their hashes."""
+        """The fields; the user options (targets, noise, bands) only when set, so that the thesis's
+        configurations keep their hashes."""
         fields = asdict(self)
-        if fields["targets"] is None:
-            del fields["targets"]
-        else:
-            fields["targets"] = list(fields["targets"])
+        for name, default in (("targets", None), ("rating_noise", 0.0), ("closer_flip", 0.0), ("bands", None)):
+            if fields[name] == default:
+                del fields[name]
+            elif isinstance(fields[name], tuple):
+                fields[name] = list(fields[name])
         return fields
+
+    @property
+    def noisy(self) -> bool:
+        return self.rating_noise > 0 or self.closer_flip > 0
+
+    def perturb(self, rng: np.random.Generator, rating: int, closer: int, at_reset: bool = False) -> tuple[int, int]:
+        """The feedback a noisy user gives: three draws per call whatever the outcome, so that the
+        single and the batched env consume their generators alike. No flip of "closer" at reset."""
+        u, up, v = rng.random(), rng.integers(0, 2), rng.random()
+        if u < self.rating_noise:
+            rating = int(min(max(rating + (1 if up else -1), 0), MAX_RATING))
+        if v < self.closer_flip and not at_reset:
+            closer = 1 - closer
+        return rating, closer
 
     def draw_targets(self, rng: np.random.Generator, size: int | None = None) -> np.ndarray:
         """Target positions (levels): uniform over the grid, or over ``targets`` if set."""
@@ -154,6 +179,12 @@ class PreferenceSearchEnv(gym.Env):
     **Episode.** Start at the centre ``(2, .., 2)``; the reset observation carries the
     start's rating with ``closer = 0``. 21 steps, then ``truncated``; never ``terminated``.
 
+    **Noisy users** (options, off by default). With ``rating_noise`` p the rating the agent
+    sees is off by one (up or down, kept in 0..4) with probability p; with ``closer_flip`` q
+    the "closer" it sees is flipped with probability q; ``bands`` replaces the preset's
+    percentiles. The reward is computed from the true rating (the listener's preference does
+    not change, only what it reports), which ``info["true_rating"]`` carries when noise is on.
+
     **Reward.** ``Bullseye``: 10 when rating is 4. ``Rating``: rating squared.
 
     **Observation.** ``GridObs``: ``[x_1..x_d, closer, rating]``. ``BoardObs``: one entry
@@ -171,8 +202,12 @@ class PreferenceSearchEnv(gym.Env):
         action: str = "Discrete",
         render_mode: str | None = None,
         targets: tuple[int, ...] | None = None,
+        rating_noise: float = 0.0,
+        closer_flip: float = 0.0,
+        bands: tuple[float, ...] | None = None,
     ) -> None:
-        self.config = EnvConfig(d=d, preset=preset, reward=reward, obs=obs, action=action, targets=targets)
+        self.config = EnvConfig(d=d, preset=preset, reward=reward, obs=obs, action=action, targets=targets,
+                                rating_noise=rating_noise, closer_flip=closer_flip, bands=bands)
         if render_mode is not None:
             check_choice("render mode", render_mode, tuple(self.metadata["render_modes"]))
         self.render_mode = render_mode
@@ -185,10 +220,13 @@ class PreferenceSearchEnv(gym.Env):
             self.target = users.check_target(options["target"], d)
         else:
             self.target = self.config.draw_targets(self.np_random)
-        self._thresholds = users.rating_thresholds(self.target, self.config.preset)
+        self._thresholds = users.rating_thresholds(self.target, self.config.preset, self.config.bands)
         self.position = users.start_position(d)
         self.steps = 0
-        self.closer, self.rating = 0, self._rate(self.position)
+        self.true_rating = self._rate(self.position)
+        self.closer, self.rating = 0, self.true_rating
+        if self.config.noisy:
+            self.rating, self.closer = self.config.perturb(self.np_random, self.rating, self.closer, at_reset=True)
         if self.config.obs == "BoardObs":
             self.board = np.full(self.config.n_positions, -1.0, dtype=np.float32)
             self.board[self._index(self.position)] = self.rating
@@ -202,11 +240,13 @@ class PreferenceSearchEnv(gym.Env):
         previous_distance = users.manhattan(self.position, self.target)
         self.closer = int(users.manhattan(position, self.target) < previous_distance)
         self.position = position
-        self.rating = self._rate(position)
+        self.rating = self.true_rating = self._rate(position)
+        if self.config.noisy:
+            self.rating, self.closer = self.config.perturb(self.np_random, self.rating, self.closer)
         if self.config.obs == "BoardObs":
             self.board[self._index(position)] = self.rating
         self.steps += 1
-        reward = float(reward_of(self.rating, self.config.reward))
+        reward = float(reward_of(self.true_rating, self.config.reward))
         return self._observation(), reward, False, self.steps >= EPISODE_STEPS, self._info()
 
     def render(self) -> str | np.ndarray | None:
@@ -238,12 +278,15 @@ class PreferenceSearchEnv(gym.Env):
         return self.board.copy()
 
     def _info(self) -> dict[str, Any]:
-        return {
+        info = {
             "position": self._index(self.position),
             "target": self._index(self.target),
             "rating": self.rating,
             "closer": self.closer,
         }
+        if self.config.noisy:
+            info["true_rating"] = self.true_rating
+        return info
 
 
 class PreferenceSearchVecEnv(VecEnv):
@@ -279,6 +322,7 @@ class PreferenceSearchVecEnv(VecEnv):
         self.positions = np.zeros((n, d), dtype=np.int64)
         self.thresholds = np.zeros((n, 4))
         self.ratings = np.zeros(n, dtype=np.int64)
+        self.true_ratings = self.ratings  # the same array unless the user is noisy
         self.closer = np.zeros(n, dtype=np.int64)
         self.steps = np.zeros(n, dtype=np.int64)
         self.boards = np.full((n, self.config.n_positions), -1.0, dtype=np.float32) if self.config.obs == "BoardObs" else None
@@ -322,11 +366,13 @@ class PreferenceSearchVecEnv(VecEnv):
         distances = np.abs(positions - self.targets).sum(1)
         self.closer = (distances < previous).astype(np.int64)
         self.positions = positions
-        self.ratings = users.rating_from_distance(distances, self.thresholds)
+        self.ratings = self.true_ratings = users.rating_from_distance(distances, self.thresholds)
+        if self.config.noisy:
+            self._perturb(np.arange(self.num_envs), at_reset=False)
         if self.boards is not None:
             self.boards[np.arange(self.num_envs), users.position_to_index(positions)] = self.ratings
         self.steps += 1
-        rewards = reward_of(self.ratings, self.config.reward)
+        rewards = reward_of(self.true_ratings, self.config.reward)
         dones = self.steps >= EPISODE_STEPS
         infos = self._infos()
         observations = self._observations()
@@ -349,16 +395,25 @@ class PreferenceSearchVecEnv(VecEnv):
                 self.targets[i] = users.check_target(target, d)
             else:
                 self.targets[i] = self.config.draw_targets(self._rngs[i])
-        self.thresholds[indices] = users.rating_thresholds(self.targets[indices], self.config.preset)
+        self.thresholds[indices] = users.rating_thresholds(self.targets[indices], self.config.preset, self.config.bands)
         self.positions[indices] = users.start_position(d)
         distances = np.abs(self.positions[indices] - self.targets[indices]).sum(1)
         self.ratings[indices] = users.rating_from_distance(distances, self.thresholds[indices])
+        self.true_ratings[indices] = self.ratings[indices]
         self.closer[indices] = 0
+        if self.config.noisy:
+            self._perturb(indices, at_reset=True)
         self.steps[indices] = 0
         self.reset_infos = self._infos()
         if self.boards is not None:
             self.boards[indices] = -1.0
             self.boards[indices, users.position_to_index(self.positions[indices])] = self.ratings[indices]
+
+    def _perturb(self, indices: np.ndarray, at_reset: bool) -> None:
+        ratings, closer = self.ratings.copy(), self.closer.copy()
+        for i in indices:
+            ratings[i], closer[i] = self.config.perturb(self._rngs[i], int(ratings[i]), int(closer[i]), at_reset)
+        self.ratings, self.closer = ratings, closer
 
     def _decode(self, actions: np.ndarray) -> np.ndarray:
         if self.config.action == "Discrete":
@@ -380,10 +435,14 @@ class PreferenceSearchVecEnv(VecEnv):
 
     def _infos(self) -> list[dict[str, Any]]:
         positions, targets = users.position_to_index(self.positions), users.position_to_index(self.targets)
-        return [
+        infos = [
             {"position": int(positions[i]), "target": int(targets[i]), "rating": int(self.ratings[i]), "closer": int(self.closer[i])}
             for i in range(self.num_envs)
         ]
+        if self.config.noisy:
+            for i, info in enumerate(infos):
+                info["true_rating"] = int(self.true_ratings[i])
+        return infos
 
     def close(self) -> None:
         pass

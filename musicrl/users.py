@@ -92,7 +92,7 @@ def _axis_histogram(level: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=4096)
-def _thresholds_for_class(levels: tuple[int, ...], preset: str) -> tuple[float, ...]:
+def _thresholds_for_class(levels: tuple[int, ...], percentiles: tuple[float, ...]) -> tuple[float, ...]:
     """Thresholds for a target whose sorted, folded levels are ``levels``.
 
     The distances from a target to all positions have a histogram that is the convolution
@@ -109,7 +109,7 @@ def _thresholds_for_class(levels: tuple[int, ...], preset: str) -> tuple[float, 
         return float(np.searchsorted(cumulative, i, side="right"))
 
     out = []
-    for p in PRESETS[preset][1:5]:
+    for p in percentiles:
         virtual = (n - 1) * (np.float64(p) / 100)
         below = np.floor(virtual)
         gamma = virtual - below
@@ -119,13 +119,28 @@ def _thresholds_for_class(levels: tuple[int, ...], preset: str) -> tuple[float, 
     return tuple(out)
 
 
-def rating_thresholds(target: np.ndarray, preset: str) -> np.ndarray:
-    """Distances ``t_1..t_4`` (shape ``(..., 4)``) at which the rating drops below 4, 3, 2, 1."""
+def check_bands(bands: object) -> tuple[float, ...]:
+    """Four increasing percentiles in [0, 100]: where ratings 4, 3, 2 and 1 end."""
+    try:
+        values = tuple(float(b) for b in bands)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        values = ()
+    if len(values) != 4 or any(not 0 <= b <= 100 for b in values) or any(a >= b for a, b in zip(values, values[1:])):
+        raise ValueError(f"bands must be 4 increasing percentiles in [0, 100] (where ratings 4, 3, 2, 1 end), got {bands!r}")
+    return values
+
+
+def rating_thresholds(target: np.ndarray, preset: str, bands: tuple[float, ...] | None = None) -> np.ndarray:
+    """Distances ``t_1..t_4`` (shape ``(..., 4)``) at which the rating drops below 4, 3, 2, 1.
+
+    The cut points are the preset's percentiles of the target's distances to all positions,
+    or ``bands`` (four percentiles) if given."""
     check_choice("preset", preset, tuple(PRESETS))
+    percentiles = tuple(float(p) for p in PRESETS[preset][1:5]) if bands is None else check_bands(bands)
     target = np.asarray(target)
     folded = np.minimum(target, LEVELS - 1 - target)
     flat = folded.reshape(-1, target.shape[-1])
-    rows = [_thresholds_for_class(tuple(sorted(row.tolist())), preset) for row in flat]
+    rows = [_thresholds_for_class(tuple(sorted(row.tolist())), percentiles) for row in flat]
     return np.array(rows, dtype=np.float64).reshape(*target.shape[:-1], 4)
 
 

@@ -83,3 +83,8 @@ def test_bad_baseline_requests_are_rejected():
         baselines.GreedyPolicy(EnvConfig(obs="BoardObs"))
     with pytest.raises(ValueError, match="reveal_after must be None or in 0..21"):
         baselines.BayesPlanner(EnvConfig(), reveal_after=22)
+
+
+def test_belief_baselines_refuse_users_they_do_not_model():
+    with pytest.raises(ValueError, match="deterministic user"):
+        baselines.make_baseline("greedy", EnvConfig(d=2, rating_noise=0.1))

@@ -213,3 +213,59 @@ def test_sizes_the_spaces_cannot_hold_are_clear_errors():
     env = PreferenceSearchEnv(d=12, action="MultiDiscrete")
     observation, info = env.reset(seed=0)
     assert observation.shape == (14,) and env.step(np.full(12, 2))[0].shape == (14,)
+
+
+NOISY = [EnvConfig(d=2, rating_noise=0.3, closer_flip=0.2), EnvConfig(d=3, obs="BoardObs", rating_noise=1.0),
+         EnvConfig(d=2, action="MultiDiscrete", closer_flip=0.5, bands=(2, 10, 40, 70))]
+
+
+@pytest.mark.parametrize("config", NOISY)
+def test_noisy_batched_env_equals_single_envs(config):
+    n, seed = 3, 7
+    batched = PreferenceSearchVecEnv(n, config, seed=seed)
+    single = DummyVecEnv([lambda: PreferenceSearchEnv(**config.to_dict()) for _ in range(n)])
+    single.seed(seed)
+    assert np.array_equal(batched.reset(), single.reset())
+    rng = np.random.default_rng(seed)
+    for _ in range(2 * EPISODE_STEPS + 5):
+        shape = (n, config.d) if config.action == "MultiDiscrete" else n
+        actions = rng.integers(0, 5 if config.action == "MultiDiscrete" else 5**config.d, size=shape)
+        got, expected = batched.step(actions), single.step(actions)
+        for x, y in zip(got[:3], expected[:3]):
+            assert np.array_equal(x, y)
+        assert [i["true_rating"] for i in got[3]] == [i["true_rating"] for i in expected[3]]
+
+
+def test_noise_perturbs_what_the_agent_sees_at_the_stated_rates_but_not_the_reward():
+    config = EnvConfig(d=2, rating_noise=0.3, closer_flip=0.2)
+    env = PreferenceSearchEnv(**config.to_dict())
+    env.reset(seed=0)
+    rng = np.random.default_rng(1)
+    off = flipped = rewards_ok = 0
+    steps = 4000
+    clean = PreferenceSearchEnv(d=2)
+    for t in range(steps):
+        if t % EPISODE_STEPS == 0:
+            _, info = env.reset()
+            clean.reset(options={"target": info["target"]})
+            clean.position = env.position.copy()
+        action = int(rng.integers(25))
+        _, reward, _, _, info = env.step(action)
+        _, clean_reward, _, _, clean_info = clean.step(action)
+        off += info["rating"] != info["true_rating"]
+        flipped += info["closer"] != clean_info["closer"]
+        rewards_ok += reward == clean_reward and info["true_rating"] == clean_info["rating"]
+    assert rewards_ok == steps
+    assert 0.2 < off / steps < 0.3  # 0.3, less the moves clipped at 0 or 4
+    assert abs(flipped / steps - 0.2) < 0.03
+
+
+def test_user_options_keep_the_thesis_hashes_and_are_checked():
+    assert EnvConfig(d=2).to_dict() == {"d": 2, "preset": "WiderTopTarget", "reward": "Bullseye", "obs": "GridObs", "action": "Discrete"}
+    assert EnvConfig(d=2, rating_noise=0.1).to_dict()["rating_noise"] == 0.1
+    with pytest.raises(ValueError, match=r"rating_noise must be a probability in \[0, 1\], got 1.5"):
+        EnvConfig(rating_noise=1.5)
+    with pytest.raises(ValueError, match="bands must be 4 increasing percentiles"):
+        EnvConfig(bands=(10, 5, 30, 50))
+    wide = users.rating_thresholds(np.array([2, 2]), "WiderTopTarget", bands=(20, 40, 60, 80))
+    assert (wide > users.rating_thresholds(np.array([2, 2]), "WiderTopTarget")).any()
