@@ -231,6 +231,76 @@ class OptimalPolicy(BeliefPolicy):
         return np.array(actions, dtype=np.int64)
 
 
+FILTER_UP_TO = 4  # the filter keeps a (targets x positions) rating table: 5**(2d) entries
+
+
+@dataclass
+class Posterior:
+    """Per-env filter state: probabilities over targets, current position, steps taken."""
+
+    probabilities: np.ndarray  # (n_envs, n_positions)
+    position: np.ndarray
+    steps: np.ndarray
+
+
+def rating_likelihood(p: float) -> np.ndarray:
+    """``L[observed, true]``: the env's rating noise (off by one with probability p, kept in 0..4)."""
+    top = users.MAX_RATING
+    table = np.zeros((top + 1, top + 1))
+    for true in range(top + 1):
+        table[true, true] += 1 - p
+        table[min(true + 1, top), true] += p / 2
+        table[max(true - 1, 0), true] += p / 2
+    return table
+
+
+class FilterPolicy:
+    """Greedy on the exact Bayesian posterior over targets, for the env's user model.
+
+    The prior is uniform over the positions (or over ``config.targets``, with their
+    multiplicity). Each observation multiplies it by the likelihood of the rating seen
+    (``rating_noise``) and of the "closer" seen (``closer_flip``; not used at the reset,
+    where it is always 0); the policy then proposes the position with the highest expected
+    *true* reward. With a noiseless user the posterior is uniform over the consistent
+    targets and the policy is :class:`GreedyPolicy` exactly (tested): the yardstick that
+    still applies when the Bayes-optimal planner does not.
+    """
+
+    def __init__(self, config: EnvConfig) -> None:
+        if config.obs != "GridObs" or config.action != "Discrete":
+            raise ValueError(f"the filter reads GridObs and emits Discrete actions; got obs={config.obs!r}, action={config.action!r}")
+        if config.d > FILTER_UP_TO:
+            raise ValueError(f"the filter keeps a 5**d x 5**d rating table: d <= {FILTER_UP_TO}, got d={config.d}")
+        self.config = config
+        self.ratings = users.rating_table(config.d, config.preset, config.bands)
+        self.distances = users.distance_table(config.d)
+        self.rewards = reward_of(self.ratings, config.reward).astype(np.float64)
+        self.rating_lik = rating_likelihood(config.rating_noise)
+        prior = np.ones(config.n_positions) if config.targets is None else np.bincount(config.targets, minlength=config.n_positions)
+        self.prior = prior / prior.sum()
+
+    def predict(self, observation, state: Posterior | None = None, episode_start=None, deterministic: bool = True):
+        observation = np.atleast_2d(np.asarray(observation))
+        d, q = self.config.d, self.config.closer_flip
+        position = users.position_to_index(observation[:, :d].astype(np.int64))
+        closer = observation[:, d].astype(np.int64)
+        rating = observation[:, d + 1].astype(np.int64)
+        n = observation.shape[0]
+        starts = np.ones(n, bool) if state is None or episode_start is None else np.asarray(episode_start, bool)
+        if state is None:
+            state = Posterior(np.tile(self.prior, (n, 1)), position.copy(), np.zeros(n, np.int64))
+        likelihood = self.rating_lik[rating[:, None], self.ratings[:, position].T]
+        moved = (self.distances[:, position] < self.distances[:, state.position]).T == closer[:, None].astype(bool)
+        closer_lik = np.where(starts[:, None], 1.0, np.where(moved, 1 - q, q))
+        posterior = np.where(starts[:, None], self.prior, state.probabilities) * likelihood * closer_lik
+        posterior /= np.maximum(posterior.sum(axis=1, keepdims=True), 1e-300)
+        steps = np.where(starts, 0, state.steps)
+        scores = posterior @ self.rewards
+        best = scores.max(axis=1, keepdims=True)
+        action = np.argmax(scores >= best - 1e-9 * np.maximum(np.abs(best), 1.0), axis=1)  # lowest index among ties
+        return action, Posterior(posterior, position, steps + 1)
+
+
 def make_baseline(name: str, config: EnvConfig, seed: int = 0) -> BeliefPolicy:
     """A baseline policy by name: one of :data:`BASELINES`."""
     users.check_choice("baseline", name, BASELINES)

@@ -150,13 +150,13 @@ def rating_from_distance(distance: np.ndarray, thresholds: np.ndarray) -> np.nda
 
 
 @lru_cache(maxsize=16)
-def rating_table(d: int, preset: str) -> np.ndarray:
+def rating_table(d: int, preset: str, bands: tuple[float, ...] | None = None) -> np.ndarray:
     """``table[target, position]``: the rating every target gives every position (read-only).
 
     Size ``LEVELS**(2d)``, so this is for the small grids the planners work on.
     """
     positions = all_positions(d)
-    thresholds = rating_thresholds(positions, preset)
+    thresholds = rating_thresholds(positions, preset, bands)
     distances = np.abs(positions[:, None, :] - positions[None, :, :]).sum(-1)
     table = rating_from_distance(distances, thresholds[:, None, :]).astype(np.int8)
     table.setflags(write=False)

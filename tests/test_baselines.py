@@ -88,3 +88,24 @@ def test_bad_baseline_requests_are_rejected():
 def test_belief_baselines_refuse_users_they_do_not_model():
     with pytest.raises(ValueError, match="deterministic user"):
         baselines.make_baseline("greedy", EnvConfig(d=2, rating_noise=0.1))
+
+
+@pytest.mark.parametrize("d, preset, reward", [(2, "WiderTopTarget", "Bullseye"), (2, "TopTarget", "Rating"), (3, "WiderTopTarget", "Bullseye")])
+def test_the_filter_is_greedy_for_a_deterministic_user(d, preset, reward):
+    config = EnvConfig(d=d, preset=preset, reward=reward)
+    filtered = evaluate_policy(baselines.FilterPolicy(config), config)
+    greedy = evaluate_policy(baselines.GreedyPolicy(config), config)
+    np.testing.assert_array_equal(filtered.returns, greedy.returns)
+
+
+def test_the_filter_copes_with_noise_where_greedy_on_consistency_cannot():
+    from musicrl.evaluation import rollout
+
+    noisy = EnvConfig(d=2, rating_noise=0.2, closer_flip=0.1)
+    targets = list(range(25)) * 8
+    filtered, _ = rollout(baselines.FilterPolicy(noisy), noisy, targets)
+    naive, _ = rollout(baselines.GreedyPolicy(EnvConfig(d=2)), noisy, targets)  # believes every answer
+    assert filtered.mean() > naive.mean() + 10
+    likelihood = baselines.rating_likelihood(0.2)
+    np.testing.assert_allclose(likelihood.sum(axis=0), 1.0)
+    assert likelihood[0, 0] == pytest.approx(0.9) and likelihood[2, 1] == pytest.approx(0.1)
