@@ -189,3 +189,27 @@ def plot_pipeline() -> plt.Figure:
     ax.annotate("", xy=(10.0, 0.3), xytext=(3.3, 0.3), arrowprops={"arrowstyle": "-", "color": "0.6", "ls": "--"})
     ax.text(6.6, 0.05, "listener's answers: recorded (and, with drive='listener', fed to the policy)", ha="center", fontsize=8, color="0.4")
     return fig
+
+
+def episode_gif(policy, config, target, scale: int = 10, seconds_per_step: float = 0.6) -> bytes:
+    """One episode as an animated GIF: the env's ``rgb_array`` frames, collected by gymnasium's
+    ``RenderCollection`` wrapper (a column per feature: target red, position blue, both purple;
+    below, the rating bar and the closer flag)."""
+    import io
+
+    from gymnasium.wrappers import RenderCollection
+    from PIL import Image
+
+    from musicrl.envs import EPISODE_STEPS, PreferenceSearchEnv
+
+    env = RenderCollection(PreferenceSearchEnv(**config.to_dict(), render_mode="rgb_array"))
+    observation, _ = env.reset(options={"target": target})
+    state, start = None, True
+    for _ in range(EPISODE_STEPS):
+        action, state = policy.predict(observation[None], state, np.array([start]), deterministic=True)
+        start = False
+        observation, *_ = env.step(np.asarray(action).reshape(-1)[0])
+    frames = [Image.fromarray(np.kron(frame, np.ones((scale, scale, 1), dtype=np.uint8))) for frame in env.render()]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=int(1000 * seconds_per_step), loop=0)
+    return buffer.getvalue()

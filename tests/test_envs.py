@@ -269,3 +269,16 @@ def test_user_options_keep_the_thesis_hashes_and_are_checked():
         EnvConfig(bands=(10, 5, 30, 50))
     wide = users.rating_thresholds(np.array([2, 2]), "WiderTopTarget", bands=(20, 40, 60, 80))
     assert (wide > users.rating_thresholds(np.array([2, 2]), "WiderTopTarget")).any()
+
+
+def test_an_episode_renders_as_an_animated_gif():
+    import io
+
+    from PIL import Image
+
+    from musicrl import baselines, plots
+
+    config = EnvConfig(d=2)
+    gif = plots.episode_gif(baselines.make_baseline("random", config, seed=1), config, target=7, scale=2)
+    image = Image.open(io.BytesIO(gif))
+    assert image.format == "GIF" and image.size == (2 * 24, 2 * 84) and image.n_frames > 3
