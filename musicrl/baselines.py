@@ -35,6 +35,17 @@ class Belief:
     steps: np.ndarray  # (n_envs,)
 
 
+def read_observations(observation, d: int, state, episode_start) -> tuple[np.ndarray, ...]:
+    """GridObs rows as (position index, closer, rating, episode starts) per env."""
+    observation = np.atleast_2d(np.asarray(observation))
+    position = users.position_to_index(observation[:, :d].astype(np.int64))
+    closer = observation[:, d].astype(np.int64)
+    rating = observation[:, d + 1].astype(np.int64)
+    n = observation.shape[0]
+    starts = np.ones(n, bool) if state is None or episode_start is None else np.asarray(episode_start, bool)
+    return position, closer, rating, starts
+
+
 class BeliefPolicy:
     """Base class: tracks the consistent targets; subclasses choose actions."""
 
@@ -53,13 +64,8 @@ class BeliefPolicy:
         self.rewards = reward_of(self.ratings, config.reward).astype(np.float64)
 
     def predict(self, observation, state: Belief | None = None, episode_start=None, deterministic: bool = True):
-        observation = np.atleast_2d(np.asarray(observation))
-        d = self.config.d
-        position = users.position_to_index(observation[:, :d].astype(np.int64))
-        closer = observation[:, d].astype(np.int64)
-        rating = observation[:, d + 1].astype(np.int64)
-        n = observation.shape[0]
-        starts = np.ones(n, bool) if state is None or episode_start is None else np.asarray(episode_start, bool)
+        position, closer, rating, starts = read_observations(observation, self.config.d, state, episode_start)
+        n = len(position)
         if state is None:
             state = Belief(np.ones((n, self.config.n_positions), bool), position.copy(), np.zeros(n, np.int64))
         consistent = self.ratings[:, position].T == rating[:, None]
@@ -280,13 +286,8 @@ class FilterPolicy:
         self.prior = prior / prior.sum()
 
     def predict(self, observation, state: Posterior | None = None, episode_start=None, deterministic: bool = True):
-        observation = np.atleast_2d(np.asarray(observation))
-        d, q = self.config.d, self.config.closer_flip
-        position = users.position_to_index(observation[:, :d].astype(np.int64))
-        closer = observation[:, d].astype(np.int64)
-        rating = observation[:, d + 1].astype(np.int64)
-        n = observation.shape[0]
-        starts = np.ones(n, bool) if state is None or episode_start is None else np.asarray(episode_start, bool)
+        position, closer, rating, starts = read_observations(observation, self.config.d, state, episode_start)
+        n, q = len(position), self.config.closer_flip
         if state is None:
             state = Posterior(np.tile(self.prior, (n, 1)), position.copy(), np.zeros(n, np.int64))
         likelihood = self.rating_lik[rating[:, None], self.ratings[:, position].T]

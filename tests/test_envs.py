@@ -122,6 +122,11 @@ def test_board_holds_exactly_the_ratings_of_visited_positions_and_returns_are_bo
 @settings(max_examples=25, deadline=None)
 @given(config=st.sampled_from(CONFIGS), n=st.integers(1, 9), seed=st.integers(0, 10_000))
 def test_batched_env_equals_n_single_envs(config, n, seed):
+    assert_batched_equals_single(config, n, seed)
+
+
+def assert_batched_equals_single(config: EnvConfig, n: int, seed: int) -> None:
+    """Random actions for two episodes and more: observations, rewards, dones and infos all equal."""
     batched = PreferenceSearchVecEnv(n, config, seed=seed)
     single = DummyVecEnv([lambda: PreferenceSearchEnv(**config.to_dict()) for _ in range(n)])
     single.seed(seed)
@@ -221,19 +226,7 @@ NOISY = [EnvConfig(d=2, rating_noise=0.3, closer_flip=0.2), EnvConfig(d=3, obs="
 
 @pytest.mark.parametrize("config", NOISY)
 def test_noisy_batched_env_equals_single_envs(config):
-    n, seed = 3, 7
-    batched = PreferenceSearchVecEnv(n, config, seed=seed)
-    single = DummyVecEnv([lambda: PreferenceSearchEnv(**config.to_dict()) for _ in range(n)])
-    single.seed(seed)
-    assert np.array_equal(batched.reset(), single.reset())
-    rng = np.random.default_rng(seed)
-    for _ in range(2 * EPISODE_STEPS + 5):
-        shape = (n, config.d) if config.action == "MultiDiscrete" else n
-        actions = rng.integers(0, 5 if config.action == "MultiDiscrete" else 5**config.d, size=shape)
-        got, expected = batched.step(actions), single.step(actions)
-        for x, y in zip(got[:3], expected[:3]):
-            assert np.array_equal(x, y)
-        assert [i["true_rating"] for i in got[3]] == [i["true_rating"] for i in expected[3]]
+    assert_batched_equals_single(config, n=3, seed=7)  # infos include true_rating
 
 
 def test_noise_perturbs_what_the_agent_sees_at_the_stated_rates_but_not_the_reward():
