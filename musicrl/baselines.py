@@ -46,15 +46,19 @@ def read_observations(observation, d: int, state, episode_start) -> tuple[np.nda
     return position, closer, rating, starts
 
 
+def check_grid_discrete(config: EnvConfig) -> None:
+    if config.obs != "GridObs" or config.action != "Discrete":
+        raise ValueError(
+            f"baselines read GridObs observations and emit Discrete actions; got obs={config.obs!r}, "
+            f"action={config.action!r} (their returns do not depend on the observation type)"
+        )
+
+
 class BeliefPolicy:
     """Base class: tracks the consistent targets; subclasses choose actions."""
 
     def __init__(self, config: EnvConfig) -> None:
-        if config.obs != "GridObs" or config.action != "Discrete":
-            raise ValueError(
-                f"baselines read GridObs observations and emit Discrete actions; got obs={config.obs!r}, "
-                f"action={config.action!r} (their returns do not depend on the observation type)"
-            )
+        check_grid_discrete(config)
         if config.noisy or config.bands is not None:
             raise ValueError("the belief baselines assume the thesis's deterministic user with the preset's bands; "
                              f"got rating_noise={config.rating_noise}, closer_flip={config.closer_flip}, bands={config.bands}")
@@ -273,8 +277,7 @@ class FilterPolicy:
     """
 
     def __init__(self, config: EnvConfig) -> None:
-        if config.obs != "GridObs" or config.action != "Discrete":
-            raise ValueError(f"the filter reads GridObs and emits Discrete actions; got obs={config.obs!r}, action={config.action!r}")
+        check_grid_discrete(config)
         if config.d > FILTER_UP_TO:
             raise ValueError(f"the filter keeps a 5**d x 5**d rating table: d <= {FILTER_UP_TO}, got d={config.d}")
         self.config = config

@@ -99,7 +99,7 @@ def _features(args: argparse.Namespace) -> None:
 
     tracks = features.read_manifest(args.gtzan)
     chosen = features.subset(tracks, per_genre=args.per_genre, balanced=args.balanced)
-    store = Store(args.results) if args.results else Store()
+    store = Store(args.results)
     reference = features.subset(tracks, balanced=True)
     extractor = features.Extractor(reference, bn=args.bn, store=store, models=args.models, batch_size=args.batch_size)
     result = extractor.extract(chosen, progress=not args.quiet)
@@ -114,7 +114,7 @@ def _listen(args: argparse.Namespace) -> None:
     from musicrl.music import listen
     from musicrl.store import Store
 
-    store = Store(args.results) if args.results else Store()
+    store = Store(args.results)
     recommender, paths = listen.gtzan_recommender(args.policy, args.layer, no_repeat=args.no_repeat,
                                                   gtzan=args.gtzan, models=args.models, store=store, progress=True)
     target = args.target or str(np.random.default_rng(args.seed).choice(sorted(recommender.catalogue.ids)))

@@ -75,7 +75,7 @@ def heatmap_statements(matrices: dict[str, pd.DataFrame], last_coords: np.ndarra
     def add(section, layer, claim, rule, measured, held):
         rows.append({"thesis": section, "layer": layer, "statement": claim, "rule": rule, "ours": measured, "held": "held" if held else "not held"})
 
-    last, third, second = matrices["last"], matrices["third"], matrices["second"]
+    last, third = matrices["last"], matrices["third"]
     if last_coords is not None:
         centres = genre_centres(last_coords[:, :2], genres)
         order = np.linalg.norm(centres - centres.mean(), axis=1).argsort()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from musicrl.users import LEVELS
+from musicrl.users import LEVELS, check_choice
 
 
 @dataclass
@@ -132,8 +132,7 @@ def from_features(feats, layer: str = "third", k: int = 4, allow_missing: bool =
     """
     from musicrl.music.features import THESIS_LAYERS
 
-    if layer not in LAYER_CHOICES:
-        raise ValueError(f"unknown layer {layer!r}; accepted: {', '.join(map(repr, LAYER_CHOICES))}")
+    check_choice("layer", layer, LAYER_CHOICES)
     if feats.failed and not allow_missing:
         missing = ", ".join(f"{t} ({why})" for t, why in sorted(feats.failed.items()))
         raise ValueError(f"the catalogue is missing features for {len(feats.failed)} clip(s): {missing}; "

@@ -21,8 +21,9 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from musicrl.music import gtzan_dir
-from musicrl.music.audio import AudioError, load_clip, sha256
+from musicrl.music.audio import SR, AudioError, load_clip, sha256
 from musicrl.store import Store
+from musicrl.users import check_choice
 
 VERSION = 1
 BLOCKS = 5
@@ -68,8 +69,7 @@ class FeatureSet:
 
     def matrix(self, kind: str, block: int | str) -> np.ndarray:
         """``kind`` "tags" or "pooled"; ``block`` 1..5, or "all" (the five concatenated)."""
-        if kind not in ("tags", "pooled"):
-            raise ValueError(f"unknown feature kind {kind!r}; accepted: 'tags', 'pooled'")
+        check_choice("feature kind", kind, ("tags", "pooled"))
         values = self.tags if kind == "tags" else self.pooled
         if block == "all":
             return values.reshape(len(values), -1)
@@ -107,8 +107,7 @@ class Extractor:
                  models: Path | str | None = None, batch_size: int = 16) -> None:
         from musicrl.music import tagger
 
-        if bn not in tagger.BN_CHOICES:
-            raise ValueError(f"unknown bn {bn!r}; accepted: {', '.join(map(repr, tagger.BN_CHOICES))}")
+        check_choice("bn", bn, tagger.BN_CHOICES)
         if bn == "reference" and (reference is None or len(reference) == 0):
             raise ValueError("bn='reference' needs a non-empty reference set of clips (e.g. the balanced14 subset)")
         self.bn, self.store, self.models, self.batch_size = bn, store or Store(), models, batch_size
@@ -185,7 +184,7 @@ def mfcc_statistics(tracks: pd.DataFrame, store: Store | None = None, progress: 
     for path in tqdm(tracks["path"], desc="MFCC", disable=not progress):
         def compute(path=path):
             y = load_clip(path).samples
-            m = librosa.feature.mfcc(y=y, sr=12_000, n_mfcc=20, n_fft=512, hop_length=256)
+            m = librosa.feature.mfcc(y=y, sr=SR, n_mfcc=20, n_fft=512, hop_length=256)
             stack = np.concatenate([m, librosa.feature.delta(m), librosa.feature.delta(m, order=2)])
             return np.concatenate([stack.mean(axis=1), stack.std(axis=1)]).tolist()
 

@@ -65,7 +65,7 @@ def terminal_session(runner: SessionRunner, paths: dict[str, str], results: Path
         if answer is None:
             write("stopped; nothing saved")
             return None
-        ideal = runner._ideal
+        ideal = runner.ideal
         runner.answer(*answer)
         write(f"  you: rating {answer[0]}, closer {'yes' if answer[1] else 'no'};  ideal user: rating {ideal[0]}, "
               f"closer {'yes' if ideal[1] else 'no'}{'  <- the target song' if runner.steps[-1].song == runner.target else ''}")
@@ -122,7 +122,7 @@ class ListenerPanel:
         self.song_audio.value = clip_bytes(self.paths[self.runner.song])
 
     def answer(self, rating: int, closer: int) -> None:
-        ideal, song = self.runner._ideal, self.runner.song
+        ideal, song = self.runner.ideal, self.runner.song
         self.runner.answer(rating, closer)
         self.rows.append(f"<tr><td>{len(self.runner.steps) - 1}</td><td>{song}</td><td>{rating}</td>"
                          f"<td>{'yes' if closer else 'no'}</td><td>{ideal[0]}</td><td>{'yes' if ideal[1] else 'no'}</td></tr>")

@@ -58,12 +58,17 @@ class _DistanceListener:
         self._previous: float | None = None
 
     def distances(self, target: int) -> np.ndarray:
+        """Distance of every catalogue song to song number ``target``."""
         raise NotImplementedError
 
+    def thresholds(self, distances: np.ndarray, target: int) -> np.ndarray:
+        """Distances where ratings 4, 3, 2, 1 end: the preset's percentiles over the catalogue."""
+        return np.percentile(distances, PRESETS[self.preset][1:5])
+
     def start(self, target: str) -> None:
-        self._target = self.catalogue.index(target)
-        self._distances = self.distances(self._target)
-        self._thresholds = np.percentile(self._distances, PRESETS[self.preset][1:5])
+        index = self.catalogue.index(target)
+        self._distances = self.distances(index)
+        self._thresholds = self.thresholds(self._distances, index)
         self._previous = None
 
     def feedback(self, song: str) -> tuple[int, int]:
@@ -79,16 +84,11 @@ class IdealListener(_DistanceListener):
 
     name = "ideal"
 
-    def start(self, target: str) -> None:
-        self._target_position = np.asarray(self.catalogue.position_of(target))
-        self._thresholds = users.rating_thresholds(self._target_position, self.preset)
-        self._previous = None
+    def distances(self, target: int) -> np.ndarray:
+        return users.manhattan(self.catalogue.positions, self.catalogue.positions[target])
 
-    def feedback(self, song: str) -> tuple[int, int]:
-        distance = users.manhattan(np.asarray(self.catalogue.position_of(song)), self._target_position)
-        closer = int(self._previous is not None and distance < self._previous)
-        self._previous = distance
-        return int(users.rating_from_distance(distance, self._thresholds)), closer
+    def thresholds(self, distances: np.ndarray, target: int) -> np.ndarray:
+        return users.rating_thresholds(self.catalogue.positions[target], self.preset)
 
 
 class FeatureListener(_DistanceListener):
@@ -261,7 +261,7 @@ class SessionRunner:
         target_position = rec.catalogue.position_of(target)
         self.obs, info = self.env.reset(seed=seed, options={"target": target_position})
         self.state, self.start, self.steps, self.played = None, True, [], set()
-        self._ideal = (int(info["rating"]), int(info["closer"]))
+        self.ideal = (int(info["rating"]), int(info["closer"]))  # the ideal user's answer for the current song
         self.position = tuple(int(v) for v in users.index_to_position(info["position"], rec.catalogue.k))
         self.song = self._pick(self.position)
         self.settings = {"seed": seed, "drive": drive, "no_repeat": rec.no_repeat, "preset": rec.config.preset,
@@ -286,7 +286,7 @@ class SessionRunner:
             raise RuntimeError("the session is over (21 proposals after the start song)")
         if rating not in range(MAX_RATING + 1) or closer not in (0, 1):
             raise ValueError(f"rating must be 0..4 and closer 0 or 1, got {rating!r}, {closer!r}")
-        self.steps.append(Step(self.position, self.song, int(rating), int(closer), *self._ideal))
+        self.steps.append(Step(self.position, self.song, int(rating), int(closer), *self.ideal))
         self.played.add(self.song)
         if self.done:
             return
@@ -296,7 +296,7 @@ class SessionRunner:
         action, self.state = self.recommender.policy.predict(obs[None], self.state, np.array([self.start]), deterministic=True)
         self.start = False
         self.obs, _, _, _, info = self.env.step(int(np.asarray(action).reshape(-1)[0]))
-        self._ideal = (int(info["rating"]), int(info["closer"]))
+        self.ideal = (int(info["rating"]), int(info["closer"]))
         self.position = tuple(int(v) for v in users.index_to_position(info["position"], self.recommender.catalogue.k))
         self.song = self._pick(self.position)
 

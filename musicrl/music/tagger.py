@@ -33,14 +33,15 @@ Keras 1's default ``epsilon`` of 1e-3 is kept.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable
 
 import numpy as np
 
 from musicrl.music import models_dir
 from musicrl.music.audio import N_SAMPLES, SR
+from musicrl.users import check_choice
 
 TAGS = (
     "rock", "pop", "alternative", "indie", "electronic", "female vocalists", "dance", "00s",
@@ -178,8 +179,7 @@ class CompactCNN:
     """
 
     def __init__(self, weights: TaggerWeights, stats: BatchStats | None = None, bn: str = "reference") -> None:
-        if bn not in BN_CHOICES:
-            raise ValueError(f"unknown bn {bn!r}; accepted: {', '.join(map(repr, BN_CHOICES))}")
+        check_choice("bn", bn, BN_CHOICES)
         if bn == "reference" and stats is None:
             raise ValueError("bn='reference' needs BatchStats (estimate_stats over a reference set); or use bn='clip'")
         keras = _keras()
@@ -208,9 +208,7 @@ class CompactCNN:
             return norm
         norm = keras.layers.BatchNormalization(epsilon=EPSILON, name=f"bn{k + 1}")
         norm.build((None, None, None, CHANNELS))
-        mean = self.stats.mean[k] if self.stats is not None else np.zeros(CHANNELS, np.float32)
-        var = self.stats.var[k] if self.stats is not None else np.ones(CHANNELS, np.float32)
-        norm.set_weights([self.weights.gamma[k], self.weights.beta[k], mean, var])
+        norm.set_weights([self.weights.gamma[k], self.weights.beta[k], self.stats.mean[k], self.stats.var[k]])
         return norm
 
     def block(self, k: int, x, normalize: bool = True):
@@ -248,11 +246,6 @@ def _check_audio(audio: np.ndarray) -> np.ndarray:
     if audio.ndim != 2 or audio.shape[1] != N_SAMPLES:
         raise ValueError(f"audio must have shape (clips, {N_SAMPLES}) (mono, {SR} Hz, 29 s), got {audio.shape}")
     return audio
-
-
-def _chunks(items: list, size: int) -> Iterator[list]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
 
 
 def estimate_stats(weights: TaggerWeights, audio: np.ndarray, reference: str, chunk: int = 8) -> BatchStats:
