@@ -11,6 +11,7 @@ from musicrl.music.audio import SR, load_clip
 from musicrl.music.recommender import PLAY_SECONDS, Recommender, SessionRunner
 from musicrl.store import Store
 
+TABLE = "<table style='border-collapse: separate; border-spacing: 0.9em 0.15em'>"
 ANSWER_HELP = "answer with a rating 0-4 and whether it was closer than the previous song (y/n), e.g. '3 y'; q quits"
 
 
@@ -126,7 +127,7 @@ class ListenerPanel:
         self.runner.answer(rating, closer)
         self.rows.append(f"<tr><td>{len(self.runner.steps) - 1}</td><td>{song}</td><td>{rating}</td>"
                          f"<td>{'yes' if closer else 'no'}</td><td>{ideal[0]}</td><td>{'yes' if ideal[1] else 'no'}</td></tr>")
-        self.log.value = f"<table>{self.HEADER}{''.join(self.rows)}</table>"
+        self.log.value = f"{TABLE}{self.HEADER}{''.join(self.rows)}</table>"
         if self.runner.done:
             self.saved = self.runner.session().save(self.results)
         self._show()
@@ -143,4 +144,4 @@ def example_players(session, paths: dict[str, str]) -> str:
         rows.append(f"<tr><td>{i}</td><td>{step.position}</td><td>{step.song}{mark}</td><td>{step.rating}</td><td>{step.ideal_rating}</td>"
                     f"<td><audio controls preload='none' style='height:1.8em;width:12em' src='{source}'></audio></td></tr>")
     head = "<tr><th>step</th><th>position</th><th>song</th><th>listener</th><th>ideal user</th><th>first 8 s</th></tr>"
-    return f"<table>{head}{''.join(rows)}</table>"
+    return f"{TABLE}{head}{''.join(rows)}</table>"
