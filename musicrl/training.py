@@ -38,12 +38,15 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from tqdm import tqdm
 
+from musicrl import multiseed
 from musicrl.agents import AgentConfig, algorithm_class, make_agent, make_training_env
 from musicrl.envs import EPISODE_STEPS, EnvConfig
 from musicrl.evaluation import EvalResult, evaluate_policy, pool
 from musicrl.store import DEFAULT_ROOT, config_hash, versions, write_json_atomic
+from musicrl.users import check_choice
 
 CURVE_WINDOW = 10
+TRAINERS = ("sb3", "multiseed")
 
 
 @dataclass(frozen=True)
@@ -56,8 +59,15 @@ class RunSpec:
     updates: int
     checkpoint_every: int
     seed: int = 0
+    trainer: str = "sb3"  # "multiseed": the fast path (musicrl.multiseed), seeds of one config trained together
 
     def __post_init__(self) -> None:
+        check_choice("trainer", self.trainer, TRAINERS)
+        if self.trainer == "multiseed" and not multiseed.supports(self.env, self.agent):
+            raise ValueError(
+                f"trainer 'multiseed' implements {multiseed.SUPPORTED} with Discrete actions and normalization on the "
+                f"CPU; use trainer 'sb3' for {self.agent.algorithm} with {self.env.action} actions"
+            )
         for key in ("updates", "checkpoint_every"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -83,10 +93,13 @@ class RunSpec:
         return [u for u in self.checkpoints if 2 * u >= self.updates]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        found = {
             "name": self.name, "env": self.env.to_dict(), "agent": self.agent.to_dict(),
             "updates": self.updates, "checkpoint_every": self.checkpoint_every, "seed": self.seed,
         }
+        if self.trainer != "sb3":  # the reference path keeps the hashes it always had
+            found["trainer"] = self.trainer
+        return found
 
     @property
     def key(self) -> str:
@@ -105,6 +118,7 @@ class RunResult:
     wall_time: float
     env_steps: int
     versions: dict[str, str] = field(default_factory=dict)
+    trainer: dict[str, Any] = field(default_factory=lambda: {"path": "sb3", "seeds_together": 1})
 
     @property
     def final(self) -> EvalResult:
@@ -120,7 +134,8 @@ class RunResult:
             "spec": self.spec, "curve": [None if np.isnan(v) else round(float(v), 3) for v in self.curve],
             "checkpoints": self.checkpoints, "returns": [r.tolist() for r in self.returns],
             "pooled_from": self.pooled_from, "wall_time": self.wall_time, "env_steps": self.env_steps,
-            "versions": self.versions, "final": self.final.summary(), "pooled": self.pooled.summary(),
+            "versions": self.versions, "trainer": self.trainer, "final": self.final.summary(),
+            "pooled": self.pooled.summary(),
         }
 
     @classmethod
@@ -130,6 +145,7 @@ class RunResult:
             checkpoints=list(payload["checkpoints"]), returns=[np.asarray(r, dtype=float) for r in payload["returns"]],
             pooled_from=list(payload["pooled_from"]), wall_time=payload["wall_time"],
             env_steps=payload["env_steps"], versions=payload["versions"],
+            trainer=payload.get("trainer", {"path": "sb3", "seeds_together": 1}),
         )
 
 
@@ -257,6 +273,8 @@ def train(spec: RunSpec, root: Path | str | None = None, progress: bool = True) 
     found = load_result(spec, root)
     if found is not None:
         return found
+    if spec.trainer == "multiseed":
+        return train_seeds([spec], root, progress)[0]
     folder = run_dir(spec, root)
     started = time.perf_counter()
     env = make_training_env(spec.env, spec.agent, spec.seed)
@@ -290,6 +308,91 @@ def train(spec: RunSpec, root: Path | str | None = None, progress: bool = True) 
     )
     write_json_atomic(folder / "result.json", result.to_json())
     return result
+
+
+@dataclass
+class _OpenRun:
+    spec: RunSpec
+    folder: Path
+    state: multiseed.SeedState
+    callback: CurveCallback
+    done: int
+    before: float
+
+
+def _open_run(spec: RunSpec, root: Path | str | None) -> _OpenRun:
+    """Build (or load from its last checkpoint) one seed's SB3 model and env, as :func:`train` does."""
+    folder = run_dir(spec, root)
+    env = make_training_env(spec.env, spec.agent, spec.seed)
+    done = _latest_checkpoint(folder, spec)
+    if done:
+        model, env, saved = _load_checkpoint(folder, done, spec, env)
+        callback, before = CurveCallback(saved["recent"], saved["curve"]), saved["wall_time"]
+    else:
+        model = make_agent(spec.agent, env, seed=spec.seed)
+        callback, before = CurveCallback(), 0.0
+    state = multiseed.SeedState(model, env, callback.recent, callback.curve)  # type: ignore[arg-type]
+    state.capture_global_rng()
+    return _OpenRun(spec, folder, state, callback, done, before)
+
+
+def _check_one_configuration(specs: Sequence[RunSpec]) -> None:
+    def without_seed(spec: RunSpec) -> dict[str, Any]:
+        return {k: v for k, v in spec.to_dict().items() if k != "seed"}
+
+    if not specs:
+        raise ValueError("train_seeds needs at least one RunSpec")
+    if any(without_seed(s) != without_seed(specs[0]) for s in specs) or len({s.seed for s in specs}) < len(specs):
+        raise ValueError("train_seeds trains distinct seeds of one configuration; the specs differ in more than the seed")
+
+
+def train_seeds(specs: Sequence[RunSpec], root: Path | str | None = None, progress: bool = True) -> list[RunResult]:
+    """Train the seeds of one configuration together with :mod:`musicrl.multiseed` (the fast path).
+
+    Same store layout, checkpoints and evaluations as :func:`train`; finished seeds are
+    read, unfinished ones resume from their own last checkpoint. Each run's
+    ``wall_time`` is that of the process, which trained ``seeds_together`` seeds at once.
+    """
+    specs = list(specs)
+    _check_one_configuration(specs)
+    results = {i: r for i, s in enumerate(specs) if (r := load_result(s, root)) is not None}
+    runs = [_open_run(s, root) for i, s in enumerate(specs) if i not in results]
+    if runs:
+        _train_together(runs, progress)
+        for i, spec in enumerate(specs):
+            if i not in results:
+                results[i] = load_result(spec, root)  # type: ignore[assignment]
+    return [results[i] for i in range(len(specs))]
+
+
+def _train_together(runs: list[_OpenRun], progress: bool) -> None:
+    spec, started = runs[0].spec, time.perf_counter()
+    total = sum(spec.updates - r.done for r in runs)
+    label = f"{spec.name} x{len(runs)} seeds"
+    with tqdm(total=total, desc=label, unit="update", disable=not progress, leave=False) as bar:
+        for checkpoint in spec.checkpoints:
+            active = [r for r in runs if r.done < checkpoint]
+            for done in sorted({r.done for r in active}):
+                group = [r for r in active if r.done == done]
+                multiseed.MultiSeedTrainer(spec.agent, [r.state for r in group]).train(checkpoint - done)
+                for r in group:
+                    r.state.restore_global_rng()
+                    wall = r.before + time.perf_counter() - started
+                    _save_checkpoint(r.folder, checkpoint, r.state.model, r.state.env, r.callback, wall)
+                    _evaluate(r.folder, checkpoint, r.state.model, r.state.env, r.spec)
+                    r.done = checkpoint
+                bar.update(len(group) * (checkpoint - done))
+                if group[0].callback.curve:
+                    bar.set_postfix(avg10=f"{np.nanmean([r.callback.curve[-1] for r in group]):.1f}", refresh=False)
+    for r in runs:
+        r.state.env.close()
+        result = RunResult(
+            spec=r.spec.to_dict(), curve=np.asarray(r.callback.curve, dtype=float), checkpoints=r.spec.checkpoints,
+            returns=[_stored_returns(r.folder, u) for u in r.spec.checkpoints], pooled_from=r.spec.pooled_checkpoints,
+            wall_time=r.before + time.perf_counter() - started, env_steps=int(r.state.model.num_timesteps),
+            versions=versions(), trainer={"path": "multiseed", "seeds_together": len(runs)},
+        )
+        write_json_atomic(r.folder / "result.json", result.to_json())
 
 
 def load_policy(spec: RunSpec, updates: int | None = None, root: Path | str | None = None) -> NormalizedPolicy:

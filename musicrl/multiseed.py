@@ -1,0 +1,363 @@
+"""The fast path: S seeds of one A2C or LSTM-A2C configuration trained in one process.
+
+Stable-Baselines3 stays the reference. Each seed still has its SB3 model, its
+``VecNormalize`` and its env, built (or loaded from a checkpoint) exactly as
+:func:`musicrl.training.train` builds them; this module only replaces ``model.learn``.
+It stacks the S seeds' parameters along a leading dimension and runs the rollout and the
+update for all seeds in one batched call per layer (``torch.baddbmm``), so the fixed
+cost of a tiny network's forward and backward pass is paid once for S seeds instead of
+S times. Every step does what SB3 does, in SB3's order, with each seed's own random
+streams (torch sampling, numpy batch shuffling, env targets) carried over from and back
+into the SB3 objects, so checkpoints are interchangeable between the two paths.
+``tests/test_multiseed.py`` trains both from the same seed and compares the parameters.
+
+What it does not do: TensorBoard logging, callbacks other than the thesis's curve, any
+algorithm other than ``A2C`` and ``RecurrentA2C`` with Discrete actions.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.utils import get_device
+from stable_baselines3.common.vec_env import VecNormalize
+
+from musicrl.agents import AgentConfig
+from musicrl.envs import EnvConfig, PreferenceSearchVecEnv
+
+SUPPORTED = ("A2C", "RecurrentA2C")
+CLIP_RANGE = 0.2  # RecurrentPPO's default; with one epoch the ratio stays 1 and the clip never acts
+
+
+def supports(env: EnvConfig, agent: AgentConfig) -> bool:
+    """Whether the fast path implements this configuration (else SB3 trains it).
+
+    CPU only: its sampling reproduces SB3's from the CPU generator's state.
+    """
+    return (agent.algorithm in SUPPORTED and env.action == "Discrete" and agent.normalize
+            and get_device(agent.device).type == "cpu")
+
+
+@dataclass
+class SeedState:
+    """One seed's SB3 objects, its curve so far and its random streams."""
+
+    model: BaseAlgorithm
+    env: VecNormalize
+    recent: deque
+    curve: list[float]
+    torch_state: torch.Tensor | None = None
+    numpy_state: Any = None
+    random_state: Any = None
+
+    def capture_global_rng(self) -> None:
+        """Take over the global generators as they are now (right after building/loading the model)."""
+        self.torch_state = torch.get_rng_state()
+        self.numpy_state = np.random.get_state()
+        self.random_state = random.getstate()
+
+    def restore_global_rng(self) -> None:
+        """Put this seed's streams into the global generators (before saving its checkpoint)."""
+        torch.set_rng_state(self.torch_state)
+        np.random.set_state(self.numpy_state)
+        random.setstate(self.random_state)
+
+
+def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+
+
+class StackedPolicy:
+    """The SB3 policy's layers with the seeds stacked along dimension 0."""
+
+    def __init__(self, models: list[BaseAlgorithm], recurrent: bool) -> None:
+        self.models, self.recurrent = models, recurrent
+        self.names = [name for name, _ in models[0].policy.named_parameters()]
+        with torch.no_grad():
+            self.params = {
+                name: torch.stack([dict(m.policy.named_parameters())[name].detach() for m in models]).clone().requires_grad_()
+                for name in self.names
+            }
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        return self.params[name]
+
+    def _mlp(self, x: torch.Tensor, net: str) -> torch.Tensor:
+        x = torch.tanh(_linear(x, self[f"mlp_extractor.{net}.0.weight"], self[f"mlp_extractor.{net}.0.bias"]))
+        return torch.tanh(_linear(x, self[f"mlp_extractor.{net}.2.weight"], self[f"mlp_extractor.{net}.2.bias"]))
+
+    def heads(self, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Action logits and values; with the LSTM the critic does not backpropagate into it."""
+        critic_in = latent.detach() if self.recurrent else latent
+        logits = _linear(self._mlp(latent, "policy_net"), self["action_net.weight"], self["action_net.bias"])
+        values = _linear(self._mlp(critic_in, "value_net"), self["value_net.weight"], self["value_net.bias"])
+        return logits, values.squeeze(-1)
+
+    def lstm_input(self, x: torch.Tensor) -> torch.Tensor:
+        return _linear(x, self["lstm_actor.weight_ih_l0"], self["lstm_actor.bias_ih_l0"])
+
+    def lstm_cell(self, projected: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        gates = projected + _linear(h, self["lstm_actor.weight_hh_l0"], self["lstm_actor.bias_hh_l0"])
+        i, f, g, o = gates.chunk(4, dim=-1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        return torch.sigmoid(o) * torch.tanh(c), c
+
+    def write_back(self) -> None:
+        with torch.no_grad():
+            for s, model in enumerate(self.models):
+                for name, param in model.policy.named_parameters():
+                    param.copy_(self.params[name][s])
+
+
+def _normalized_logits(logits: torch.Tensor) -> torch.Tensor:
+    return logits - logits.logsumexp(dim=-1, keepdim=True)  # as torch's Categorical(logits=...)
+
+
+def _entropy(normalized: torch.Tensor) -> torch.Tensor:
+    clamped = torch.clamp(normalized, min=torch.finfo(normalized.dtype).min)
+    return -(clamped * torch.softmax(normalized, dim=-1)).sum(-1)
+
+
+class _Normalizer:
+    """The S seeds' ``VecNormalize`` running statistics as stacked arrays (same formulas)."""
+
+    def __init__(self, envs: list[VecNormalize]) -> None:
+        self.envs = envs
+        first = envs[0]
+        self.gamma, self.epsilon, self.clip_obs, self.clip_reward = first.gamma, first.epsilon, first.clip_obs, first.clip_reward
+        self.obs_mean = np.stack([e.obs_rms.mean for e in envs])
+        self.obs_var = np.stack([e.obs_rms.var for e in envs])
+        self.obs_count = np.array([e.obs_rms.count for e in envs], dtype=float)
+        self.ret_mean = np.array([e.ret_rms.mean for e in envs], dtype=float)
+        self.ret_var = np.array([e.ret_rms.var for e in envs], dtype=float)
+        self.ret_count = np.array([e.ret_rms.count for e in envs], dtype=float)
+        self.returns = np.stack([e.returns for e in envs])
+
+    @staticmethod
+    def _update(mean, var, count, batch: np.ndarray):
+        batch_mean, batch_var, batch_count = np.mean(batch, axis=1), np.var(batch, axis=1), batch.shape[1]
+        shape = (-1,) + (1,) * (mean.ndim - 1)
+        delta = batch_mean - mean
+        tot_count = count + batch_count
+        new_mean = mean + delta * batch_count / tot_count.reshape(shape)
+        m_a = var * count.reshape(shape)
+        m_b = batch_var * batch_count
+        m_2 = m_a + m_b + np.square(delta) * count.reshape(shape) * batch_count / (count + batch_count).reshape(shape)
+        return new_mean, m_2 / (count + batch_count).reshape(shape), batch_count + count
+
+    def step(self, obs: np.ndarray, rewards: np.ndarray, dones: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        self.obs_mean, self.obs_var, self.obs_count = self._update(self.obs_mean, self.obs_var, self.obs_count, obs)
+        normalized = self.obs(obs)
+        self.returns = self.returns * self.gamma + rewards
+        self.ret_mean, self.ret_var, self.ret_count = self._update(self.ret_mean, self.ret_var, self.ret_count, self.returns)
+        scaled = np.clip(rewards / np.sqrt(self.ret_var[:, None] + self.epsilon), -self.clip_reward, self.clip_reward)
+        self.returns[dones] = 0
+        return normalized, scaled.astype(np.float32)
+
+    def obs(self, obs: np.ndarray) -> np.ndarray:
+        scaled = (obs - self.obs_mean[:, None]) / np.sqrt(self.obs_var[:, None] + self.epsilon)
+        return np.clip(scaled, -self.clip_obs, self.clip_obs).astype(np.float32)
+
+    def write_back(self) -> None:
+        for s, env in enumerate(self.envs):
+            env.obs_rms.mean, env.obs_rms.var, env.obs_rms.count = self.obs_mean[s].copy(), self.obs_var[s].copy(), float(self.obs_count[s])
+            env.ret_rms.mean, env.ret_rms.var, env.ret_rms.count = np.float64(self.ret_mean[s]), np.float64(self.ret_var[s]), float(self.ret_count[s])
+            env.returns = self.returns[s].copy()
+
+
+class MultiSeedTrainer:
+    """Train the seeds of one configuration together for a number of updates.
+
+    ``train(updates)`` is ``model.learn(updates * n_steps * n_envs)`` for every seed, with
+    episodes restarted at its start as :func:`musicrl.training.train` does at checkpoints.
+    """
+
+    def __init__(self, agent: AgentConfig, seeds: list[SeedState]) -> None:
+        if agent.algorithm not in SUPPORTED or seeds[0].model.device.type != "cpu":
+            raise ValueError(f"the multi-seed trainer implements {SUPPORTED} on the CPU, not {agent.algorithm!r} "
+                             f"on {seeds[0].model.device}")
+        self.agent, self.seeds = agent, seeds
+        self.recurrent = agent.algorithm == "RecurrentA2C"
+        self.device = seeds[0].model.device
+
+    def train(self, updates: int) -> None:
+        seeds, agent = self.seeds, self.agent
+        S, E, T = len(seeds), agent.n_envs, agent.n_steps
+        policy = StackedPolicy([s.model for s in seeds], self.recurrent)
+        optimizer = self._optimizer(policy)
+        generators = [self._generator(s.torch_state) for s in seeds]
+        shufflers = [np.random.RandomState() for _ in seeds]
+        for rs, seed in zip(shufflers, seeds):
+            rs.set_state(seed.numpy_state)
+        obs = np.stack([seed.env.reset() for seed in seeds])  # VecNormalize.reset: as SB3's learn() restarts
+        normalizer = _Normalizer([s.env for s in seeds])
+        bases: list[PreferenceSearchVecEnv] = [s.env.unwrapped for s in seeds]  # type: ignore[misc]
+        starts = np.ones((S, E), dtype=np.float32)
+        episode_returns = np.zeros((S, E), dtype=np.float32)
+        hidden = torch.zeros(S, E, agent.hidden, device=self.device) if self.recurrent else None
+        state = (hidden, torch.zeros_like(hidden)) if self.recurrent else None
+        buffer = {
+            "obs": np.zeros((T, S, E, obs.shape[-1]), dtype=np.float32), "actions": np.zeros((T, S, E), dtype=np.int64),
+            "rewards": np.zeros((T, S, E), dtype=np.float32), "starts": np.zeros((T, S, E), dtype=np.float32),
+            "values": np.zeros((T, S, E), dtype=np.float32), "log_probs": np.zeros((T, S, E), dtype=np.float32),
+        }
+        for _ in range(updates):
+            initial = state
+            with torch.no_grad():
+                for t in range(T):
+                    logits, values, state = self._act(policy, obs, starts, state)
+                    normalized = _normalized_logits(logits)
+                    probs = torch.softmax(normalized, dim=-1)
+                    actions = torch.stack([torch.multinomial(probs[s], 1, True, generator=g).T[0] for s, g in enumerate(generators)])
+                    log_probs = normalized.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+                    actions_np = actions.cpu().numpy()
+                    steps = [base.step_arrays(a) for base, a in zip(bases, actions_np)]
+                    raw_obs, raw_rewards, dones = (np.stack(x) for x in zip(*steps))
+                    episode_returns += raw_rewards
+                    new_obs, rewards = normalizer.step(raw_obs, raw_rewards, dones)
+                    for s, e in zip(*np.nonzero(dones)):
+                        seeds[s].recent.append(float(round(episode_returns[s, e], 6)))
+                    episode_returns[dones] = 0
+                    for key, value in (("obs", obs), ("actions", actions_np), ("rewards", rewards), ("starts", starts),
+                                       ("values", values.cpu().numpy()), ("log_probs", log_probs.cpu().numpy())):
+                        buffer[key][t] = value
+                    obs, starts = new_obs, dones.astype(np.float32)
+                _, last_values, _ = self._act(policy, obs, starts, state)
+            for s, seed in enumerate(seeds):
+                seed.curve.append(float(np.mean(seed.recent)) if seed.recent else float("nan"))
+            advantages, returns = self._advantages(buffer, last_values.cpu().numpy(), starts)
+            self._update(policy, optimizer, buffer, advantages, returns, initial, shufflers)
+        policy.write_back()
+        self._write_optimizer(policy, optimizer)
+        normalizer.write_back()
+        for s, seed in enumerate(seeds):
+            seed.torch_state = generators[s].get_state()
+            seed.numpy_state = shufflers[s].get_state()
+            seed.model.num_timesteps += updates * T * E
+            seed.model._n_updates += updates
+            seed.model._last_obs = None  # type: ignore[assignment]
+
+    def _generator(self, state: torch.Tensor) -> torch.Generator:
+        generator = torch.Generator(device="cpu")
+        generator.set_state(state)
+        return generator
+
+    def _act(self, policy: StackedPolicy, obs: np.ndarray, starts: np.ndarray, state):
+        x = torch.as_tensor(obs, device=self.device)
+        if self.recurrent:
+            keep = torch.as_tensor(1.0 - starts, device=self.device).unsqueeze(-1)
+            h, c = policy.lstm_cell(policy.lstm_input(x), keep * state[0], keep * state[1])
+            state, x = (h, c), h
+        logits, values = policy.heads(x)
+        return logits, values, state
+
+    def _advantages(self, buffer: dict, last_values: np.ndarray, dones: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """SB3's ``compute_returns_and_advantage`` with the seeds as an extra axis (lambda = 1)."""
+        gamma, gae_lambda = self.agent.gamma, 1.0
+        rewards, values, starts = buffer["rewards"], buffer["values"], buffer["starts"]
+        advantages = np.zeros_like(rewards)
+        last_gae_lam = 0
+        for step in reversed(range(len(rewards))):
+            if step == len(rewards) - 1:
+                next_non_terminal = 1.0 - dones.astype(np.float32)
+                next_values = last_values
+            else:
+                next_non_terminal = 1.0 - starts[step + 1]
+                next_values = values[step + 1]
+            delta = rewards[step] + gamma * next_values * next_non_terminal - values[step]
+            last_gae_lam = delta + gamma * gae_lambda * next_non_terminal * last_gae_lam
+            advantages[step] = last_gae_lam
+        return advantages, advantages + values
+
+    def _update(self, policy, optimizer, buffer, advantages, returns, initial, shufflers) -> None:
+        agent = self.agent
+        T, S, E = buffer["actions"].shape
+        as_tensor = lambda a: torch.as_tensor(np.ascontiguousarray(a), device=self.device)  # noqa: E731
+        obs = as_tensor(buffer["obs"].transpose(1, 0, 2, 3))  # (S, T, E, k)
+        actions = as_tensor(buffer["actions"].transpose(1, 0, 2)).reshape(S, T * E)
+        if self.recurrent:
+            splits = [rs.randint(T * E) for rs in shufflers]  # RecurrentPPO's split of the batch
+            latent = self._unroll(policy, obs, as_tensor(buffer["starts"]), initial, splits)
+        else:
+            for rs in shufflers:
+                rs.permutation(T * E)  # A2C's shuffle: the order only changes the sum's rounding
+            latent = obs.reshape(S, T * E, -1)
+        logits, values = policy.heads(latent)
+        normalized = _normalized_logits(logits)
+        log_prob = normalized.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+        entropy_loss = -_entropy(normalized).mean(1)
+        adv = as_tensor(advantages.transpose(1, 0, 2)).reshape(S, T * E)
+        ret = as_tensor(returns.transpose(1, 0, 2)).reshape(S, T * E)
+        if self.recurrent:
+            ratio = torch.exp(log_prob - as_tensor(buffer["log_probs"].transpose(1, 0, 2)).reshape(S, T * E))
+            clipped = torch.clamp(ratio, 1 - CLIP_RANGE, 1 + CLIP_RANGE)
+            policy_loss = -torch.min(adv * ratio, adv * clipped).mean(1)
+        else:
+            policy_loss = -(adv * log_prob).mean(1)
+        value_loss = ((ret - values) ** 2).mean(1)
+        loss = policy_loss + agent.ent_coef * entropy_loss + agent.vf_coef * value_loss
+        optimizer.zero_grad()
+        loss.sum().backward()
+        self._clip(policy)
+        optimizer.step()
+
+    def _unroll(self, policy, obs, starts, initial, splits) -> torch.Tensor:
+        """The LSTM over the rollout; at RecurrentPPO's split point the state restarts from the stored one (detached)."""
+        S, T, E, _ = obs.shape
+        projected = policy.lstm_input(obs.reshape(S, T * E, -1)).reshape(S, T, E, -1)
+        h, c = initial
+        cut = torch.zeros(T, S, E, 1, dtype=torch.bool)
+        for s, split in enumerate(splits):
+            if split % T:
+                cut[split % T, s, split // T] = True
+        outputs = []
+        for t in range(T):
+            if cut[t].any():
+                h, c = torch.where(cut[t], h.detach(), h), torch.where(cut[t], c.detach(), c)
+            keep = (1.0 - starts[t]).unsqueeze(-1)
+            h, c = policy.lstm_cell(projected[:, t], keep * h, keep * c)
+            outputs.append(h)
+        return torch.stack(outputs, dim=1).reshape(S, T * E, -1)
+
+    def _clip(self, policy: StackedPolicy) -> None:
+        """``clip_grad_norm_`` over each seed's parameters."""
+        grads = [policy[name].grad for name in policy.names]
+        S = grads[0].shape[0]
+        norms = torch.stack([g.reshape(S, -1).norm(dim=1) for g in grads]).norm(dim=0)
+        coef = torch.clamp(self.agent.max_grad_norm / (norms + 1e-6), max=1.0)
+        for g in grads:
+            g.mul_(coef.view(S, *([1] * (g.dim() - 1))))
+
+    def _optimizer(self, policy: StackedPolicy) -> torch.optim.Optimizer:
+        agent = self.agent
+        optimizer = torch.optim.RMSprop(
+            [policy[name] for name in policy.names], lr=agent.learning_rate, alpha=agent.rms_alpha, eps=agent.rms_eps,
+            weight_decay=0,
+        )
+        states = [self._named_state(s.model) for s in self.seeds]
+        if all(states):
+            for name in policy.names:
+                optimizer.state[policy[name]] = {
+                    "step": states[0][name]["step"].clone(),
+                    "square_avg": torch.stack([st[name]["square_avg"] for st in states]).clone(),
+                }
+        return optimizer
+
+    @staticmethod
+    def _named_state(model: BaseAlgorithm) -> dict[str, dict] | None:
+        state = model.policy.optimizer.state
+        named = {name: state.get(param) for name, param in model.policy.named_parameters()}
+        return named if all(named.values()) else None
+
+    def _write_optimizer(self, policy: StackedPolicy, optimizer: torch.optim.Optimizer) -> None:
+        for s, seed in enumerate(self.seeds):
+            sb3 = seed.model.policy.optimizer
+            for name, param in seed.model.policy.named_parameters():
+                stacked = optimizer.state[policy[name]]
+                sb3.state[param] = {"step": stacked["step"].clone(), "square_avg": stacked["square_avg"][s].clone()}
