@@ -77,9 +77,12 @@ def _train(args: argparse.Namespace) -> None:
     from musicrl import experiments, training
 
     torch.set_num_threads(args.threads)
-    for seed in args.seed:
-        spec = experiments.run_spec(args.experiment, args.profile, seed)
-        result = training.train(spec, root=args.results, progress=not args.quiet)
+    specs = experiments.run_specs([args.experiment], args.profile, args.seed)
+    if specs[0].trainer == "multiseed":  # the seeds train together in this process
+        results = training.train_seeds(specs, root=args.results, progress=not args.quiet)
+    else:
+        results = [training.train(spec, root=args.results, progress=not args.quiet) for spec in specs]
+    for spec, result in zip(specs, results):
         _print_result(result)
         print(f"  stored in {training.run_dir(spec, args.results)}")
 

@@ -339,6 +339,41 @@ class PreferenceSearchVecEnv(VecEnv):
         self._reset_options()
         return self._observations()
 
+    _STATE = ("targets", "positions", "thresholds", "ratings", "true_ratings", "closer", "steps", "boards")
+
+    @classmethod
+    def concatenate(cls, envs: list[PreferenceSearchVecEnv]) -> PreferenceSearchVecEnv:
+        """One VecEnv stepping the envs of ``envs`` together, sharing their generators.
+
+        Stepping it is stepping each of them (same draws, in the same order per env); the
+        multi-seed trainer uses it to step S seeds' envs in one numpy pass, then
+        :meth:`split_into` puts the state back.
+        """
+        first = envs[0]
+        if any(e.config != first.config or e.truncation_as_terminal != first.truncation_as_terminal for e in envs):
+            raise ValueError("concatenate needs VecEnvs of one configuration")
+        joined = cls(sum(e.num_envs for e in envs), first.config, truncation_as_terminal=first.truncation_as_terminal)
+        joined._rngs = [rng for e in envs for rng in e._rngs]
+        for name in cls._STATE:
+            if getattr(first, name) is not None:
+                setattr(joined, name, np.concatenate([getattr(e, name) for e in envs]))
+        if not first.config.noisy:
+            joined.true_ratings = joined.ratings
+        return joined
+
+    def split_into(self, envs: list[PreferenceSearchVecEnv]) -> None:
+        """Write this concatenation's state back into the VecEnvs it was made from."""
+        start = 0
+        for env in envs:
+            part = slice(start, start + env.num_envs)
+            for name in self._STATE:
+                if getattr(self, name) is not None:
+                    setattr(env, name, getattr(self, name)[part].copy())
+            if not self.config.noisy:
+                env.true_ratings = env.ratings
+            env._rngs = self._rngs[part]
+            start += env.num_envs
+
     def get_rng_state(self) -> list[dict[str, Any] | None]:
         """The state of every env's generator, for checkpoints that resume exactly."""
         return [None if rng is None else rng.bit_generator.state for rng in self._rngs]

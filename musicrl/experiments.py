@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from musicrl import baselines, users
+from musicrl import baselines, multiseed, users
 from musicrl.agents import AgentConfig
 from musicrl.envs import EnvConfig, REWARDS
 from musicrl.evaluation import (
@@ -178,6 +178,7 @@ class TrainingProfile:
     checkpoint_every: int
     seeds: tuple[int, ...]
     scale: dict[str, float] = field(default_factory=dict)
+    trainer: str = "multiseed"  # where it applies (A2C and LSTM-A2C); TRPO always trains on SB3
 
     def budget(self, e: Experiment) -> tuple[int, int]:
         """Updates and checkpoint interval of experiment ``e`` under this profile."""
@@ -239,8 +240,10 @@ def run_spec(name: str, profile: str, seed: int) -> RunSpec:
     """The training run of experiment ``name`` under ``profile`` with ``seed``."""
     users.check_choice("profile", profile, PROFILES)
     found = experiment(name)
-    updates, every = TRAINING[profile].budget(found)
-    return RunSpec(name, found.env, found.agent, updates=updates, checkpoint_every=every, seed=seed)
+    chosen = TRAINING[profile]
+    updates, every = chosen.budget(found)
+    trainer = chosen.trainer if multiseed.supports(found.env, found.agent) else "sb3"
+    return RunSpec(name, found.env, found.agent, updates=updates, checkpoint_every=every, seed=seed, trainer=trainer)
 
 
 def run_specs(names: Sequence[str], profile: str, seeds: Sequence[int] | None = None) -> list[RunSpec]:

@@ -365,6 +365,24 @@ def train_seeds(specs: Sequence[RunSpec], root: Path | str | None = None, progre
     return [results[i] for i in range(len(specs))]
 
 
+LOSS_TAGS = ("train/policy_gradient_loss", "train/value_loss", "train/entropy_loss")
+
+
+def _log_segment(run: _OpenRun, losses: np.ndarray, done: int) -> None:
+    """TensorBoard scalars of the updates just trained (``tb/multiseed``): SB3's loss tags and the curve."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    per_update = run.spec.agent.steps_per_update
+    with SummaryWriter(str(run.folder / "tb" / "multiseed")) as writer:
+        curve = run.callback.curve[-len(losses):] if len(losses) else []
+        for k, (row, level) in enumerate(zip(losses, curve)):
+            step = (done + k + 1) * per_update
+            for tag, value in zip(LOSS_TAGS, row):
+                writer.add_scalar(tag, float(value), step)
+            if not np.isnan(level):
+                writer.add_scalar("rollout/avg10_return", level, step)
+
+
 def _train_together(runs: list[_OpenRun], progress: bool) -> None:
     spec, started = runs[0].spec, time.perf_counter()
     total = sum(spec.updates - r.done for r in runs)
@@ -374,8 +392,9 @@ def _train_together(runs: list[_OpenRun], progress: bool) -> None:
             active = [r for r in runs if r.done < checkpoint]
             for done in sorted({r.done for r in active}):
                 group = [r for r in active if r.done == done]
-                multiseed.MultiSeedTrainer(spec.agent, [r.state for r in group]).train(checkpoint - done)
-                for r in group:
+                losses = multiseed.MultiSeedTrainer(spec.agent, [r.state for r in group]).train(checkpoint - done)
+                for k, r in enumerate(group):
+                    _log_segment(r, losses[:, :, k], done)
                     r.state.restore_global_rng()
                     wall = r.before + time.perf_counter() - started
                     _save_checkpoint(r.folder, checkpoint, r.state.model, r.state.env, r.callback, wall)
@@ -408,17 +427,34 @@ def load_policy(spec: RunSpec, updates: int | None = None, root: Path | str | No
     return NormalizedPolicy(model, _normalizer(env))
 
 
-def _train_quietly(spec: RunSpec, root: str) -> dict[str, Any]:
+def _train_quietly(specs: list[RunSpec], root: str) -> list[dict[str, Any]]:
     torch.set_num_threads(1)
-    return train(spec, root, progress=False).to_json()
+    if specs[0].trainer == "multiseed":
+        return [r.to_json() for r in train_seeds(specs, root, progress=False)]
+    return [train(specs[0], root, progress=False).to_json()]
 
 
 _RELATIVE_COST = {"A2C": 1.0, "RecurrentA2C": 2.0, "TRPO": 3.5}
 
 
-def _cost(spec: RunSpec) -> float:
-    """Rough relative wall time, to start the longest runs first."""
-    return spec.updates * spec.agent.steps_per_update * _RELATIVE_COST[spec.agent.algorithm] * (1 + 0.2 * spec.env.d)
+def _cost(specs: list[RunSpec]) -> float:
+    """Rough relative wall time of a task, to start the longest first."""
+    spec = specs[0]
+    per_seed = spec.updates * spec.agent.steps_per_update * _RELATIVE_COST[spec.agent.algorithm] * (1 + 0.2 * spec.env.d)
+    return per_seed * (len(specs) / 4 if spec.trainer == "multiseed" else 1)
+
+
+def _tasks(specs: list[RunSpec], todo: list[int]) -> list[list[int]]:
+    """One task per run, except that the seeds of one multi-seed configuration form one task."""
+    groups: dict[str, list[int]] = {}
+    for i in todo:
+        spec = specs[i]
+        if spec.trainer == "multiseed":
+            key = config_hash({k: v for k, v in spec.to_dict().items() if k != "seed"})
+        else:
+            key = spec.key
+        groups.setdefault(key, []).append(i)
+    return sorted(groups.values(), key=lambda group: -_cost([specs[i] for i in group]))
 
 
 def train_many(
@@ -430,13 +466,16 @@ def train_many(
 ) -> list[RunResult]:
     """Train runs in parallel with Ray: local by default, a cluster given ``address``.
 
+    Runs with ``trainer="multiseed"`` that differ only in the seed are one task (one
+    process trains them together); every other run is a task of its own.
+
     Finished runs are read from the store without starting Ray. Every worker writes to
     ``root``, which on a cluster must be a filesystem all nodes share.
     """
     specs = list(specs)
     root = Path(root if root is not None else DEFAULT_ROOT).resolve()
     results: dict[int, RunResult] = {i: r for i, s in enumerate(specs) if (r := load_result(s, root)) is not None}
-    todo = sorted((i for i in range(len(specs)) if i not in results), key=lambda i: -_cost(specs[i]))
+    todo = [i for i in range(len(specs)) if i not in results]
     if todo:
         import ray
 
@@ -448,13 +487,14 @@ def train_many(
             ray.init(**init)
         try:
             remote = ray.remote(num_cpus=1, max_retries=0)(_train_quietly)
-            pending = {remote.remote(specs[i], str(root)): i for i in todo}
+            pending = {remote.remote([specs[i] for i in task], str(root)): task for task in _tasks(specs, todo)}
             with tqdm(total=len(specs), initial=len(results), desc="runs", disable=not progress) as bar:
                 while pending:
                     ready, _ = ray.wait(list(pending), num_returns=1)
-                    i = pending.pop(ready[0])
-                    results[i] = RunResult.from_json(ray.get(ready[0]))
-                    bar.update(1)
+                    task = pending.pop(ready[0])
+                    for i, payload in zip(task, ray.get(ready[0])):
+                        results[i] = RunResult.from_json(payload)
+                    bar.update(len(task))
         finally:
             if started_here:
                 ray.shutdown()

@@ -1,0 +1,119 @@
+"""The fast path (musicrl.multiseed) against the reference (SB3 through musicrl.training.train)."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from musicrl import experiments, multiseed, training
+from musicrl.agents import AgentConfig
+from musicrl.envs import EnvConfig, PreferenceSearchVecEnv
+from musicrl.training import RunSpec, load_policy, train, train_seeds
+
+TOLERANCE = 1e-6  # batched kernels sum in another order: parameters agree to a few float32 ulps
+
+
+def _specs(name: str, updates: int, every: int, seeds=(0, 1)) -> tuple[list[RunSpec], list[RunSpec]]:
+    base = experiments.run_spec(name, "quick", 0)
+    reference = [replace(base, updates=updates, checkpoint_every=every, seed=s, trainer="sb3") for s in seeds]
+    return reference, [replace(spec, trainer="multiseed") for spec in reference]
+
+
+def _max_parameter_gap(a, b) -> float:
+    return max((p - q).abs().max().item() for p, q in zip(a.model.policy.parameters(), b.model.policy.parameters()))
+
+
+@pytest.mark.parametrize("name, updates", [("fig21", 50), ("fig14", 50), ("fig25", 30)])
+def test_multiseed_trains_what_sb3_trains(tmp_path, name, updates):
+    """Same seeds, same number of updates: same curve, same evaluations, parameters within 1e-6."""
+    reference, fast = _specs(name, updates, updates // 2)
+    slow_results = [train(spec, tmp_path / "sb3", progress=False) for spec in reference]
+    fast_results = train_seeds(fast, tmp_path / "fast", progress=False)
+    for ref, spec, slow, quick in zip(reference, fast, slow_results, fast_results):
+        np.testing.assert_array_equal(slow.curve, quick.curve)
+        for a, b in zip(slow.returns, quick.returns):
+            np.testing.assert_array_equal(a, b)
+        assert slow.env_steps == quick.env_steps
+        assert quick.trainer == {"path": "multiseed", "seeds_together": 2}
+        a, b = load_policy(ref, root=tmp_path / "sb3"), load_policy(spec, root=tmp_path / "fast")
+        assert _max_parameter_gap(a, b) < TOLERANCE
+        np.testing.assert_allclose(a.normalizer.obs_rms.var, b.normalizer.obs_rms.var, rtol=1e-12)
+        np.testing.assert_allclose(a.normalizer.ret_rms.var, b.normalizer.ret_rms.var, rtol=1e-12)
+        for sb3_state, fast_state in zip(a.model.policy.optimizer.state.values(), b.model.policy.optimizer.state.values()):
+            assert float(sb3_state["step"]) == float(fast_state["step"]) == updates
+            assert (sb3_state["square_avg"] - fast_state["square_avg"]).abs().max() < TOLERANCE
+
+
+def test_multiseed_resumes_an_sb3_checkpoint(tmp_path):
+    """Checkpoints are interchangeable: the fast path continues an SB3 run where SB3 would."""
+    (reference,), (fast,) = _specs("fig14", 20, 10, seeds=(0,))
+    slow = train(reference, tmp_path, progress=False)
+    checkpoint = "checkpoints/u0000010"
+    shutil.copytree(training.run_dir(reference, tmp_path) / checkpoint, training.run_dir(fast, tmp_path) / checkpoint)
+    shutil.copytree(training.run_dir(reference, tmp_path) / "evals", training.run_dir(fast, tmp_path) / "evals")
+    (training.run_dir(fast, tmp_path) / "evals" / "u0000020.json").unlink()
+    resumed = train(fast, tmp_path, progress=False)
+    np.testing.assert_array_equal(slow.curve, resumed.curve)
+    np.testing.assert_array_equal(slow.returns[-1], resumed.returns[-1])
+    assert _max_parameter_gap(load_policy(reference, root=tmp_path), load_policy(fast, root=tmp_path)) < TOLERANCE
+
+
+def test_multiseed_logs_losses_and_curve_to_tensorboard(tmp_path):
+    _, fast = _specs("fig21", 10, 5)
+    train_seeds(fast, tmp_path, progress=False)
+    assert list((training.run_dir(fast[0], tmp_path) / "tb" / "multiseed").glob("events.out.tfevents*"))
+
+
+def test_multiseed_rerun_reads_the_store(tmp_path):
+    _, fast = _specs("fig21", 10, 5)
+    first = train_seeds(fast, tmp_path, progress=False)
+    again = train_seeds(fast, tmp_path, progress=False)
+    assert [r.wall_time for r in first] == [r.wall_time for r in again]
+
+
+def test_train_seeds_wants_seeds_of_one_configuration(tmp_path):
+    _, fast = _specs("fig21", 10, 5)
+    with pytest.raises(ValueError, match="differ in more than the seed"):
+        train_seeds([fast[0], replace(fast[1], updates=20)], tmp_path)
+    with pytest.raises(ValueError, match="differ in more than the seed"):
+        train_seeds([fast[0], fast[0]], tmp_path)
+
+
+def test_multiseed_refuses_what_it_does_not_implement():
+    trpo = experiments.experiment("fig17")
+    with pytest.raises(ValueError, match="use trainer 'sb3'"):
+        RunSpec("x", trpo.env, trpo.agent, updates=10, checkpoint_every=5, trainer="multiseed")
+    multi = EnvConfig(d=2, action="MultiDiscrete")
+    assert not multiseed.supports(multi, AgentConfig(algorithm="A2C"))
+    with pytest.raises(ValueError, match="unknown trainer .fast."):
+        RunSpec("x", EnvConfig(), AgentConfig(), updates=10, checkpoint_every=5, trainer="fast")
+
+
+def test_profiles_use_the_fast_path_where_it_applies():
+    assert experiments.run_spec("fig14", "full", 0).trainer == "multiseed"
+    assert experiments.run_spec("fig17", "full", 0).trainer == "sb3"
+    assert "trainer" not in replace(experiments.run_spec("fig14", "full", 0), trainer="sb3").to_dict()
+
+
+def test_concatenated_env_steps_like_its_parts():
+    config = EnvConfig(d=3, obs="GridObs")
+    parts = [PreferenceSearchVecEnv(4, config, seed=s, truncation_as_terminal=True) for s in (0, 10)]
+    twins = [PreferenceSearchVecEnv(4, config, seed=s, truncation_as_terminal=True) for s in (0, 10)]
+    for env in parts + twins:
+        env.reset()
+    joined = PreferenceSearchVecEnv.concatenate(parts)
+    rng = np.random.default_rng(0)
+    for _ in range(45):  # crosses two auto-resets
+        actions = rng.integers(0, config.n_positions, size=8)
+        obs, rewards, dones = joined.step_arrays(actions)
+        expected = [twin.step(a) for twin, a in zip(twins, np.split(actions, 2))]
+        np.testing.assert_array_equal(obs, np.concatenate([e[0] for e in expected]))
+        np.testing.assert_array_equal(rewards, np.concatenate([e[1] for e in expected]))
+        np.testing.assert_array_equal(dones, np.concatenate([e[2] for e in expected]))
+    joined.split_into(parts)
+    for part, twin in zip(parts, twins):
+        np.testing.assert_array_equal(part.targets, twin.targets)
+        assert part.get_rng_state() == twin.get_rng_state()
