@@ -1,9 +1,10 @@
-"""Command line: ``musicrl book``, ``baselines``, ``experiments``, ``train``, ``sweep``, ``features``."""
+"""Command line: ``musicrl book``, ``baselines``, ``experiments``, ``train``, ``sweep``, ``publish``, ``features``, ``listen``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -96,6 +97,26 @@ def _sweep(args: argparse.Namespace) -> None:
         _print_result(result)
 
 
+def _publish(args: argparse.Namespace) -> None:
+    import torch
+
+    from musicrl import experiments
+    from musicrl.store import PUBLISHED_ROOT
+
+    torch.set_num_threads(1)
+    names = args.experiments or list(experiments.EXPERIMENTS)
+    published = Path(args.published) if args.published else PUBLISHED_ROOT
+    written = experiments.publish_runs(names, args.profile, root=args.results, published=published, progress=not args.quiet)
+    files = sorted((published / "runs").glob("*.json.gz")) if (published / "runs").exists() else []
+    print(f"published {len(written)} new runs; {published / 'runs'} holds {len(files)} runs, "
+          f"{sum(f.stat().st_size for f in files) / 1e6:.2f} MB")
+    missing = experiments.missing_runs(names, args.profile, root=args.results, published=published)
+    if missing:
+        print(f"not run yet ({len(missing)}): " + ", ".join(f"{s.name} seed {s.seed}" for s in missing))
+        print("  e.g. musicrl train " + missing[0].name + f" --profile {args.profile} --seed "
+              + " ".join(str(s.seed) for s in missing if s.name == missing[0].name))
+
+
 def _features(args: argparse.Namespace) -> None:
     from musicrl.music import features
     from musicrl.store import Store
@@ -160,6 +181,13 @@ def parser() -> argparse.ArgumentParser:
     sweep.add_argument("--workers", type=_positive, default=None, help="local parallel runs (default: CPU count)")
     sweep.add_argument("--results", default=None, help="results directory, shared by all nodes on a cluster")
     sweep.set_defaults(run=_sweep)
+    pub = sub.add_parser("publish", help="copy finished runs (no weights) into the published results the book reads")
+    pub.add_argument("experiments", nargs="*", help="experiment names (default: all)")
+    pub.add_argument("--profile", default="full", choices=PROFILES)
+    pub.add_argument("--results", default=None, help="results directory (default $MUSICRL_RESULTS or ./results)")
+    pub.add_argument("--published", default=None, help="published results (default $MUSICRL_PUBLISHED or <repo>/published)")
+    pub.add_argument("--quiet", action="store_true", help="no progress bar")
+    pub.set_defaults(run=_publish)
     feats = sub.add_parser("features", help="run the compact_cnn tagger over the GTZAN clips (cached per clip)")
     feats.add_argument("--gtzan", default=None, help="clips and manifest.csv (default $MUSICRL_GTZAN or ../shared/data/gtzan12k)")
     feats.add_argument("--models", default=None, help="compact_cnn weights (default $MUSICRL_MODELS or ../shared/models/compact_cnn)")

@@ -7,6 +7,7 @@ Every knob a chapter uses is here, by profile, so a reader sees them in one plac
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -25,7 +26,7 @@ from musicrl.evaluation import (
     updates_to_convergence,
 )
 from musicrl.store import Store
-from musicrl.training import RunResult, RunSpec, load_policy, train_many
+from musicrl.training import RunResult, RunSpec, load_policy, load_result, publish, published_path, train_many
 
 PROFILES = ("smoke", "quick", "full")
 UPPER_BOUND = "upper bound"
@@ -253,13 +254,20 @@ def run_specs(names: Sequence[str], profile: str, seeds: Sequence[int] | None = 
 
 
 def experiment_runs(names: Sequence[str], profile: str, root=None, address: str | None = None,
-                    workers: int | None = None, progress: bool = True) -> dict[str, list[RunResult]]:
-    """Every seed's finished run of each experiment, training (in parallel) what is missing."""
+                    workers: int | None = None, progress: bool = True,
+                    train_missing: bool = True) -> dict[str, list[RunResult]]:
+    """Every seed's finished run of each experiment (local or published store), training (in
+    parallel) what is missing; with ``train_missing=False`` missing runs are left out instead
+    (:func:`missing_runs` lists them)."""
     specs = run_specs(names, profile)
-    results = train_many(specs, root=root, address=address, workers=workers, progress=progress)
+    if train_missing:
+        results = train_many(specs, root=root, address=address, workers=workers, progress=progress)
+    else:
+        results = [load_result(spec, root) for spec in specs]
     runs: dict[str, list[RunResult]] = {name: [] for name in names}
     for spec, result in zip(specs, results):
-        runs[spec.name].append(result)
+        if result is not None:
+            runs[spec.name].append(result)
     return runs
 
 
@@ -355,7 +363,30 @@ def convergence_table(runs: dict[str, list[RunResult]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def sampling_table(runs: dict[str, list[RunResult]], profile: str, repeats: int = 10, root=None) -> pd.DataFrame:
+SAMPLING_REPEATS = 10
+
+
+def sampling_stats(spec: RunSpec, root=None, repeats: int = SAMPLING_REPEATS) -> dict[str, float]:
+    """The final checkpoint acting deterministically on every target and sampling ``repeats`` times each.
+
+    Needs the run's weights; the published results carry it in ``extras["sampling"]``.
+    """
+    policy = load_policy(spec, root=root)
+    _, episodes = rollout(policy, spec.env, range(spec.env.n_positions))
+    missed = [ep for ep in episodes if not ep.found]
+    sampled, _ = evaluate_sampled(policy, spec.env, repeats=repeats, seed=spec.seed)
+    return {
+        "repeats": repeats, "sampled": float(sampled.mean), "missed": len(missed) / len(episodes),
+        "stuck": float(np.mean([ep.stuck for ep in missed])) if missed else float("nan"),
+    }
+
+
+def _sampling(result: RunResult, spec: RunSpec, repeats: int, root) -> dict[str, float]:
+    stored = result.extras.get("sampling")
+    return stored if stored and stored["repeats"] == repeats else sampling_stats(spec, root, repeats)
+
+
+def sampling_table(runs: dict[str, list[RunResult]], profile: str, repeats: int = SAMPLING_REPEATS, root=None) -> pd.DataFrame:
     """Each final checkpoint acting deterministically (the thesis's metric) and sampling as in training.
 
     Means over seeds of: the curve's last tenth, the deterministic and the sampled mean
@@ -366,13 +397,8 @@ def sampling_table(runs: dict[str, list[RunResult]], profile: str, repeats: int 
     for name, results in runs.items():
         e, values = experiment(name), []
         for r in results:
-            spec = run_spec(name, profile, r.spec["seed"])
-            policy = load_policy(spec, root=root)
-            _, episodes = rollout(policy, spec.env, range(spec.env.n_positions))
-            missed = [ep for ep in episodes if not ep.found]
-            sampled, _ = evaluate_sampled(policy, spec.env, repeats=repeats, seed=spec.seed)
-            values.append((final_level(r.curve), r.final.mean, sampled.mean, len(missed) / len(episodes),
-                           np.mean([ep.stuck for ep in missed]) if missed else np.nan))
+            stats = _sampling(r, run_spec(name, profile, r.spec["seed"]), repeats, root)
+            values.append((final_level(r.curve), r.final.mean, stats["sampled"], stats["missed"], stats["stuck"]))
         curve, deterministic, sampled, missed, stuck = np.nanmean(np.array(values, dtype=float), axis=0)
         rows.append({
             "experiment": name, "figure": e.figure, "ours": SHORT_NAMES[e.agent.algorithm], "observation": e.env.obs,
@@ -381,3 +407,22 @@ def sampling_table(runs: dict[str, list[RunResult]], profile: str, repeats: int 
             "of those, stuck on one position": stuck,
         })
     return pd.DataFrame(rows)
+
+
+def publish_runs(names: Sequence[str], profile: str, root=None, published=None, progress: bool = True) -> list[Path]:
+    """Publish every finished run of ``names`` under ``profile`` (see :func:`musicrl.training.publish`).
+
+    The published record adds what the book would otherwise need the weights for (the
+    sampling statistics); runs not finished locally are skipped, published ones kept.
+    """
+    written = []
+    for spec in tqdm(run_specs(names, profile), desc="publish", disable=not progress):
+        if load_result(spec, root, published=False) is None or published_path(spec, published).exists():
+            continue
+        written.append(publish(spec, {"sampling": sampling_stats(spec, root)}, root, published))
+    return written
+
+
+def missing_runs(names: Sequence[str], profile: str, root=None, published=None) -> list[RunSpec]:
+    """The runs of ``names`` under ``profile`` that neither the local nor the published store holds."""
+    return [spec for spec in run_specs(names, profile) if load_result(spec, root, published) is None]

@@ -8,6 +8,7 @@ Every record carries its configuration and the package versions that produced it
 from __future__ import annotations
 
 import functools
+import gzip
 import hashlib
 import json
 import os
@@ -20,6 +21,8 @@ from typing import Any, Callable
 PACKAGES = ("musicrl", "numpy", "gymnasium", "torch", "stable-baselines3", "sb3-contrib", "pandas", "papermill",
             "jupyter-book", "tensorflow-cpu", "keras", "librosa", "scikit-learn")
 DEFAULT_ROOT = Path(os.environ.get("MUSICRL_RESULTS", "results"))
+# Results committed to the repository (no model weights); the book reads them like the local store.
+PUBLISHED_ROOT = Path(os.environ.get("MUSICRL_PUBLISHED", Path(__file__).resolve().parent.parent / "published"))
 
 
 @functools.lru_cache(maxsize=1)
@@ -53,6 +56,25 @@ def write_json_atomic(path: Path, payload: Any) -> None:
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def write_gzip_json_atomic(path: Path, payload: Any) -> None:
+    """Compact JSON, gzip-compressed (reproducibly: no timestamp in the header), written atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle, gzip.GzipFile(fileobj=handle, mode="wb", mtime=0, filename="") as zipped:
+            zipped.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def read_gzip_json(path: Path) -> Any:
+    with gzip.open(path, "rt") as handle:
+        return json.load(handle)
 
 
 class Store:

@@ -42,7 +42,7 @@ from musicrl import multiseed
 from musicrl.agents import AgentConfig, algorithm_class, make_agent, make_training_env
 from musicrl.envs import EPISODE_STEPS, EnvConfig
 from musicrl.evaluation import EvalResult, evaluate_policy, pool
-from musicrl.store import DEFAULT_ROOT, config_hash, versions, write_json_atomic
+from musicrl.store import DEFAULT_ROOT, PUBLISHED_ROOT, config_hash, read_gzip_json, versions, write_gzip_json_atomic, write_json_atomic
 from musicrl.users import check_choice
 
 CURVE_WINDOW = 10
@@ -119,6 +119,7 @@ class RunResult:
     env_steps: int
     versions: dict[str, str] = field(default_factory=dict)
     trainer: dict[str, Any] = field(default_factory=lambda: {"path": "sb3", "seeds_together": 1})
+    extras: dict[str, Any] = field(default_factory=dict)  # published runs: what needed the weights (see publish)
 
     @property
     def final(self) -> EvalResult:
@@ -134,7 +135,7 @@ class RunResult:
             "spec": self.spec, "curve": [None if np.isnan(v) else round(float(v), 3) for v in self.curve],
             "checkpoints": self.checkpoints, "returns": [r.tolist() for r in self.returns],
             "pooled_from": self.pooled_from, "wall_time": self.wall_time, "env_steps": self.env_steps,
-            "versions": self.versions, "trainer": self.trainer, "final": self.final.summary(),
+            "versions": self.versions, "trainer": self.trainer, "extras": self.extras, "final": self.final.summary(),
             "pooled": self.pooled.summary(),
         }
 
@@ -145,7 +146,7 @@ class RunResult:
             checkpoints=list(payload["checkpoints"]), returns=[np.asarray(r, dtype=float) for r in payload["returns"]],
             pooled_from=list(payload["pooled_from"]), wall_time=payload["wall_time"],
             env_steps=payload["env_steps"], versions=payload["versions"],
-            trainer=payload.get("trainer", {"path": "sb3", "seeds_together": 1}),
+            trainer=payload.get("trainer", {"path": "sb3", "seeds_together": 1}), extras=payload.get("extras", {}),
         )
 
 
@@ -262,10 +263,33 @@ def run_dir(spec: RunSpec, root: Path | str | None = None) -> Path:
     return Path(root if root is not None else DEFAULT_ROOT) / "runs" / spec.key
 
 
-def load_result(spec: RunSpec, root: Path | str | None = None) -> RunResult | None:
-    """The finished run's result, or None if it has not finished."""
+def published_path(spec: RunSpec, published: Path | str | None = None) -> Path:
+    return Path(published if published is not None else PUBLISHED_ROOT) / "runs" / f"{spec.key}.json.gz"
+
+
+def load_result(spec: RunSpec, root: Path | str | None = None, published: Path | str | None | bool = None) -> RunResult | None:
+    """The finished run's result from the local store, else from the published results
+    (``published=False`` skips them), or None if it has not finished."""
     path = run_dir(spec, root) / "result.json"
-    return RunResult.from_json(json.loads(path.read_text())) if path.exists() else None
+    if path.exists():
+        return RunResult.from_json(json.loads(path.read_text()))
+    if published is not False:
+        found = published_path(spec, None if published is True else published)
+        if found.exists():
+            return RunResult.from_json(read_gzip_json(found))
+    return None
+
+
+def publish(spec: RunSpec, extras: dict[str, Any], root: Path | str | None = None,
+            published: Path | str | None = None) -> Path:
+    """Copy a finished local run into the published results (gzip JSON, no weights) with ``extras``."""
+    result = load_result(spec, root, published=False)
+    if result is None:
+        raise ValueError(f"{spec.key} has not finished in {run_dir(spec, root)}; train it first (musicrl train {spec.name})")
+    result.extras = extras
+    path = published_path(spec, published)
+    write_gzip_json_atomic(path, result.to_json())
+    return path
 
 
 def train(spec: RunSpec, root: Path | str | None = None, progress: bool = True) -> RunResult:
@@ -366,16 +390,20 @@ def train_seeds(specs: Sequence[RunSpec], root: Path | str | None = None, progre
 
 
 LOSS_TAGS = ("train/policy_gradient_loss", "train/value_loss", "train/entropy_loss")
+TENSORBOARD_EVERY = 10  # updates between TensorBoard points of the fast path (writing every one costs ~10%)
 
 
 def _log_segment(run: _OpenRun, losses: np.ndarray, done: int) -> None:
-    """TensorBoard scalars of the updates just trained (``tb/multiseed``): SB3's loss tags and the curve."""
+    """TensorBoard scalars of the updates just trained (``tb/multiseed``): SB3's loss tags and the
+    curve, every ``TENSORBOARD_EVERY``-th update (``result.json`` has the whole curve)."""
     from torch.utils.tensorboard import SummaryWriter
 
     per_update = run.spec.agent.steps_per_update
     with SummaryWriter(str(run.folder / "tb" / "multiseed")) as writer:
         curve = run.callback.curve[-len(losses):] if len(losses) else []
         for k, (row, level) in enumerate(zip(losses, curve)):
+            if (done + k + 1) % TENSORBOARD_EVERY:
+                continue
             step = (done + k + 1) * per_update
             for tag, value in zip(LOSS_TAGS, row):
                 writer.add_scalar(tag, float(value), step)

@@ -117,3 +117,24 @@ def test_concatenated_env_steps_like_its_parts():
     for part, twin in zip(parts, twins):
         np.testing.assert_array_equal(part.targets, twin.targets)
         assert part.get_rng_state() == twin.get_rng_state()
+
+
+def test_published_results_are_read_like_the_local_store(tmp_path):
+    """A published run (gzip JSON, no weights) is found by train() and by the chapters' tables."""
+    spec = experiments.run_spec("fig21", "smoke", 0)
+    local, published = tmp_path / "results", tmp_path / "published"
+    trained = train(spec, local, progress=False)
+    with pytest.raises(ValueError, match="has not finished"):
+        training.publish(experiments.run_spec("fig21", "smoke", 1), {}, local, published)
+    written = experiments.publish_runs(["fig21"], "smoke", root=local, published=published, progress=False)
+    assert [p.name for p in written] == [f"{spec.key}.json.gz"]  # seed 1 is not trained: skipped
+    shutil.rmtree(local)
+    found = training.load_result(spec, local, published=published)
+    np.testing.assert_array_equal(found.curve, trained.curve)
+    np.testing.assert_array_equal(found.returns[-1], trained.returns[-1])
+    assert found.extras["sampling"]["repeats"] == experiments.SAMPLING_REPEATS
+    assert training.load_result(spec, local, published=False) is None
+    table = experiments.sampling_table({"fig21": [found]}, "smoke", root=local)  # no weights needed
+    assert table.loc[0, "sampled"] == pytest.approx(found.extras["sampling"]["sampled"])
+    assert not training.run_dir(spec, local).exists()
+    assert [s.seed for s in experiments.missing_runs(["fig21"], "smoke", root=local, published=published)] == [1]
