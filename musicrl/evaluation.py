@@ -206,3 +206,18 @@ def updates_to_convergence(curve: Sequence[float], weight: float = 0.99, fractio
     target = fraction * level
     reached = np.flatnonzero(smooth(values, weight) >= target)
     return int(reached[0]) + 1 if reached.size else None
+
+
+def decimals_for(low: float, high: float) -> int:
+    """Decimals a mean deserves given its CI: none when the half-width is 1 or more, else one
+    (two below 0.1); numbers are rounded to what the seeds support."""
+    half = abs(high - low) / 2
+    return 0 if half >= 1 else 1 if half >= 0.1 else 2
+
+
+def format_ci(mean: float, low: float, high: float) -> str:
+    """``mean [low, high]`` rounded by :func:`decimals_for`; a single run shows its value alone."""
+    if low == high:
+        return f"{mean:.1f} (1 run)" if np.isclose(mean, low) else f"{mean:.1f}"
+    k = decimals_for(low, high)
+    return f"{mean:.{k}f} [{low:.{k}f}, {high:.{k}f}]"

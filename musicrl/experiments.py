@@ -18,6 +18,7 @@ from musicrl import baselines, multiseed, users
 from musicrl.agents import AgentConfig
 from musicrl.envs import EnvConfig, REWARDS
 from musicrl.evaluation import (
+    format_ci,
     evaluate_policy,
     evaluate_sampled,
     final_level,
@@ -26,7 +27,7 @@ from musicrl.evaluation import (
     updates_to_convergence,
 )
 from musicrl.store import Store
-from musicrl.training import RunResult, RunSpec, load_policy, load_result, publish, published_path, train_many
+from musicrl.training import RunResult, RunSpec, load_policy, load_result, publish, published_path, run_dir, train_many
 
 PROFILES = ("smoke", "quick", "full")
 UPPER_BOUND = "upper bound"
@@ -409,6 +410,63 @@ def sampling_table(runs: dict[str, list[RunResult]], profile: str, repeats: int 
     return pd.DataFrame(rows)
 
 
+class _EntropyProbe:
+    """Wraps a trained policy; records the mean entropy of its action distribution at each step."""
+
+    def __init__(self, policy) -> None:
+        self.policy, self.values = policy, []
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=False):
+        import torch
+        from sb3_contrib import RecurrentPPO
+
+        model, normalizer = self.policy.model, self.policy.normalizer
+        obs = torch.as_tensor(normalizer.normalize_obs(observation) if normalizer else observation, device=model.device)
+        with torch.no_grad():
+            if isinstance(model, RecurrentPPO):
+                lstm = model.policy.lstm_actor
+                shape = (lstm.num_layers, len(observation), lstm.hidden_size)
+                h, c = (np.zeros(shape, np.float32), np.zeros(shape, np.float32)) if state is None else state
+                starts = torch.as_tensor(np.asarray(episode_start, dtype=np.float32), device=model.device)
+                distribution, _ = model.policy.get_distribution(
+                    obs, (torch.as_tensor(h, device=model.device), torch.as_tensor(c, device=model.device)), starts)
+            else:
+                distribution = model.policy.get_distribution(obs)
+        self.values.append(float(distribution.entropy().mean()))
+        return self.policy.predict(observation, state=state, episode_start=episode_start, deterministic=deterministic)
+
+
+def policy_entropy(spec: RunSpec, updates: int, root=None) -> float:
+    """Mean entropy (nats) of a checkpoint's action distribution along its deterministic episodes on every target."""
+    probe = _EntropyProbe(load_policy(spec, updates, root=root))
+    rollout(probe, spec.env, range(spec.env.n_positions))
+    return float(np.mean(probe.values))
+
+
+def line_search_success(spec: RunSpec, root=None, every: int = 500) -> list[float]:
+    """TRPO: the share of updates whose line search succeeded, per block of ``every`` updates (TensorBoard logs)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    values: list[float] = []
+    for folder in sorted((run_dir(spec, root) / "tb").glob("*")):
+        events = EventAccumulator(str(folder), size_guidance={"scalars": 0})
+        events.Reload()
+        if "train/is_line_search_success" in events.Tags()["scalars"]:
+            values += [e.value for e in events.Scalars("train/is_line_search_success")]
+    return [float(np.mean(values[i:i + every])) for i in range(0, len(values), every)]
+
+
+def run_extras(spec: RunSpec, root=None) -> dict:
+    """What the book needs from a run beyond its result.json, computed while the weights exist."""
+    extras = {
+        "sampling": sampling_stats(spec, root),
+        "entropy": {str(u): policy_entropy(spec, u, root) for u in spec.checkpoints},
+    }
+    if spec.agent.algorithm == "TRPO":
+        extras["line_search_success"] = {"every": 500, "values": line_search_success(spec, root, 500)}
+    return extras
+
+
 def publish_runs(names: Sequence[str], profile: str, root=None, published=None, progress: bool = True) -> list[Path]:
     """Publish every finished run of ``names`` under ``profile`` (see :func:`musicrl.training.publish`).
 
@@ -419,10 +477,48 @@ def publish_runs(names: Sequence[str], profile: str, root=None, published=None, 
     for spec in tqdm(run_specs(names, profile), desc="publish", disable=not progress):
         if load_result(spec, root, published=False) is None or published_path(spec, published).exists():
             continue
-        written.append(publish(spec, {"sampling": sampling_stats(spec, root)}, root, published))
+        written.append(publish(spec, run_extras(spec, root), root, published))
     return written
 
 
 def missing_runs(names: Sequence[str], profile: str, root=None, published=None) -> list[RunSpec]:
     """The runs of ``names`` under ``profile`` that neither the local nor the published store holds."""
     return [spec for spec in run_specs(names, profile) if load_result(spec, root, published) is None]
+
+
+def _setting(e: Experiment) -> str:
+    preset = {"TopTarget": "Top", "WiderTopTarget": "WiderTop"}.get(e.env.preset, e.env.preset)
+    return f"{e.env.d}D {e.env.obs.replace('Obs', '')} · {e.env.reward} · {preset} · n={e.agent.n_steps}"
+
+
+def _thousands(updates: float | None) -> str:
+    return "–" if updates is None or np.isnan(updates) else f"{updates / 1000:.1f}k" if updates < 10_000 else f"{updates / 1000:.0f}k"
+
+
+def figure_table(runs: dict[str, list[RunResult]], profile: str, store: Store | None = None) -> pd.DataFrame:
+    """One compact row per thesis figure, for the page: the thesis's number, ours with its 95%
+    CI over seeds (rounded to what the CI supports), the optimum (exact) or the bracket
+    [best heuristic, upper bound], and the updates to convergence, thesis against ours."""
+    metrics = metrics_table(runs, profile, store).set_index("experiment")
+    convergence = convergence_table(runs).set_index("experiment")
+    rows = []
+    for name in runs:
+        e, m, c = experiment(name), metrics.loc[name], convergence.loc[name]
+        heuristic = max(m["greedy"], m["lookahead"])
+        if "optimal" in m and not np.isnan(m.get("optimal", np.nan)):
+            best = f"{m['optimal']:.1f} (optimal)"
+        elif UPPER_BOUND in m and not np.isnan(m.get(UPPER_BOUND, np.nan)):
+            best = f"[{heuristic:.0f}, {m[UPPER_BOUND]:.0f}]"
+        else:
+            best = f"≥ {heuristic:.0f}"
+        rows.append({
+            "figure": e.figure, "setting": _setting(e),
+            "thesis": f"{THESIS_ALGORITHM[e.agent.algorithm]}: {e.thesis.mean:.0f} (std {e.thesis.std:.0f})" if e.thesis
+            else f"{THESIS_ALGORITHM[e.agent.algorithm]}: –",
+            "ours": SHORT_NAMES[e.agent.algorithm], "seeds": int(m["seeds"]),
+            "pooled mean [95% CI]": format_ci(m["pooled mean"], m["pooled low"], m["pooled high"]),
+            "final [95% CI]": format_ci(m["final mean"], m["final low"], m["final high"]),
+            "optimum or bracket": best, "greedy": f"{m['greedy']:.1f}",
+            "trained after: thesis / ours": f"{_thousands(e.converged)} / {_thousands(c['ours: median'])}",
+        })
+    return pd.DataFrame(rows)

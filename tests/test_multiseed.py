@@ -133,8 +133,17 @@ def test_published_results_are_read_like_the_local_store(tmp_path):
     np.testing.assert_array_equal(found.curve, trained.curve)
     np.testing.assert_array_equal(found.returns[-1], trained.returns[-1])
     assert found.extras["sampling"]["repeats"] == experiments.SAMPLING_REPEATS
+    assert set(found.extras["entropy"]) == {str(u) for u in spec.checkpoints}
+    assert all(0 <= h <= np.log(spec.env.n_positions) for h in found.extras["entropy"].values())
     assert training.load_result(spec, local, published=False) is None
     table = experiments.sampling_table({"fig21": [found]}, "smoke", root=local)  # no weights needed
     assert table.loc[0, "sampled"] == pytest.approx(found.extras["sampling"]["sampled"])
     assert not training.run_dir(spec, local).exists()
     assert [s.seed for s in experiments.missing_runs(["fig21"], "smoke", root=local, published=published)] == [1]
+
+
+def test_entropy_probe_follows_the_lstm_state(tmp_path):
+    spec = experiments.run_spec("fig14", "smoke", 0)
+    train(spec, tmp_path, progress=False)
+    entropy = experiments.policy_entropy(spec, spec.checkpoints[-1], tmp_path)
+    assert 0 < entropy <= np.log(spec.env.n_positions)
