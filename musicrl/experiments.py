@@ -522,3 +522,56 @@ def figure_table(runs: dict[str, list[RunResult]], profile: str, store: Store | 
             "trained after: thesis / ours": f"{_thousands(e.converged)} / {_thousands(c['ours: median'])}",
         })
     return pd.DataFrame(rows)
+
+
+def run_entropy(result: RunResult, spec: RunSpec, root=None) -> dict[int, float]:
+    """Entropy per checkpoint: published with the run, else computed from its local checkpoints."""
+    stored = result.extras.get("entropy")
+    if stored:
+        return {int(u): h for u, h in stored.items()}
+    return {u: policy_entropy(spec, u, root) for u in spec.checkpoints}
+
+
+def run_line_search(result: RunResult, spec: RunSpec, root=None, every: int = 500) -> list[float]:
+    stored = result.extras.get("line_search_success")
+    if stored and stored["every"] == every:
+        return stored["values"]
+    return line_search_success(spec, root, every)
+
+
+def collapse_table(runs: dict[str, list[RunResult]], profile: str, root=None, weight: float = 0.99) -> pd.DataFrame:
+    """Per TRPO run: the smoothed curve's peak, its final level, whether it collapsed (ended below
+    half its peak) and when, the policy's entropy at the first and last checkpoint, and the
+    line search's success rate in the first and last tenth of training."""
+    from musicrl.evaluation import smooth
+
+    rows = []
+    for name, results in runs.items():
+        if experiment(name).agent.algorithm != "TRPO":
+            continue
+        for r in results:
+            spec = run_spec(name, profile, r.spec["seed"])
+            smoothed = smooth(r.curve, weight)
+            peak_at = int(np.nanargmax(smoothed))
+            below = np.flatnonzero(smoothed[peak_at:] < 0.5 * smoothed[peak_at])
+            entropy, success = run_entropy(r, spec, root), np.asarray(run_line_search(r, spec, root))
+            tenth = max(1, len(success) // 10)
+            rows.append({
+                "experiment": name, "seed": r.spec["seed"], "peak": float(smoothed[peak_at]), "peak at": peak_at + 1,
+                "final level": final_level(r.curve), "collapsed at": int(peak_at + below[0] + 1) if below.size else None,
+                "entropy, first checkpoint": entropy[min(entropy)], "entropy, last checkpoint": entropy[max(entropy)],
+                "line search ok, first tenth": float(success[:tenth].mean()) if success.size else np.nan,
+                "line search ok, last tenth": float(success[-tenth:].mean()) if success.size else np.nan,
+            })
+    frame = pd.DataFrame(rows)
+    if len(frame):
+        frame["collapsed at"] = frame["collapsed at"].astype("Int64")
+    return frame
+
+
+def collapsed(curve, weight: float = 0.99) -> bool:
+    """Whether the smoothed curve ends below half of its peak (the criterion of :func:`collapse_table`)."""
+    from musicrl.evaluation import smooth
+
+    smoothed = smooth(curve, weight)
+    return bool(np.nanmin(smoothed[int(np.nanargmax(smoothed)):]) < 0.5 * np.nanmax(smoothed))
