@@ -5,7 +5,8 @@ executed copies into ``book/`` (atomically: a temporary file, then a rename), wi
 profile as a parameter. Papermill records the parameters in each notebook's metadata and
 every chapter ends with a table of the package versions. Jupyter Book runs with execution
 off and warnings as errors. Before the chapters run, one Ray sweep trains (in parallel)
-every run the chapters need that the results store does not hold yet.
+every run the chapters need that neither the results store nor the published results
+hold yet (under ``full``, only with ``train_missing=True``).
 """
 
 from __future__ import annotations
@@ -60,18 +61,31 @@ def build_html(root: Path = ROOT) -> Path:
     return root / "_build" / "html"
 
 
+RL_CHAPTERS = ("experiments_2d", "higher_dimensions")  # their notebooks take train_missing
+
+
 def train_for(chapters: tuple[str, ...], profile: str, root: Path = ROOT, address: str | None = None) -> None:
     """Train every run the chosen chapters need, all in one parallel sweep (cached runs are read)."""
-    names = sorted({name for chapter in chapters for name in CHAPTER_EXPERIMENTS.get(chapter, ())})
+    names = sorted({name for chapter in chapters if chapter in RL_CHAPTERS for name in CHAPTER_EXPERIMENTS[chapter]})
     if names:
         experiment_runs(names, profile, root=root / "results", address=address)
 
 
-def build(profile: str = "quick", chapters: tuple[str, ...] = CHAPTERS, html: bool = True, root: Path = ROOT) -> Path:
+def build(profile: str = "quick", chapters: tuple[str, ...] = CHAPTERS, html: bool = True, root: Path = ROOT,
+          train_missing: bool | None = None) -> Path:
+    """Execute the chapters and render the book.
+
+    ``train_missing`` (default: yes, except under ``full``) trains the runs the RL chapters
+    need that neither the local store nor the published results hold; without it they
+    show what is there and list the rest. The recommender's 4D agents train at the
+    ``quick`` budget under ``full`` (see its ``agent_profile``).
+    """
     check_choice("profile", profile, PROFILES)
     for name in chapters:
         check_choice("chapter", name, CHAPTERS)
-    train_for(chapters, profile, root)
+    train_missing = profile != "full" if train_missing is None else train_missing
+    if train_missing:
+        train_for(chapters, profile, root)
     for name in tqdm(chapters, desc=f"chapters ({profile})"):
-        execute_chapter(name, profile, root)
+        execute_chapter(name, profile, root, {"train_missing": train_missing} if name in RL_CHAPTERS else None)
     return build_html(root) if html else root / "book"

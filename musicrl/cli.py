@@ -17,7 +17,7 @@ def _book(args: argparse.Namespace) -> None:
     from musicrl import book
 
     chapters = tuple(args.chapters) if args.chapters else book.CHAPTERS
-    out = book.build(profile=args.profile, chapters=chapters, html=not args.no_html)
+    out = book.build(profile=args.profile, chapters=chapters, html=not args.no_html, train_missing=args.train_missing)
     print(f"book written to {out}")
 
 
@@ -153,6 +153,9 @@ def parser() -> argparse.ArgumentParser:
     book.add_argument("--profile", default="quick", choices=PROFILES)
     book.add_argument("--chapters", nargs="*", help="chapters to execute (default: all)")
     book.add_argument("--no-html", action="store_true", help="execute notebooks only")
+    book.add_argument("--train-missing", action=argparse.BooleanOptionalAction, default=None,
+                      help="train the runs that neither results/ nor published/ holds (default: yes, except --profile full, "
+                           "whose chapters show the published runs and list the missing ones)")
     book.set_defaults(run=_book)
     base = sub.add_parser("baselines", help="evaluate the baselines with the thesis's protocol")
     base.add_argument("--d", type=int, default=2)

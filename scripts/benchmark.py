@@ -1,6 +1,11 @@
 """Print environment and training throughput, baseline and experiment times (a benchmark, not a test).
 
     .venv/bin/python scripts/benchmark.py [--seconds 2] [--dims 2 3 4] [--updates 100] [--measure-quick]
+                                          [--seeds 5] [--fast-path fig21 fig14 fig25]
+
+The first figures are the issue-10 target: training throughput of SB3 against the
+multi-seed fast path (musicrl.multiseed) for the MLP A2C and the LSTM-A2C agents, measured
+side by side in one run, one torch thread.
 
 The bounds above the exact range use the quick profile's depths. Training throughput is
 A2C (the thesis's settings, 16 envs) on the batched VecEnv against SB3's DummyVecEnv of
@@ -15,11 +20,10 @@ import argparse
 import tempfile
 import time
 
+import musicrl  # noqa: F401  first: it keeps TensorFlow out of SB3's TensorBoard writer
 import numpy as np
-from stable_baselines3.common.vec_env import DummyVecEnv
-
 import torch
-from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
+from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor, VecNormalize
 
 from musicrl import agents, baselines, experiments, training
 from musicrl.envs import EnvConfig, PreferenceSearchEnv, PreferenceSearchVecEnv
@@ -75,6 +79,29 @@ def training_throughput(config: EnvConfig, updates: int) -> dict[str, float]:
     return figures
 
 
+def fast_path_throughput(name: str, updates: int, seeds: int) -> tuple[float, float]:
+    """Env steps per second of training, one core: SB3 (one seed) against the multi-seed path (``seeds`` seeds)."""
+    from collections import deque
+
+    from musicrl import multiseed
+
+    spec = experiments.run_spec(name, "quick", 0)
+    steps = updates * spec.agent.steps_per_update
+    model = agents.make_agent(spec.agent, agents.make_training_env(spec.env, spec.agent, 0), seed=0)
+    model.learn(10 * spec.agent.steps_per_update)  # warm-up
+    _, seconds = timed(lambda: model.learn(steps, reset_num_timesteps=False))
+    states = []
+    for seed in range(seeds):
+        env = agents.make_training_env(spec.env, spec.agent, seed)
+        state = multiseed.SeedState(agents.make_agent(spec.agent, env, seed=seed), env, deque(maxlen=10), [])
+        state.capture_global_rng()
+        states.append(state)
+    trainer = multiseed.MultiSeedTrainer(spec.agent, states)
+    trainer.train(10)
+    _, fast_seconds = timed(lambda: trainer.train(updates))
+    return steps / seconds, seeds * steps / fast_seconds
+
+
 def experiment_times(measure: bool) -> list[tuple[str, list[float]]]:
     """Wall seconds of each quick-profile experiment, per seed (recorded, or measured now)."""
     rows = []
@@ -102,8 +129,18 @@ def main() -> None:
     parser.add_argument("--dims", type=int, nargs="*", default=[2, 3, 4])
     parser.add_argument("--updates", type=int, default=100, help="A2C updates per training-throughput figure")
     parser.add_argument("--measure-quick", action="store_true", help="train every quick experiment (seed 0) now")
+    parser.add_argument("--seeds", type=int, default=5, help="seeds the multi-seed path trains together (the full profile's 5)")
+    parser.add_argument("--fast-path", nargs="*", default=["fig21", "fig14", "fig25"],
+                        help="experiments whose agent is timed on both paths (MLP A2C, LSTM-A2C 2D and 4D)")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    print(f"training, env steps per second on one core: SB3 (1 seed) against the multi-seed path ({args.seeds} seeds), "
+          f"{args.updates} updates each")
+    for name in args.fast_path:
+        e = experiments.experiment(name)
+        slow, fast = fast_path_throughput(name, args.updates, args.seeds)
+        label = f"{name} {experiments.SHORT_NAMES[e.agent.algorithm]} {e.env.d}D {e.env.obs}"
+        print(f"  {label:<28} SB3 {slow:>9,.0f}   multiseed {fast:>9,.0f}   ratio {fast / slow:5.2f}x")
     print(f"A2C training, env steps per second (2D GridObs, {args.updates} updates of 16 x 20 steps, 1 thread)")
     for name, value in training_throughput(EnvConfig(d=2), args.updates).items():
         print(f"  {name:<16} {value:>10,.0f}")
