@@ -215,9 +215,12 @@ def decimals_for(low: float, high: float) -> int:
     return 0 if half >= 1 else 1 if half >= 0.1 else 2
 
 
-def format_ci(mean: float, low: float, high: float) -> str:
-    """``mean [low, high]`` rounded by :func:`decimals_for`; a single run shows its value alone."""
+def format_ci(mean: float, low: float, high: float, runs: int | None = None) -> str:
+    """``mean [low, high]`` rounded by :func:`decimals_for`; one run shows its value alone, and
+    runs that all agree show the common value."""
+    if runs == 1:
+        return f"{mean:.1f} (1 run)"
     if low == high:
-        return f"{mean:.1f} (1 run)" if np.isclose(mean, low) else f"{mean:.1f}"
+        return f"{mean:.1f} (all runs)"
     k = decimals_for(low, high)
     return f"{mean:.{k}f} [{low:.{k}f}, {high:.{k}f}]"

@@ -486,13 +486,15 @@ def missing_runs(names: Sequence[str], profile: str, root=None, published=None) 
     return [spec for spec in run_specs(names, profile) if load_result(spec, root, published) is None]
 
 
-def _setting(e: Experiment) -> str:
+def _setting(e: Experiment, sep: str = " · ") -> str:
     preset = {"TopTarget": "Top", "WiderTopTarget": "WiderTop"}.get(e.env.preset, e.env.preset)
-    return f"{e.env.d}D {e.env.obs.replace('Obs', '')} · {e.env.reward} · {preset} · n={e.agent.n_steps}"
+    return f"{e.env.d}D {e.env.obs.replace('Obs', '')}, n={e.agent.n_steps}{sep}{e.env.reward}, {preset}"
 
 
 def _thousands(updates: float | None) -> str:
-    return "–" if updates is None or np.isnan(updates) else f"{updates / 1000:.1f}k" if updates < 10_000 else f"{updates / 1000:.0f}k"
+    if updates is None or np.isnan(updates):
+        return "–"
+    return f"{updates:.0f}" if updates < 1000 else f"{updates / 1000:.1f}k" if updates < 10_000 else f"{updates / 1000:.0f}k"
 
 
 def figure_table(runs: dict[str, list[RunResult]], profile: str, store: Store | None = None) -> pd.DataFrame:
@@ -512,16 +514,21 @@ def figure_table(runs: dict[str, list[RunResult]], profile: str, store: Store | 
         else:
             best = f"≥ {heuristic:.0f}"
         rows.append({
-            "figure": e.figure, "setting": _setting(e),
-            "thesis": f"{THESIS_ALGORITHM[e.agent.algorithm]}: {e.thesis.mean:.0f} (std {e.thesis.std:.0f})" if e.thesis
+            "figure": e.figure, "setting": _setting(e, "\n"),
+            "thesis": f"{THESIS_ALGORITHM[e.agent.algorithm]}: {e.thesis.mean:.0f}\n(std {e.thesis.std:.0f})" if e.thesis
             else f"{THESIS_ALGORITHM[e.agent.algorithm]}: –",
-            "ours": SHORT_NAMES[e.agent.algorithm], "seeds": int(m["seeds"]),
-            "pooled mean [95% CI]": format_ci(m["pooled mean"], m["pooled low"], m["pooled high"]),
-            "final [95% CI]": format_ci(m["final mean"], m["final low"], m["final high"]),
-            "optimum or bracket": best, "greedy": f"{m['greedy']:.1f}",
+            "ours": f"{SHORT_NAMES[e.agent.algorithm]}\n{int(m['seeds'])} seeds",
+            "pooled mean [95% CI]": format_ci(m["pooled mean"], m["pooled low"], m["pooled high"], int(m["seeds"])).replace(" [", "\n["),
+            "final [95% CI]": format_ci(m["final mean"], m["final low"], m["final high"], int(m["seeds"])).replace(" [", "\n["),
+            "optimum or bracket": best.replace(" (", "\n("), "greedy": f"{m['greedy']:.1f}",
             "trained after: thesis / ours": f"{_thousands(e.converged)} / {_thousands(c['ours: median'])}",
         })
     return pd.DataFrame(rows)
+
+
+def styled(frame: pd.DataFrame, **formats):
+    """A table for the page: no index, a line break where a cell holds a newline (see figure_table)."""
+    return frame.style.hide(axis="index").format(lambda v: v.replace("\n", "<br>") if isinstance(v, str) else v, **formats)
 
 
 def run_entropy(result: RunResult, spec: RunSpec, root=None) -> dict[int, float]:

@@ -76,3 +76,13 @@ def test_atomic_write_leaves_nothing_half_written(tmp_path):
     with pytest.raises(TypeError):
         store.write_json_atomic(target, {"bad": object()})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_numbers_are_rounded_to_what_the_ci_supports():
+    from musicrl.evaluation import format_ci
+
+    assert format_ci(156.27, 128.4, 180.3, 5) == "156 [128, 180]"
+    assert format_ci(12.345, 12.1, 12.6, 5) == "12.3 [12.1, 12.6]"
+    assert format_ci(1.2345, 1.22, 1.25, 5) == "1.23 [1.22, 1.25]"
+    assert format_ci(42.0, 42.0, 42.0, 2) == "42.0 (all runs)"
+    assert format_ci(42.0, 42.0, 42.0, 1) == "42.0 (1 run)"
