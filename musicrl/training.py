@@ -40,7 +40,7 @@ from tqdm import tqdm
 
 from musicrl import multiseed
 from musicrl.agents import AgentConfig, algorithm_class, make_agent, make_training_env
-from musicrl.envs import EPISODE_STEPS, EnvConfig
+from musicrl.envs import EPISODE_STEPS, EnvConfig, PreferenceSearchVecEnv
 from musicrl.evaluation import EvalResult, evaluate_policy, pool
 from musicrl.store import DEFAULT_ROOT, PUBLISHED_ROOT, config_hash, read_gzip_json, versions, write_gzip_json_atomic, write_json_atomic
 from musicrl.users import check_choice
