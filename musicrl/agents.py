@@ -12,13 +12,19 @@ coefficient, bootstrapping at truncation). Three algorithms:
   LSTM shared by actor and critic, where the thesis had a GRU.
 - ``TRPO``: sb3-contrib ``TRPO``, a natural-gradient trust-region method, stands in for
   ACKTR (not in SB3), feed-forward as the thesis's ACKTR runs were.
+- ``EntropyTRPO``: the same with the entropy bonus of the thesis's ACKTR (``ent_coef``)
+  in the surrogate objective that the step maximizes and the line search checks
+  (:class:`EntropyTRPO`); sb3-contrib's TRPO has none, and its policies turn
+  deterministic and then collapse (see the 2D chapter).
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from sb3_contrib import TRPO, RecurrentPPO
 from stable_baselines3 import A2C, PPO
@@ -28,7 +34,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecMonitor, VecNormalize
 from musicrl.envs import EnvConfig, PreferenceSearchVecEnv
 from musicrl.users import check_choice
 
-ALGORITHMS = ("A2C", "RecurrentA2C", "TRPO")
+ALGORITHMS = ("A2C", "RecurrentA2C", "TRPO", "EntropyTRPO")
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,82 @@ class AgentConfig:
         return asdict(self)
 
 
+class EntropyTRPO(TRPO):
+    """sb3-contrib's TRPO whose surrogate objective adds ``ent_coef`` times the mean entropy.
+
+    One update: the natural-gradient direction of ``mean(A * ratio) + ent_coef * mean(H)``
+    by conjugate gradients on the KL's Fisher matrix, the largest step within ``target_kl``,
+    a backtracking line search that must keep the KL below ``target_kl`` and improve that
+    same objective, then the critic's updates, all as ``TRPO.train`` does them.
+    Discrete actions, no sub-sampling.
+    """
+
+    def __init__(self, *args: Any, ent_coef: float = 0.01, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.entropy_coef = ent_coef
+
+    def _objective(self, data, actions: torch.Tensor, advantages: torch.Tensor):
+        distribution = self.policy.get_distribution(data.observations)
+        ratio = torch.exp(distribution.log_prob(actions) - data.old_log_prob)
+        return (advantages * ratio).mean() + self.entropy_coef * distribution.entropy().mean(), distribution
+
+    def train(self) -> None:
+        from functools import partial
+
+        from sb3_contrib.common.utils import conjugate_gradient_solver
+        from stable_baselines3.common.distributions import kl_divergence
+
+        self.policy.set_training_mode(True)
+        self._update_learning_rate(self.policy.optimizer)
+        data = next(self.rollout_buffer.get(batch_size=None))
+        actions = data.actions.long().flatten()
+        advantages = data.advantages
+        if self.normalize_advantage:
+            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        with torch.no_grad():
+            old = copy.copy(self.policy.get_distribution(data.observations))
+        objective, distribution = self._objective(data, actions, advantages)
+        kl = kl_divergence(distribution, old).mean()
+        self.policy.optimizer.zero_grad()
+        params, objective_grad, kl_grad, shapes = self._compute_actor_grad(kl, objective)
+        fisher = partial(self.hessian_vector_product, params, kl_grad)
+        direction = conjugate_gradient_solver(fisher, objective_grad, max_iter=self.cg_max_steps)
+        step = np.sqrt(2 * self.target_kl / float(torch.matmul(direction, fisher(direction, retain_graph=False))))
+        originals = [p.detach().clone() for p in params]
+        success, coefficient = False, 1.0
+        with torch.no_grad():
+            for _ in range(self.line_search_max_iter):
+                start = 0
+                for param, original, shape in zip(params, originals, shapes):
+                    param.data = original + coefficient * step * direction[start:start + param.numel()].view(shape)
+                    start += param.numel()
+                new_objective, distribution = self._objective(data, actions, advantages)
+                kl = kl_divergence(distribution, old).mean()
+                if kl < self.target_kl and new_objective > objective:
+                    success = True
+                    break
+                coefficient *= self.line_search_shrinking_factor
+            if not success:
+                for param, original in zip(params, originals):
+                    param.data = original.clone()
+        value_losses = []
+        for _ in range(self.n_critic_updates):
+            for batch in self.rollout_buffer.get(self.batch_size):
+                value_loss = torch.nn.functional.mse_loss(batch.returns, self.policy.predict_values(batch.observations).flatten())
+                value_losses.append(value_loss.item())
+                self.policy.optimizer.zero_grad()
+                value_loss.backward()
+                for param in params:  # the critic's step must not move the actor (the KL limit)
+                    param.grad = None
+                self.policy.optimizer.step()
+        self._n_updates += 1
+        self.logger.record("train/policy_objective", float(new_objective if success else objective))
+        self.logger.record("train/kl_divergence_loss", float(kl) if success else 0.0)
+        self.logger.record("train/is_line_search_success", float(success))
+        self.logger.record("train/entropy", float(distribution.entropy().mean()))
+        self.logger.record("train/value_loss", float(np.mean(value_losses)))
+
+
 def make_training_env(env_config: EnvConfig, agent: AgentConfig, seed: int) -> VecEnv:
     """Batched envs (step limit as terminal), episode logging, then running normalization."""
     env: VecEnv = VecMonitor(PreferenceSearchVecEnv(agent.n_envs, env_config, seed=seed, truncation_as_terminal=True))
@@ -77,7 +159,7 @@ def make_training_env(env_config: EnvConfig, agent: AgentConfig, seed: int) -> V
 def algorithm_class(algorithm: str) -> type[BaseAlgorithm]:
     """The SB3 class behind an algorithm name (for loading checkpoints)."""
     check_choice("algorithm", algorithm, ALGORITHMS)
-    return {"A2C": A2C, "RecurrentA2C": RecurrentPPO, "TRPO": TRPO}[algorithm]
+    return {"A2C": A2C, "RecurrentA2C": RecurrentPPO, "TRPO": TRPO, "EntropyTRPO": EntropyTRPO}[algorithm]
 
 
 def _optimizer(agent: AgentConfig) -> dict[str, Any]:
@@ -125,9 +207,10 @@ def make_agent(agent: AgentConfig, env: VecEnv, seed: int, tensorboard_log: str 
             "MlpLstmPolicy", env, ent_coef=agent.ent_coef, vf_coef=agent.vf_coef,
             max_grad_norm=agent.max_grad_norm, policy_kwargs=policy_kwargs, **ppo_as_a2c_kwargs(agent), **common,
         )
-    return TRPO(
+    trpo = {"ent_coef": agent.ent_coef} if agent.algorithm == "EntropyTRPO" else {}
+    return algorithm_class(agent.algorithm)(
         "MlpPolicy", env, n_steps=agent.n_steps, batch_size=agent.steps_per_update, gae_lambda=1.0,
-        normalize_advantage=False, policy_kwargs=_heads(agent), **common,
+        normalize_advantage=False, policy_kwargs=_heads(agent), **trpo, **common,
     )
 
 

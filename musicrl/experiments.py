@@ -127,6 +127,7 @@ STAND_INS = {
     "A2C": "A2C (SB3), feed-forward as in the thesis",
     "RecurrentA2C": "A2C with a 64-unit LSTM (sb3-contrib RecurrentPPO configured as A2C) for the thesis's GRU",
     "TRPO": "TRPO (sb3-contrib) for ACKTR, which SB3 does not have; feed-forward as in the thesis",
+    "EntropyTRPO": "TRPO with the entropy bonus of the thesis's ACKTR (musicrl.agents.EntropyTRPO); a diagnostic variant",
 }
 
 
@@ -192,7 +193,7 @@ class TrainingProfile:
 
 TRAINING = {
     "smoke": TrainingProfile(updates=10, checkpoint_every=5, seeds=(0, 1)),
-    "quick": TrainingProfile(updates=800, checkpoint_every=100, seeds=(0, 1, 2), scale={"TRPO": 0.5}),
+    "quick": TrainingProfile(updates=800, checkpoint_every=100, seeds=(0, 1, 2), scale={"TRPO": 0.5, "EntropyTRPO": 0.5}),
     "full": TrainingProfile(updates=None, checkpoint_every=5000, seeds=(0, 1, 2, 3, 4)),
 }
 
@@ -226,6 +227,12 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
     _experiment("fig24", 24, "GridObs, 3D, n = 20", 80_000, 40_000, None, d=3),
     _experiment("fig25", 25, "GridObs, 4D, n = 20", 260_000, 130_000, None, d=4),
 )}
+# Not thesis figures: variants that test an explanation (run with `musicrl train <name>`).
+VARIANTS: dict[str, Experiment] = {
+    "fig17-entropy": replace(EXPERIMENTS["fig17"], name="fig17-entropy",
+                             caption="BoardObs, n = 20, TRPO with ACKTR's entropy bonus",
+                             agent=replace(EXPERIMENTS["fig17"].agent, algorithm="EntropyTRPO")),
+}
 CHAPTER_EXPERIMENTS = {
     "experiments_2d": tuple(n for n, e in EXPERIMENTS.items() if e.env.d == 2),
     "higher_dimensions": ("fig14", *(n for n, e in EXPERIMENTS.items() if e.env.d > 2)),
@@ -234,8 +241,8 @@ CHAPTER_EXPERIMENTS = {
 
 
 def experiment(name: str) -> Experiment:
-    users.check_choice("experiment", name, tuple(EXPERIMENTS))
-    return EXPERIMENTS[name]
+    users.check_choice("experiment", name, (*EXPERIMENTS, *VARIANTS))
+    return EXPERIMENTS.get(name) or VARIANTS[name]
 
 
 def run_spec(name: str, profile: str, seed: int) -> RunSpec:
@@ -297,8 +304,8 @@ def experiments_frame(names: Sequence[str], profile: str) -> pd.DataFrame:
     return frame
 
 
-SHORT_NAMES = {"A2C": "A2C", "RecurrentA2C": "LSTM-A2C", "TRPO": "TRPO"}
-THESIS_ALGORITHM = {"A2C": "A2C", "RecurrentA2C": "A2C", "TRPO": "ACKTR"}
+SHORT_NAMES = {"A2C": "A2C", "RecurrentA2C": "LSTM-A2C", "TRPO": "TRPO", "EntropyTRPO": "TRPO+entropy"}
+THESIS_ALGORITHM = {"A2C": "A2C", "RecurrentA2C": "A2C", "TRPO": "ACKTR", "EntropyTRPO": "ACKTR"}
 
 
 def reference_levels(config: EnvConfig, profile: str, store: Store | None = None) -> dict[str, float]:
@@ -462,7 +469,7 @@ def run_extras(spec: RunSpec, root=None) -> dict:
         "sampling": sampling_stats(spec, root),
         "entropy": {str(u): policy_entropy(spec, u, root) for u in spec.checkpoints},
     }
-    if spec.agent.algorithm == "TRPO":
+    if "TRPO" in spec.agent.algorithm:
         extras["line_search_success"] = {"every": 500, "values": line_search_success(spec, root, 500)}
     return extras
 
@@ -554,7 +561,7 @@ def collapse_table(runs: dict[str, list[RunResult]], profile: str, root=None, we
 
     rows = []
     for name, results in runs.items():
-        if experiment(name).agent.algorithm != "TRPO":
+        if "TRPO" not in experiment(name).agent.algorithm:
             continue
         for r in results:
             spec = run_spec(name, profile, r.spec["seed"])

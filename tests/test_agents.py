@@ -53,3 +53,44 @@ def test_bad_agent_configuration_is_rejected():
         agents.AgentConfig(algorithm="ACKTR")
     with pytest.raises(ValueError, match="n_steps must be an integer >= 1"):
         agents.AgentConfig(n_steps=0)
+
+
+def test_entropy_trpo_without_entropy_is_sb3_contrib_trpo():
+    """EntropyTRPO re-implements TRPO's update; with ent_coef=0 it must train exactly as TRPO does."""
+    import torch
+    from dataclasses import replace as dc_replace
+
+    from musicrl import experiments
+    from musicrl.agents import EntropyTRPO, make_agent, make_training_env
+
+    spec = experiments.run_spec("fig17-entropy", "smoke", 0)
+    models = []
+    for algorithm, coef in (("TRPO", 0.01), ("EntropyTRPO", 0.0)):
+        agent = dc_replace(spec.agent, algorithm=algorithm, ent_coef=coef, n_envs=4, device="cpu")
+        model = make_agent(agent, make_training_env(spec.env, agent, 0), seed=0)
+        model.learn(6 * agent.steps_per_update)
+        models.append(model)
+    assert isinstance(models[1], EntropyTRPO)
+    for a, b in zip(models[0].policy.parameters(), models[1].policy.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_entropy_trpo_keeps_the_policy_stochastic():
+    import numpy as np
+    from dataclasses import replace as dc_replace
+
+    from musicrl import experiments
+    from musicrl.agents import make_agent, make_training_env
+
+    spec = experiments.run_spec("fig17-entropy", "smoke", 0)
+    entropies = {}
+    for coef in (0.0, 0.5):
+        agent = dc_replace(spec.agent, ent_coef=coef, n_envs=4, device="cpu")
+        env = make_training_env(spec.env, agent, 0)
+        model = make_agent(agent, env, seed=0)
+        model.learn(40 * agent.steps_per_update)
+        import torch
+        obs = torch.as_tensor(env.normalize_obs(env.unwrapped.reset()))
+        entropies[coef] = float(model.policy.get_distribution(obs).entropy().mean())
+    assert entropies[0.5] > entropies[0.0]
+    assert np.isfinite(list(entropies.values())).all()
