@@ -104,7 +104,7 @@ def _publish(args: argparse.Namespace) -> None:
     from musicrl.store import PUBLISHED_ROOT
 
     torch.set_num_threads(1)
-    names = args.experiments or list(experiments.EXPERIMENTS)
+    names = args.experiments or [*experiments.EXPERIMENTS, *experiments.VARIANTS]
     published = Path(args.published) if args.published else PUBLISHED_ROOT
     written = experiments.publish_runs(names, args.profile, root=args.results, published=published, progress=not args.quiet)
     files = sorted((published / "runs").glob("*.json.gz")) if (published / "runs").exists() else []
@@ -185,7 +185,7 @@ def parser() -> argparse.ArgumentParser:
     sweep.add_argument("--results", default=None, help="results directory, shared by all nodes on a cluster")
     sweep.set_defaults(run=_sweep)
     pub = sub.add_parser("publish", help="copy finished runs (no weights) into the published results the book reads")
-    pub.add_argument("experiments", nargs="*", help="experiment names (default: all)")
+    pub.add_argument("experiments", nargs="*", help="experiment names (default: all, with the variants such as fig17-entropy)")
     pub.add_argument("--profile", default="full", choices=PROFILES)
     pub.add_argument("--results", default=None, help="results directory (default $MUSICRL_RESULTS or ./results)")
     pub.add_argument("--published", default=None, help="published results (default $MUSICRL_PUBLISHED or <repo>/published)")
