@@ -57,7 +57,6 @@ def test_bad_agent_configuration_is_rejected():
 
 def test_entropy_trpo_without_entropy_is_sb3_contrib_trpo():
     """EntropyTRPO re-implements TRPO's update; with ent_coef=0 it must train exactly as TRPO does."""
-    import torch
     from dataclasses import replace as dc_replace
 
     from musicrl import experiments
@@ -89,7 +88,6 @@ def test_entropy_trpo_keeps_the_policy_stochastic():
         env = make_training_env(spec.env, agent, 0)
         model = make_agent(agent, env, seed=0)
         model.learn(40 * agent.steps_per_update)
-        import torch
         obs = torch.as_tensor(env.normalize_obs(env.unwrapped.reset()))
         entropies[coef] = float(model.policy.get_distribution(obs).entropy().mean())
     assert entropies[0.5] > entropies[0.0]
