@@ -59,12 +59,12 @@ class BeliefPolicy:
 
     def __init__(self, config: EnvConfig) -> None:
         check_grid_discrete(config)
-        if config.noisy or config.bands is not None:
-            raise ValueError("the belief baselines assume the thesis's deterministic user with the preset's bands; "
-                             f"got rating_noise={config.rating_noise}, closer_flip={config.closer_flip}, bands={config.bands}")
+        if config.noisy:
+            raise ValueError("the belief baselines assume a deterministic user (use FilterPolicy for a noisy one); "
+                             f"got rating_noise={config.rating_noise}, closer_flip={config.closer_flip}")
         self.config = config
-        self.ratings = users.rating_table(config.d, config.preset)
-        self.distances = users.distance_table(config.d)
+        self.ratings = users.rating_table(config.d, config.preset, config.bands, config.weights)
+        self.distances = users.distance_table(config.d, config.weights)
         self.rewards = reward_of(self.ratings, config.reward).astype(np.float64)
 
     def predict(self, observation, state: Belief | None = None, episode_start=None, deterministic: bool = True):
@@ -132,8 +132,8 @@ class BayesPlanner:
         self.config = config
         self.reveal_after = reveal_after
         self._leaf_steps = -1 if reveal_after is None else EPISODE_STEPS - reveal_after
-        self.ratings = users.rating_table(config.d, config.preset)
-        self.distances = users.distance_table(config.d)
+        self.ratings = users.rating_table(config.d, config.preset, config.bands, config.weights)
+        self.distances = users.distance_table(config.d, config.weights)
         n = config.n_positions
         self.n = n
         self.r_max = MAX_STEP_REWARD[config.reward]
@@ -281,8 +281,8 @@ class FilterPolicy:
         if config.d > FILTER_UP_TO:
             raise ValueError(f"the filter keeps a 5**d x 5**d rating table: d <= {FILTER_UP_TO}, got d={config.d}")
         self.config = config
-        self.ratings = users.rating_table(config.d, config.preset, config.bands)
-        self.distances = users.distance_table(config.d)
+        self.ratings = users.rating_table(config.d, config.preset, config.bands, config.weights)
+        self.distances = users.distance_table(config.d, config.weights)
         self.rewards = reward_of(self.ratings, config.reward).astype(np.float64)
         self.rating_lik = rating_likelihood(config.rating_noise)
         prior = np.ones(config.n_positions) if config.targets is None else np.bincount(config.targets, minlength=config.n_positions)

@@ -43,6 +43,7 @@ class EnvConfig:
     rating_noise: float = 0.0  # probability that the rating the agent sees is off by one (up or down, kept in 0..4)
     closer_flip: float = 0.0  # probability that the "closer" the agent sees is flipped
     bands: tuple[float, ...] | None = None  # percentiles where ratings 4, 3, 2, 1 end; None: the preset's
+    weights: tuple[int, ...] | None = None  # integer weight of each feature in the user's distance; None: all 1
 
     def __post_init__(self) -> None:
         check_dimensions(self.d)
@@ -66,6 +67,8 @@ class EnvConfig:
                 raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
         if self.bands is not None:
             object.__setattr__(self, "bands", users.check_bands(self.bands))
+        if self.weights is not None:
+            object.__setattr__(self, "weights", users.check_weights(self.weights, self.d))
         if self.targets is not None:
             targets = tuple(int(t) for t in self.targets)
             if not targets or min(targets) < 0 or max(targets) >= self.n_positions \
@@ -82,10 +85,11 @@ class EnvConfig:
         return EPISODE_STEPS * MAX_STEP_REWARD[self.reward]
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields; the user options (targets, noise, bands) only when set, so that the thesis's
-        configurations keep their hashes."""
+        """The fields; the user options (targets, noise, bands, weights) only when set, so that the
+        thesis's configurations keep their hashes."""
         fields = asdict(self)
-        for name, default in (("targets", None), ("rating_noise", 0.0), ("closer_flip", 0.0), ("bands", None)):
+        for name, default in (("targets", None), ("rating_noise", 0.0), ("closer_flip", 0.0), ("bands", None),
+                              ("weights", None)):
             if fields[name] == default:
                 del fields[name]
             elif isinstance(fields[name], tuple):
@@ -97,14 +101,8 @@ class EnvConfig:
         return self.rating_noise > 0 or self.closer_flip > 0
 
     def perturb(self, rng: np.random.Generator, rating: int, closer: int, at_reset: bool = False) -> tuple[int, int]:
-        """The feedback a noisy user gives: three draws per call whatever the outcome, so that the
-        single and the batched env consume their generators alike. No flip of "closer" at reset."""
-        u, up, v = rng.random(), rng.integers(0, 2), rng.random()
-        if u < self.rating_noise:
-            rating = int(min(max(rating + (1 if up else -1), 0), MAX_RATING))
-        if v < self.closer_flip and not at_reset:
-            closer = 1 - closer
-        return rating, closer
+        """The feedback this noisy user gives (:func:`musicrl.users.perturb_feedback`)."""
+        return users.perturb_feedback(rng, rating, closer, self.rating_noise, self.closer_flip, at_reset)
 
     def draw_targets(self, rng: np.random.Generator, size: int | None = None) -> np.ndarray:
         """Target positions (levels): uniform over the grid, or over ``targets`` if set."""
@@ -182,7 +180,8 @@ class PreferenceSearchEnv(gym.Env):
     **Noisy users** (options, off by default). With ``rating_noise`` p the rating the agent
     sees is off by one (up or down, kept in 0..4) with probability p; with ``closer_flip`` q
     the "closer" it sees is flipped with probability q; ``bands`` replaces the preset's
-    percentiles. The reward is computed from the true rating (the listener's preference does
+    percentiles; ``weights`` (integers, one per feature) make some features count more in
+    the user's distance, for ratings and "closer" alike. The reward is computed from the true rating (the listener's preference does
     not change, only what it reports), which ``info["true_rating"]`` carries when noise is on.
 
     **Reward.** ``Bullseye``: 10 when rating is 4. ``Rating``: rating squared.
@@ -205,9 +204,10 @@ class PreferenceSearchEnv(gym.Env):
         rating_noise: float = 0.0,
         closer_flip: float = 0.0,
         bands: tuple[float, ...] | None = None,
+        weights: tuple[int, ...] | None = None,
     ) -> None:
         self.config = EnvConfig(d=d, preset=preset, reward=reward, obs=obs, action=action, targets=targets,
-                                rating_noise=rating_noise, closer_flip=closer_flip, bands=bands)
+                                rating_noise=rating_noise, closer_flip=closer_flip, bands=bands, weights=weights)
         if render_mode is not None:
             check_choice("render mode", render_mode, tuple(self.metadata["render_modes"]))
         self.render_mode = render_mode
@@ -220,7 +220,7 @@ class PreferenceSearchEnv(gym.Env):
             self.target = users.check_target(options["target"], d)
         else:
             self.target = self.config.draw_targets(self.np_random)
-        self._thresholds = users.rating_thresholds(self.target, self.config.preset, self.config.bands)
+        self._thresholds = users.rating_thresholds(self.target, self.config.preset, self.config.bands, self.config.weights)
         self.position = users.start_position(d)
         self.steps = 0
         self.true_rating = self._rate(self.position)
@@ -237,8 +237,8 @@ class PreferenceSearchEnv(gym.Env):
         if not self.action_space.contains(np.asarray(action, dtype=self.action_space.dtype)):
             raise ValueError(f"action {action!r} is not in the action space {self.action_space}")
         position = self._decode(action)
-        previous_distance = users.manhattan(self.position, self.target)
-        self.closer = int(users.manhattan(position, self.target) < previous_distance)
+        previous_distance = users.manhattan(self.position, self.target, self.config.weights)
+        self.closer = int(users.manhattan(position, self.target, self.config.weights) < previous_distance)
         self.position = position
         self.rating = self.true_rating = self._rate(position)
         if self.config.noisy:
@@ -270,7 +270,7 @@ class PreferenceSearchEnv(gym.Env):
         return int(users.position_to_index(position))
 
     def _rate(self, position: np.ndarray) -> int:
-        return int(users.rating_from_distance(users.manhattan(position, self.target), self._thresholds))
+        return int(users.rating_from_distance(users.manhattan(position, self.target, self.config.weights), self._thresholds))
 
     def _observation(self) -> np.ndarray:
         if self.config.obs == "GridObs":
@@ -410,8 +410,9 @@ class PreferenceSearchVecEnv(VecEnv):
 
     def _step(self, with_infos: bool) -> VecEnvStepReturn:
         positions = self._decode(self._actions)
-        previous = np.abs(self.positions - self.targets).sum(1)
-        distances = np.abs(positions - self.targets).sum(1)
+        weights = self.config.weights
+        previous = users.manhattan(self.positions, self.targets, weights)
+        distances = users.manhattan(positions, self.targets, weights)
         self.closer = (distances < previous).astype(np.int64)
         self.positions = positions
         self.ratings = self.true_ratings = users.rating_from_distance(distances, self.thresholds)
@@ -443,9 +444,10 @@ class PreferenceSearchVecEnv(VecEnv):
                 self.targets[i] = users.check_target(target, d)
             else:
                 self.targets[i] = self.config.draw_targets(self._rngs[i])
-        self.thresholds[indices] = users.rating_thresholds(self.targets[indices], self.config.preset, self.config.bands)
+        self.thresholds[indices] = users.rating_thresholds(self.targets[indices], self.config.preset, self.config.bands,
+                                                           self.config.weights)
         self.positions[indices] = users.start_position(d)
-        distances = np.abs(self.positions[indices] - self.targets[indices]).sum(1)
+        distances = users.manhattan(self.positions[indices], self.targets[indices], self.config.weights)
         self.ratings[indices] = users.rating_from_distance(distances, self.thresholds[indices])
         self.true_ratings[indices] = self.ratings[indices]
         self.closer[indices] = 0

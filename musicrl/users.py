@@ -66,8 +66,28 @@ def start_position(d: int) -> np.ndarray:
     return np.full(check_dimensions(d), CENTRE_LEVEL, dtype=np.int64)
 
 
-def manhattan(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.abs(np.asarray(a) - np.asarray(b)).sum(axis=-1)
+def manhattan(a: np.ndarray, b: np.ndarray, weights: tuple[int, ...] | None = None) -> np.ndarray:
+    """Manhattan distance over the last axis; with ``weights``, feature ``j`` counts ``weights[j]`` times."""
+    difference = np.abs(np.asarray(a) - np.asarray(b))
+    if weights is None:
+        return difference.sum(axis=-1)
+    return difference @ np.asarray(weights, dtype=np.int64)
+
+
+MAX_WEIGHT = 9
+
+
+def check_weights(weights: object, d: int) -> tuple[int, ...]:
+    """``d`` integer feature weights in 1..MAX_WEIGHT: integers keep the rating cut points exact."""
+    try:
+        values = tuple(weights)  # type: ignore[arg-type]
+    except TypeError:
+        values = ()
+    if len(values) != d or not all(isinstance(w, (int, np.integer)) and not isinstance(w, bool)
+                                   and 1 <= w <= MAX_WEIGHT for w in values):
+        raise ValueError(f"weights must be {d} integers in 1..{MAX_WEIGHT}, one per feature (a feature of weight 2 "
+                         f"counts twice in the distance), got {weights!r}")
+    return tuple(int(w) for w in values)
 
 
 def check_target(target: object, d: int) -> np.ndarray:
@@ -86,22 +106,23 @@ def check_target(target: object, d: int) -> np.ndarray:
     return arr.astype(np.int64)
 
 
-def _axis_histogram(level: int) -> np.ndarray:
-    """Counts of the distances ``|level - j|`` for ``j`` in ``0..LEVELS-1``."""
-    return np.bincount(np.abs(level - np.arange(LEVELS)), minlength=LEVELS)
+def _axis_histogram(level: int, weight: int = 1) -> np.ndarray:
+    """Counts of the distances ``weight * |level - j|`` for ``j`` in ``0..LEVELS-1``."""
+    return np.bincount(weight * np.abs(level - np.arange(LEVELS)), minlength=LEVELS)
 
 
 @lru_cache(maxsize=4096)
-def _thresholds_for_class(levels: tuple[int, ...], percentiles: tuple[float, ...]) -> tuple[float, ...]:
-    """Thresholds for a target whose sorted, folded levels are ``levels``.
+def _thresholds_for_class(axes: tuple[tuple[int, int], ...], percentiles: tuple[float, ...]) -> tuple[float, ...]:
+    """Thresholds for a target whose sorted ``(folded level, weight)`` pairs are ``axes``.
 
     The distances from a target to all positions have a histogram that is the convolution
-    of one histogram per axis, so the percentiles need no array of ``LEVELS**d`` distances.
+    of one histogram per axis, so the percentiles need no array of ``LEVELS**d`` distances
+    (exact and cheap for any d; integer weights keep it on an integer grid).
     The interpolation copies ``numpy.percentile``'s default ('linear') bit for bit.
     """
     counts = np.array([1])
-    for level in levels:
-        counts = np.convolve(counts, _axis_histogram(level))
+    for level, weight in axes:
+        counts = np.convolve(counts, _axis_histogram(level, weight))
     cumulative = np.cumsum(counts)
     n = int(cumulative[-1])
 
@@ -130,17 +151,20 @@ def check_bands(bands: object) -> tuple[float, ...]:
     return values
 
 
-def rating_thresholds(target: np.ndarray, preset: str, bands: tuple[float, ...] | None = None) -> np.ndarray:
+def rating_thresholds(target: np.ndarray, preset: str, bands: tuple[float, ...] | None = None,
+                      weights: tuple[int, ...] | None = None) -> np.ndarray:
     """Distances ``t_1..t_4`` (shape ``(..., 4)``) at which the rating drops below 4, 3, 2, 1.
 
-    The cut points are the preset's percentiles of the target's distances to all positions,
-    or ``bands`` (four percentiles) if given."""
+    The cut points are the preset's percentiles of the target's (weighted) distances to all
+    positions, or ``bands`` (four percentiles) if given."""
     check_choice("preset", preset, tuple(PRESETS))
     percentiles = tuple(float(p) for p in PRESETS[preset][1:5]) if bands is None else check_bands(bands)
     target = np.asarray(target)
+    d = target.shape[-1]
+    weights = (1,) * d if weights is None else check_weights(weights, d)
     folded = np.minimum(target, LEVELS - 1 - target)
-    flat = folded.reshape(-1, target.shape[-1])
-    rows = [_thresholds_for_class(tuple(sorted(row.tolist())), percentiles) for row in flat]
+    flat = folded.reshape(-1, d)
+    rows = [_thresholds_for_class(tuple(sorted(zip(row.tolist(), weights))), percentiles) for row in flat]
     return np.array(rows, dtype=np.float64).reshape(*target.shape[:-1], 4)
 
 
@@ -150,26 +174,39 @@ def rating_from_distance(distance: np.ndarray, thresholds: np.ndarray) -> np.nda
 
 
 @lru_cache(maxsize=16)
-def rating_table(d: int, preset: str, bands: tuple[float, ...] | None = None) -> np.ndarray:
+def rating_table(d: int, preset: str, bands: tuple[float, ...] | None = None,
+                 weights: tuple[int, ...] | None = None) -> np.ndarray:
     """``table[target, position]``: the rating every target gives every position (read-only).
 
     Size ``LEVELS**(2d)``, so this is for the small grids the planners work on.
     """
-    positions = all_positions(d)
-    thresholds = rating_thresholds(positions, preset, bands)
-    distances = np.abs(positions[:, None, :] - positions[None, :, :]).sum(-1)
-    table = rating_from_distance(distances, thresholds[:, None, :]).astype(np.int8)
+    thresholds = rating_thresholds(all_positions(d), preset, bands, weights)
+    table = rating_from_distance(distance_table(d, weights), thresholds[:, None, :]).astype(np.int8)
     table.setflags(write=False)
     return table
 
 
 @lru_cache(maxsize=16)
-def distance_table(d: int) -> np.ndarray:
-    """``table[a, b]``: Manhattan distance between positions ``a`` and ``b`` (read-only)."""
+def distance_table(d: int, weights: tuple[int, ...] | None = None) -> np.ndarray:
+    """``table[a, b]``: (weighted) Manhattan distance between positions ``a`` and ``b`` (read-only)."""
     positions = all_positions(d)
-    table = np.abs(positions[:, None, :] - positions[None, :, :]).sum(-1).astype(np.int16)
+    table = manhattan(positions[:, None, :], positions[None, :, :], weights).astype(np.int16)
     table.setflags(write=False)
     return table
+
+
+def perturb_feedback(rng: np.random.Generator, rating: int, closer: int, p_rating: float, p_closer: float,
+                     at_reset: bool = False) -> tuple[int, int]:
+    """The one noise model of the project (env options and the recommender's noisy listener):
+    the rating moves by +-1 (kept in 0..4) with probability ``p_rating``, "closer" flips with
+    probability ``p_closer`` (never at reset, where there is no previous position). Three
+    draws per call whatever the outcome, so every user consumes its generator alike."""
+    u, up, v = rng.random(), rng.integers(0, 2), rng.random()
+    if u < p_rating:
+        rating = int(min(max(rating + (1 if up else -1), 0), MAX_RATING))
+    if v < p_closer and not at_reset:
+        closer = 1 - closer
+    return rating, closer
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/benchmark.py [--seconds 2] [--dims 2 3 4] [--updates 100] [--measure-quick]
                                           [--seeds 5] [--fast-path fig21 fig14 fig25]
+                                          [--large-dims 4 8 12 20]
 
 The first figures are the issue-10 target: training throughput of SB3 against the
 multi-seed fast path (musicrl.multiseed) for the MLP A2C and the LSTM-A2C agents, measured
@@ -59,6 +60,31 @@ def env_throughput(config: EnvConfig, seconds: float) -> dict[str, float]:
     actions = rng.integers(0, config.n_positions, size=16)
     figures["DummyVecEnv N=16"] = steps_per_second(lambda: dummy.step(actions), 16, seconds)
     return figures
+
+
+def large_d_throughput(d: int, seconds: float, n: int = 256) -> tuple[float, float, float]:
+    """Batched env at ``d`` features (GridObs, MultiDiscrete, random levels): steps/s, and the
+    peak memory (MB) of building it and stepping it, and of one single env, by tracemalloc."""
+    import tracemalloc
+
+    config = EnvConfig(d=d, action="MultiDiscrete")
+    rng = np.random.default_rng(0)
+    actions = rng.integers(0, 5, size=(n, d))
+    tracemalloc.start()
+    batched = PreferenceSearchVecEnv(n, config, seed=0)
+    batched.reset()
+    for _ in range(2 * 21):
+        batched.step(actions)
+    batched_mb = tracemalloc.get_traced_memory()[1] / 1e6
+    tracemalloc.reset_peak()
+    single = PreferenceSearchEnv(**config.to_dict())
+    single.reset(seed=0)
+    for _ in range(21):
+        single.step(actions[0])
+    single_mb = tracemalloc.get_traced_memory()[1] / 1e6
+    tracemalloc.stop()
+    rate = steps_per_second(lambda: batched.step(rng.integers(0, 5, size=(n, d))), n, seconds)
+    return rate, batched_mb, single_mb
 
 
 def training_throughput(config: EnvConfig, updates: int) -> dict[str, float]:
@@ -127,6 +153,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=2.0, help="measuring time per throughput figure")
     parser.add_argument("--dims", type=int, nargs="*", default=[2, 3, 4])
+    parser.add_argument("--large-dims", type=int, nargs="*", default=[4, 8, 12, 20],
+                        help="feature counts for the GridObs/MultiDiscrete throughput and memory block")
     parser.add_argument("--updates", type=int, default=100, help="A2C updates per training-throughput figure")
     parser.add_argument("--measure-quick", action="store_true", help="train every quick experiment (seed 0) now")
     parser.add_argument("--seeds", type=int, default=5, help="seeds the multi-seed path trains together (the full profile's 5)")
@@ -154,6 +182,14 @@ def main() -> None:
     for d in args.dims:
         for name, value in env_throughput(EnvConfig(d=d), args.seconds).items():
             print(f"  d={d}  {name:<18} {value:>12,.0f}")
+    print("environment beyond the thesis (GridObs, MultiDiscrete, 256 envs, random levels): "
+          "steps/s, peak memory of the batched env and of one env")
+    rates = {}
+    for d in args.large_dims:
+        rates[d], batched_mb, single_mb = large_d_throughput(d, args.seconds)
+        relative = f"  ({rates[d] / rates[args.large_dims[0]]:.2f}x d={args.large_dims[0]})" if d != args.large_dims[0] else ""
+        print(f"  d={d:<3} {rates[d]:>12,.0f} steps/s   {batched_mb:6.2f} MB   {single_mb:6.3f} MB   "
+              f"(5**d = {5.0**d:.3g} positions){relative}")
     print("baseline evaluation (all 5**d targets, WiderTopTarget, Bullseye): mean, seconds")
     reveal = experiments.environment_chapter("quick").reveal_after
     for d in args.dims:

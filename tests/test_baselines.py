@@ -92,7 +92,7 @@ def test_belief_baselines_refuse_users_they_do_not_model():
 
 @pytest.mark.parametrize("d, preset, reward", [(2, "WiderTopTarget", "Bullseye"), (2, "TopTarget", "Rating"), (3, "WiderTopTarget", "Bullseye")])
 def test_the_filter_is_greedy_for_a_deterministic_user(d, preset, reward):
-    config = EnvConfig(d=d, preset=preset, reward=reward)
+    config = EnvConfig(d=d, preset=preset, reward=reward, weights=(2,) + (1,) * (d - 1) if reward == "Rating" else None)
     filtered = evaluate_policy(baselines.FilterPolicy(config), config)
     greedy = evaluate_policy(baselines.GreedyPolicy(config), config)
     np.testing.assert_array_equal(filtered.returns, greedy.returns)

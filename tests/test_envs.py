@@ -221,7 +221,8 @@ def test_sizes_the_spaces_cannot_hold_are_clear_errors():
 
 
 NOISY = [EnvConfig(d=2, rating_noise=0.3, closer_flip=0.2), EnvConfig(d=3, obs="BoardObs", rating_noise=1.0),
-         EnvConfig(d=2, action="MultiDiscrete", closer_flip=0.5, bands=(2, 10, 40, 70))]
+         EnvConfig(d=2, action="MultiDiscrete", closer_flip=0.5, bands=(2, 10, 40, 70)),
+         EnvConfig(d=3, weights=(3, 1, 2), rating_noise=0.2), EnvConfig(d=9, action="MultiDiscrete", weights=(1,) * 8 + (4,))]
 
 
 @pytest.mark.parametrize("config", NOISY)
@@ -275,3 +276,30 @@ def test_an_episode_renders_as_an_animated_gif():
     gif = plots.episode_gif(baselines.make_baseline("random", config, seed=1), config, target=7, scale=2)
     image = Image.open(io.BytesIO(gif))
     assert image.format == "GIF" and image.size == (2 * 24, 2 * 84) and image.n_frames > 3
+
+
+def test_a_heavier_feature_costs_more_rating_and_counts_in_closer():
+    env = PreferenceSearchEnv(d=2, action="MultiDiscrete", weights=(4, 1))
+    env.reset(seed=0, options={"target": [2, 2]})
+    off_heavy = env.step(np.array([3, 2]))[4]
+    off_light = env.step(np.array([2, 4]))[4]
+    assert off_heavy["rating"] < off_light["rating"]
+    assert off_light["closer"] == 1  # distance 2 after 4: nearer for this user, farther for the thesis's
+    with pytest.raises(ValueError, match="weights must be 2 integers in 1..9"):
+        EnvConfig(d=2, weights=(1, 2, 3))
+    assert EnvConfig(d=2, weights=[2, 1]).to_dict()["weights"] == [2, 1]
+
+
+@pytest.mark.parametrize("d", [10, 20])
+def test_grid_multidiscrete_memory_does_not_grow_with_the_grid(d):
+    import tracemalloc
+
+    tracemalloc.start()
+    env = PreferenceSearchVecEnv(64, EnvConfig(d=d, action="MultiDiscrete"), seed=0)
+    env.reset()
+    for _ in range(2 * 21):
+        observations = env.step(np.random.default_rng(0).integers(0, 5, size=(64, d)))[0]
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert observations.shape == (64, d + 2) and env.ratings.max() <= 4
+    assert peak < 2e6  # bytes; 5**10 float32 entries alone would be 39 MB

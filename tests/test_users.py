@@ -72,3 +72,30 @@ def test_target_outside_grid_is_rejected(target):
 def test_unknown_preset_is_rejected():
     with pytest.raises(ValueError, match="unknown preset 'Top'.*TopTarget.*WiderTopTarget"):
         users.rating_thresholds(np.array([0, 0]), "Top")
+
+
+@pytest.mark.parametrize("d, weights", [(2, (3, 1)), (3, (1, 2, 3)), (4, (9, 1, 1, 2))])
+def test_weighted_thresholds_equal_numpy_percentile(d, weights):
+    positions = users.all_positions(d)
+    thresholds = users.rating_thresholds(positions, "WiderTopTarget", weights=weights)
+    for target, got in zip(positions, thresholds):
+        distances = (np.abs(positions - target) * np.array(weights)).sum(1)
+        assert np.array_equal(got, np.percentile(distances, users.PRESETS["WiderTopTarget"][1:5]))
+
+
+@pytest.mark.parametrize("d", [6, 8])
+def test_cut_points_by_convolution_are_exact_beyond_the_thesis(d):
+    positions = users.all_positions(d)
+    rng = np.random.default_rng(d)
+    weights = tuple(int(w) for w in rng.integers(1, 4, size=d))
+    for target in positions[rng.integers(0, len(positions), size=3)]:
+        for w in (None, weights):
+            distances = users.manhattan(positions, target, w)
+            expected = np.percentile(distances, users.PRESETS["TopTarget"][1:5])
+            assert np.array_equal(users.rating_thresholds(target, "TopTarget", weights=w), expected)
+
+
+@pytest.mark.parametrize("bad", [(1,), (1, 0), (1, 2.5), (1, 10), (True, 1), "ab", 3])
+def test_bad_weights_are_rejected(bad):
+    with pytest.raises(ValueError, match=r"weights must be 2 integers in 1..9, one per feature"):
+        users.check_weights(bad, 2)

@@ -127,8 +127,9 @@ class GenreListener(_DistanceListener):
 
 
 class NoisyListener:
-    """Another listener, perturbed: each rating moves by +-1 with probability ``p_rating`` (kept in
-    0..4), each ``closer`` flips with probability ``p_closer``. Seeded."""
+    """Another listener, perturbed by the env's noise model (:func:`musicrl.users.perturb_feedback`):
+    each rating moves by +-1 with probability ``p_rating`` (kept in 0..4), each ``closer`` flips
+    with probability ``p_closer``. Seeded."""
 
     def __init__(self, base: Listener, p_rating: float = 0.2, p_closer: float = 0.1, seed: int = 0) -> None:
         for name, p in (("p_rating", p_rating), ("p_closer", p_closer)):
@@ -143,11 +144,7 @@ class NoisyListener:
 
     def feedback(self, song: str) -> tuple[int, int]:
         rating, closer = self.base.feedback(song)
-        if self.rng.random() < self.p_rating:
-            rating = int(np.clip(rating + self.rng.choice((-1, 1)), 0, MAX_RATING))
-        if self.rng.random() < self.p_closer:
-            closer = 1 - closer
-        return rating, closer
+        return users.perturb_feedback(self.rng, rating, closer, self.p_rating, self.p_closer)
 
 
 @dataclass(frozen=True)
