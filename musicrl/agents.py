@@ -16,6 +16,13 @@ coefficient, bootstrapping at truncation). Three algorithms:
   in the surrogate objective that the step maximizes and the line search checks
   (:class:`EntropyTRPO`); sb3-contrib's TRPO has none, and its policies turn
   deterministic and then collapse (see the 2D chapter).
+- ``Wolpertinger``: a continuous proto-action, its ``k_nearest`` grid positions, the
+  critic's best of them (:mod:`musicrl.wolpertinger`, on SB3's TD3), for action spaces
+  too large to enumerate; feed-forward, so it sees the last ``frames`` observations.
+
+``frames > 1`` stacks the last observations (SB3's ``VecFrameStack``): the memory of a
+feed-forward agent. Env actions ``MultiDiscrete`` give the factored policy (one
+categorical per feature) to A2C and RecurrentA2C.
 """
 
 from __future__ import annotations
@@ -29,12 +36,16 @@ import torch
 from sb3_contrib import TRPO, RecurrentPPO
 from stable_baselines3 import A2C, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.vec_env import VecEnv, VecMonitor, VecNormalize
+from stable_baselines3.common.vec_env import VecEnv, VecFrameStack, VecMonitor, VecNormalize
 
 from musicrl.envs import EnvConfig, PreferenceSearchVecEnv
 from musicrl.users import check_choice
+from musicrl.wolpertinger import LevelActions, Wolpertinger
 
-ALGORITHMS = ("A2C", "RecurrentA2C", "TRPO", "EntropyTRPO")
+ALGORITHMS = ("A2C", "RecurrentA2C", "TRPO", "EntropyTRPO", "Wolpertinger")
+# Wolpertinger's replay settings (TD3's machinery); one "update" is n_steps x n_envs transitions
+# followed by n_steps gradient steps.
+REPLAY = {"buffer_size": 200_000, "batch_size": 256, "learning_starts": 5_000, "tau": 0.005, "learning_rate": 1e-3}
 
 
 @dataclass(frozen=True)
@@ -54,10 +65,13 @@ class AgentConfig:
     hidden: int = 64
     normalize: bool = True
     device: str = "auto"
+    frames: int = 1  # observations stacked (VecFrameStack): 1 is the thesis's
+    k_nearest: int = 8  # Wolpertinger: candidate grid positions per proto-action
+    exploration_noise: float = 0.2  # Wolpertinger: std of the proto-action noise while collecting
 
     def __post_init__(self) -> None:
         check_choice("algorithm", self.algorithm, ALGORITHMS)
-        for name in ("n_steps", "n_envs", "hidden"):
+        for name in ("n_steps", "n_envs", "hidden", "frames", "k_nearest"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
@@ -69,7 +83,14 @@ class AgentConfig:
         return self.n_steps * self.n_envs
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields; those added after the thesis's runs only when they differ from their default
+        (or apply), so that the published runs keep their hashes."""
+        fields = asdict(self)
+        if fields["frames"] == 1:
+            del fields["frames"]
+        if self.algorithm != "Wolpertinger":
+            del fields["k_nearest"], fields["exploration_noise"]
+        return fields
 
 
 class EntropyTRPO(TRPO):
@@ -149,8 +170,15 @@ class EntropyTRPO(TRPO):
 
 
 def make_training_env(env_config: EnvConfig, agent: AgentConfig, seed: int) -> VecEnv:
-    """Batched envs (step limit as terminal), episode logging, then running normalization."""
+    """Batched envs (step limit as terminal), episode logging, Wolpertinger's Box actions, the
+    stacked frames, then running normalization."""
+    if agent.algorithm == "Wolpertinger" and env_config.action != "MultiDiscrete":
+        raise ValueError(f"Wolpertinger picks one level per feature: it needs action='MultiDiscrete', got {env_config.action!r}")
     env: VecEnv = VecMonitor(PreferenceSearchVecEnv(agent.n_envs, env_config, seed=seed, truncation_as_terminal=True))
+    if agent.algorithm == "Wolpertinger":
+        env = LevelActions(env)
+    if agent.frames > 1:
+        env = VecFrameStack(env, agent.frames)
     if agent.normalize:
         env = VecNormalize(env, norm_obs=True, norm_reward=True, gamma=agent.gamma)
     return env
@@ -159,7 +187,8 @@ def make_training_env(env_config: EnvConfig, agent: AgentConfig, seed: int) -> V
 def algorithm_class(algorithm: str) -> type[BaseAlgorithm]:
     """The SB3 class behind an algorithm name (for loading checkpoints)."""
     check_choice("algorithm", algorithm, ALGORITHMS)
-    return {"A2C": A2C, "RecurrentA2C": RecurrentPPO, "TRPO": TRPO, "EntropyTRPO": EntropyTRPO}[algorithm]
+    return {"A2C": A2C, "RecurrentA2C": RecurrentPPO, "TRPO": TRPO, "EntropyTRPO": EntropyTRPO,
+            "Wolpertinger": Wolpertinger}[algorithm]
 
 
 def _optimizer(agent: AgentConfig) -> dict[str, Any]:
@@ -206,6 +235,14 @@ def make_agent(agent: AgentConfig, env: VecEnv, seed: int, tensorboard_log: str 
         return RecurrentPPO(
             "MlpLstmPolicy", env, ent_coef=agent.ent_coef, vf_coef=agent.vf_coef,
             max_grad_norm=agent.max_grad_norm, policy_kwargs=policy_kwargs, **ppo_as_a2c_kwargs(agent), **common,
+        )
+    if agent.algorithm == "Wolpertinger":
+        common["learning_rate"] = REPLAY["learning_rate"]
+        return Wolpertinger(
+            "MlpPolicy", env, k_nearest=agent.k_nearest, exploration_noise=agent.exploration_noise,
+            buffer_size=REPLAY["buffer_size"], batch_size=REPLAY["batch_size"], learning_starts=REPLAY["learning_starts"],
+            tau=REPLAY["tau"], train_freq=(agent.n_steps, "step"), gradient_steps=agent.n_steps,
+            policy_kwargs={"net_arch": [agent.hidden, agent.hidden]}, **common,
         )
     trpo = {"ent_coef": agent.ent_coef} if agent.algorithm == "EntropyTRPO" else {}
     return algorithm_class(agent.algorithm)(

@@ -40,7 +40,7 @@ def supports(env: EnvConfig, agent: AgentConfig) -> bool:
 
     CPU only: its sampling reproduces SB3's from the CPU generator's state.
     """
-    return (agent.algorithm in SUPPORTED and env.action == "Discrete" and agent.normalize
+    return (agent.algorithm in SUPPORTED and env.action == "Discrete" and agent.normalize and agent.frames == 1
             and get_device(agent.device).type == "cpu")
 
 

@@ -44,6 +44,7 @@ from musicrl.envs import EPISODE_STEPS, EnvConfig, PreferenceSearchVecEnv
 from musicrl.evaluation import EvalResult, evaluate_policy, pool
 from musicrl.store import DEFAULT_ROOT, PUBLISHED_ROOT, config_hash, read_gzip_json, versions, write_gzip_json_atomic, write_json_atomic
 from musicrl.users import check_choice
+from musicrl.wolpertinger import box_to_levels
 
 CURVE_WINDOW = 10
 TRAINERS = ("sb3", "multiseed")
@@ -174,15 +175,39 @@ class CurveCallback(BaseCallback):
 
 
 class NormalizedPolicy:
-    """A trained model behind the observation normalization it was trained with."""
+    """A trained model behind the wrappers it was trained with: the last ``frames`` observations
+    stacked as ``VecFrameStack`` does, the observation normalization, and (``level_actions``)
+    Wolpertinger's Box actions turned into levels."""
 
-    def __init__(self, model: BaseAlgorithm, normalizer: VecNormalize | None) -> None:
-        self.model, self.normalizer = model, normalizer
+    def __init__(self, model: BaseAlgorithm, normalizer: VecNormalize | None, frames: int = 1,
+                 level_actions: bool = False) -> None:
+        self.model, self.normalizer, self.frames, self.level_actions = model, normalizer, frames, level_actions
 
     def predict(self, observation, state=None, episode_start=None, deterministic=False):
+        inner = state
+        if self.frames > 1:
+            observation, stack, inner = self._stack(np.asarray(observation, dtype=np.float32), state, episode_start)
         if self.normalizer is not None:
             observation = self.normalizer.normalize_obs(observation)
-        return self.model.predict(observation, state=state, episode_start=episode_start, deterministic=deterministic)
+        actions, inner = self.model.predict(observation, state=inner, episode_start=episode_start, deterministic=deterministic)
+        if self.level_actions:
+            actions = box_to_levels(actions)
+        return actions, ((stack, inner) if self.frames > 1 else inner)
+
+    def _stack(self, observation: np.ndarray, state, episode_start):
+        stack, inner = state if state is not None else (None, None)
+        width = observation.shape[-1]
+        if stack is None:
+            stack = np.zeros((observation.shape[0], width * self.frames), dtype=np.float32)
+        starts = np.ones(len(stack), bool) if episode_start is None else np.asarray(episode_start, bool)
+        stack = np.where(starts[:, None], 0.0, np.roll(stack, -width, axis=-1)).astype(np.float32)
+        stack[:, -width:] = observation
+        return stack, stack, inner
+
+
+def trained_policy(model: BaseAlgorithm, env: VecEnv, agent: AgentConfig) -> NormalizedPolicy:
+    """The model as a policy on the bare env, whatever wrappers ``make_training_env`` added."""
+    return NormalizedPolicy(model, _normalizer(env), agent.frames, agent.algorithm == "Wolpertinger")
 
 
 def _base_env(env: VecEnv) -> PreferenceSearchVecEnv:
@@ -249,7 +274,7 @@ def _evaluate(folder: Path, updates: int, model: BaseAlgorithm, env: VecEnv, spe
     path = folder / "evals" / f"{_checkpoint_name(updates)}.json"
     if path.exists():
         return _stored_returns(folder, updates)
-    result = evaluate_policy(NormalizedPolicy(model, _normalizer(env)), spec.env)
+    result = evaluate_policy(trained_policy(model, env, spec.agent), spec.env)
     write_json_atomic(path, {"updates": updates, "returns": result.returns.tolist(), **result.summary()})
     return result.returns
 
@@ -452,7 +477,7 @@ def load_policy(spec: RunSpec, updates: int | None = None, root: Path | str | No
         raise ValueError(f"no checkpoint at update {updates} in {folder}; train it first (musicrl train {spec.name})")
     env = make_training_env(spec.env, spec.agent, spec.seed)
     model, env, _ = _load_checkpoint(folder, updates, spec, env)
-    return NormalizedPolicy(model, _normalizer(env))
+    return trained_policy(model, env, spec.agent)
 
 
 def _train_quietly(specs: list[RunSpec], root: str) -> list[dict[str, Any]]:
