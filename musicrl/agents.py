@@ -44,8 +44,9 @@ from musicrl.wolpertinger import LevelActions, Wolpertinger
 
 ALGORITHMS = ("A2C", "RecurrentA2C", "TRPO", "EntropyTRPO", "Wolpertinger")
 # Wolpertinger's replay settings (TD3's machinery); one "update" is n_steps x n_envs transitions
-# followed by n_steps gradient steps.
-REPLAY = {"buffer_size": 200_000, "batch_size": 256, "learning_starts": 5_000, "tau": 0.005, "learning_rate": 1e-3}
+# followed by gradient_steps gradient steps (one per 32 transitions at the thesis's 20 x 16).
+REPLAY = {"buffer_size": 200_000, "batch_size": 256, "learning_starts": 5_000, "tau": 0.005, "learning_rate": 1e-3,
+          "gradient_steps": 10}
 
 
 @dataclass(frozen=True)
@@ -241,7 +242,7 @@ def make_agent(agent: AgentConfig, env: VecEnv, seed: int, tensorboard_log: str 
         return Wolpertinger(
             "MlpPolicy", env, k_nearest=agent.k_nearest, exploration_noise=agent.exploration_noise,
             buffer_size=REPLAY["buffer_size"], batch_size=REPLAY["batch_size"], learning_starts=REPLAY["learning_starts"],
-            tau=REPLAY["tau"], train_freq=(agent.n_steps, "step"), gradient_steps=agent.n_steps,
+            tau=REPLAY["tau"], train_freq=(agent.n_steps, "step"), gradient_steps=REPLAY["gradient_steps"],
             policy_kwargs={"net_arch": [agent.hidden, agent.hidden]}, **common,
         )
     trpo = {"ent_coef": agent.ent_coef} if agent.algorithm == "EntropyTRPO" else {}

@@ -305,6 +305,89 @@ class FilterPolicy:
         return action, Posterior(posterior, position, steps + 1)
 
 
+@dataclass
+class Consistent:
+    """Per-env state of :class:`SampledGreedyPolicy`: the consistent targets (flat indices) and their
+    distances to the current position."""
+
+    targets: list[np.ndarray]
+    distances: list[np.ndarray]
+
+
+class SampledGreedyPolicy:
+    """Greedy where the rating tables do not fit (up to d = 8), on Discrete or MultiDiscrete actions.
+
+    It keeps, per env, the exact set of targets consistent with the feedback and proposes
+    the position with the highest expected immediate reward over a sample of
+    ``belief_sample`` consistent targets, among ``candidates`` positions: all of them if
+    there are no more than that, else a sample of the consistent targets. With both samples
+    covering everything it is :class:`GreedyPolicy` exactly (tested);
+    beyond, it is an approximation of it. Seeded.
+    """
+
+    def __init__(self, config: EnvConfig, candidates: int = 256, belief_sample: int = 128, seed: int = 0) -> None:
+        if config.obs != "GridObs" or config.noisy or config.d > MAX_SAMPLED_D:
+            raise ValueError(f"SampledGreedyPolicy reads GridObs from a deterministic user with d <= {MAX_SAMPLED_D}; got "
+                             f"obs={config.obs!r}, rating_noise={config.rating_noise}, closer_flip={config.closer_flip}, d={config.d}")
+        self.config, self.candidates, self.belief_sample = config, candidates, belief_sample
+        self.positions = users.all_positions(config.d).astype(np.int8)
+        self.thresholds = users.rating_thresholds(self.positions, config.preset, config.bands, config.weights)
+        self.step_reward = reward_of(np.arange(users.MAX_RATING + 1), config.reward).astype(np.float64)
+        self.rng = np.random.default_rng(seed)
+        self._at_start: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+
+    def _distances(self, position: int, targets: np.ndarray | None) -> np.ndarray:
+        levels = users.index_to_position(position, self.config.d).astype(np.int8)
+        chosen = self.positions if targets is None else self.positions[targets]
+        return users.manhattan(chosen, levels, self.config.weights).astype(np.int16)
+
+    def _filter(self, position: int, rating: int, targets: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        distances = self._distances(position, targets)
+        thresholds = self.thresholds if targets is None else self.thresholds[targets]
+        agrees = users.rating_from_distance(distances, thresholds) == rating
+        indices = np.flatnonzero(agrees) if targets is None else targets[agrees]
+        return indices, distances[agrees]
+
+    def predict(self, observation, state: Consistent | None = None, episode_start=None, deterministic: bool = True):
+        position, closer, rating, starts = read_observations(observation, self.config.d, state, episode_start)
+        n = len(position)
+        if state is None:
+            state = Consistent([np.zeros(0, np.int64)] * n, [np.zeros(0, np.int16)] * n)
+        actions = np.zeros(n, np.int64)
+        for i in range(n):
+            key = (int(position[i]), int(rating[i]))
+            if starts[i]:  # every episode starts at the centre: the first filter depends on the rating only
+                if key not in self._at_start:
+                    self._at_start[key] = self._filter(*key, None)
+                targets, distances = self._at_start[key]
+            else:
+                previous = state.distances[i]
+                now = self._distances(key[0], state.targets[i])
+                keep = (now < previous) == bool(closer[i])
+                targets, distances = self._filter(key[0], key[1], state.targets[i][keep])
+            state.targets[i], state.distances[i] = targets, distances
+            actions[i] = self._choose(targets)
+        if self.config.action == "MultiDiscrete":
+            return users.index_to_position(actions, self.config.d), state
+        return actions, state
+
+    def _choose(self, consistent: np.ndarray) -> int:
+        if consistent.size <= 1:  # nothing left to learn: stay (or, after contradicting feedback, give up)
+            return int(consistent[0]) if consistent.size else 0
+        belief = consistent if consistent.size <= self.belief_sample else np.sort(self.rng.choice(consistent, self.belief_sample, replace=False))
+        n = len(self.positions)
+        if n <= self.candidates:
+            candidates = np.arange(n)
+        else:
+            candidates = consistent if consistent.size <= self.candidates else np.sort(self.rng.choice(consistent, self.candidates, replace=False))
+        distances = users.manhattan(self.positions[candidates][:, None, :], self.positions[belief][None, :, :], self.config.weights)
+        scores = self.step_reward[users.rating_from_distance(distances, self.thresholds[belief][None])].sum(axis=1)
+        return int(candidates[np.argmax(scores)])
+
+
+MAX_SAMPLED_D = 8  # one consistency flag per position: 5**8 = 390,625 per env
+
+
 def make_baseline(name: str, config: EnvConfig, seed: int = 0) -> BeliefPolicy:
     """A baseline policy by name: one of :data:`BASELINES`."""
     users.check_choice("baseline", name, BASELINES)

@@ -18,11 +18,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from musicrl.experiments import CHAPTER_EXPERIMENTS, PROFILES, experiment_runs
+from musicrl.experiments import CHAPTER_EXPERIMENTS, PROFILES, run_specs
+from musicrl.training import train_many
 from musicrl.users import check_choice
 
 ROOT = Path(__file__).resolve().parent.parent
-CHAPTERS = ("environment", "experiments_2d", "higher_dimensions", "music_features", "recommender")
+CHAPTERS = ("environment", "experiments_2d", "higher_dimensions", "music_features", "recommender", "beyond")
 
 
 def execute_chapter(name: str, profile: str, root: Path = ROOT, parameters: dict | None = None) -> Path:
@@ -61,14 +62,20 @@ def build_html(root: Path = ROOT) -> Path:
     return root / "_build" / "html"
 
 
-RL_CHAPTERS = ("experiments_2d", "higher_dimensions")  # their notebooks take train_missing
+RL_CHAPTERS = ("experiments_2d", "higher_dimensions")  # trained in one sweep before the chapters run
+TRAINING_CHAPTERS = (*RL_CHAPTERS, "beyond")  # their notebooks take train_missing
 
 
 def train_for(chapters: tuple[str, ...], profile: str, root: Path = ROOT, address: str | None = None) -> None:
     """Train every run the chosen chapters need, all in one parallel sweep (cached runs are read)."""
+    from musicrl import beyond
+
     names = sorted({name for chapter in chapters if chapter in RL_CHAPTERS for name in CHAPTER_EXPERIMENTS[chapter]})
-    if names:
-        experiment_runs(names, profile, root=root / "results", address=address)
+    specs = run_specs(names, profile)
+    if "beyond" in chapters:
+        specs += [*beyond.noise_specs(profile), *beyond.scaling_specs(profile)]
+    if specs:
+        train_many(specs, root=root / "results", address=address)
 
 
 def build(profile: str = "quick", chapters: tuple[str, ...] = CHAPTERS, html: bool = True, root: Path = ROOT,
@@ -87,5 +94,5 @@ def build(profile: str = "quick", chapters: tuple[str, ...] = CHAPTERS, html: bo
     if train_missing:
         train_for(chapters, profile, root)
     for name in tqdm(chapters, desc=f"chapters ({profile})"):
-        execute_chapter(name, profile, root, {"train_missing": train_missing} if name in RL_CHAPTERS else None)
+        execute_chapter(name, profile, root, {"train_missing": train_missing} if name in TRAINING_CHAPTERS else None)
     return build_html(root) if html else root / "book"

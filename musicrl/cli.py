@@ -1,4 +1,4 @@
-"""Command line: ``musicrl book``, ``baselines``, ``experiments``, ``train``, ``sweep``, ``publish``, ``features``, ``listen``."""
+"""Command line: ``musicrl book``, ``baselines``, ``experiments``, ``train``, ``sweep``, ``publish``, ``beyond``, ``features``, ``listen``."""
 
 from __future__ import annotations
 
@@ -117,6 +117,23 @@ def _publish(args: argparse.Namespace) -> None:
               + " ".join(str(s.seed) for s in missing if s.name == missing[0].name))
 
 
+def _beyond(args: argparse.Namespace) -> None:
+    import torch
+
+    from musicrl import beyond
+    from musicrl.store import PUBLISHED_ROOT
+
+    torch.set_num_threads(1)
+    specs = {"noise": beyond.noise_specs, "scaling": beyond.scaling_specs}
+    chosen = [spec for study in args.studies for spec in specs[study](args.profile)]
+    found = beyond.runs(chosen, root=args.results, address=args.address, progress=not args.quiet)
+    print(f"{len(found)} of {len(chosen)} runs of {', '.join(args.studies)} ({args.profile}) finished")
+    if args.publish:
+        published = Path(args.published) if args.published else PUBLISHED_ROOT
+        written = beyond.publish_runs(args.profile, root=args.results, published=published)
+        print(f"published {len(written)} new runs to {published / 'runs'}")
+
+
 def _features(args: argparse.Namespace) -> None:
     from musicrl.music import features
     from musicrl.store import Store
@@ -191,6 +208,15 @@ def parser() -> argparse.ArgumentParser:
     pub.add_argument("--published", default=None, help="published results (default $MUSICRL_PUBLISHED or <repo>/published)")
     pub.add_argument("--quiet", action="store_true", help="no progress bar")
     pub.set_defaults(run=_publish)
+    far = sub.add_parser("beyond", help="train the runs of the chapter 'Beyond the thesis' (noise, more features)")
+    far.add_argument("studies", nargs="*", default=["noise", "scaling"], choices=("noise", "scaling"))
+    far.add_argument("--profile", default="quick", choices=PROFILES)
+    far.add_argument("--address", default=None, help="Ray cluster, e.g. ray://host:10001 (default: local)")
+    far.add_argument("--results", default=None, help="results directory (default $MUSICRL_RESULTS or ./results)")
+    far.add_argument("--publish", action="store_true", help="then copy the finished runs (no weights) to published/")
+    far.add_argument("--published", default=None, help="published results (default $MUSICRL_PUBLISHED or <repo>/published)")
+    far.add_argument("--quiet", action="store_true", help="no progress bar")
+    far.set_defaults(run=_beyond)
     feats = sub.add_parser("features", help="run the compact_cnn tagger over the GTZAN clips (cached per clip)")
     feats.add_argument("--gtzan", default=None, help="clips and manifest.csv (default $MUSICRL_GTZAN or ../shared/data/gtzan12k)")
     feats.add_argument("--models", default=None, help="compact_cnn weights (default $MUSICRL_MODELS or ../shared/models/compact_cnn)")

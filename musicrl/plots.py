@@ -213,3 +213,45 @@ def episode_gif(policy, config, target, scale: int = 10, seconds_per_step: float
     buffer = io.BytesIO()
     frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=int(1000 * seconds_per_step), loop=0)
     return buffer.getvalue()
+
+
+def _with_errors(ax: plt.Axes, frame, x: str, label: str, offset: float, **style) -> None:
+    low = (frame["mean"] - frame["low"]).fillna(0).clip(lower=0)
+    high = (frame["high"] - frame["mean"]).fillna(0).clip(lower=0)
+    ax.errorbar(frame[x] + offset, frame["mean"], yerr=[low, high], marker="o", capsize=3, label=label, **style)
+
+
+def plot_noise(table) -> plt.Figure:
+    """Return against the noise level for each agent and baseline (95% CIs), and each one's share of the filter's."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
+    levels = list(dict.fromkeys(table["noise"]))
+    table = table.assign(level=table["noise"].map({n: i for i, n in enumerate(levels)}))
+    policies = list(dict.fromkeys(table["policy"]))
+    for k, policy in enumerate(policies):
+        rows = table[table["policy"] == policy]
+        style = {"linestyle": "--"} if rows["kind"].iloc[0] == "baseline" else {}
+        _with_errors(left, rows, "level", policy, 0.04 * (k - len(policies) / 2), **style)
+        right.plot(rows["level"], rows["share of filter"], marker="o", label=policy, **style)
+    labels = [f"{n}\np={p:g}, q={q:g}" for n, p, q in table.drop_duplicates("noise")[["noise", "p (rating)", "q (closer)"]].values]
+    for ax, ylabel in ((left, "mean return"), (right, "share of the Bayesian filter's return")):
+        ax.set(xticks=range(len(levels)), xticklabels=labels, xlabel="noise", ylabel=ylabel)
+    right.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    return fig
+
+
+def plot_scaling(table) -> plt.Figure:
+    """Return (95% CIs over seeds) and training wall time against the number of features d."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
+    policies = list(dict.fromkeys(table["policy"].str.replace(" (sampled)", "", regex=False)))
+    table = table.assign(policy=table["policy"].str.replace(" (sampled)", "", regex=False))
+    for k, policy in enumerate(policies):
+        rows = table[table["policy"] == policy]
+        style = {"linestyle": "--"} if rows["kind"].iloc[0] == "baseline" else {}
+        _with_errors(left, rows, "d", policy, 0.05 * (k - len(policies) / 2), **style)
+        if rows["kind"].iloc[0] == "agent":
+            right.plot(rows["d"], rows["train minutes"], marker="o", label=policy)
+    dims = sorted(table["d"].unique())
+    left.set(xticks=dims, xlabel="features d (5**d positions)", ylabel="mean return")
+    right.set(xticks=dims, xlabel="features d", ylabel="training wall time per run (min)")
+    left.legend(loc="upper left", bbox_to_anchor=(0.0, -0.18), ncol=3, frameon=False)
+    return fig

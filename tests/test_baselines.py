@@ -1,9 +1,11 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from musicrl import baselines, users
 from musicrl.envs import EPISODE_STEPS, EnvConfig
-from musicrl.evaluation import evaluate_policy, example_episode
+from musicrl.evaluation import evaluate_policy, example_episode, rollout
 
 SETTINGS_2D = [EnvConfig(d=2, preset=p, reward=r) for p in ("TopTarget", "WiderTopTarget") for r in ("Bullseye", "Rating")]
 
@@ -109,3 +111,20 @@ def test_the_filter_copes_with_noise_where_greedy_on_consistency_cannot():
     likelihood = baselines.rating_likelihood(0.2)
     np.testing.assert_allclose(likelihood.sum(axis=0), 1.0)
     assert likelihood[0, 0] == pytest.approx(0.9) and likelihood[2, 1] == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("config", [EnvConfig(d=2), EnvConfig(d=2, reward="Rating", preset="TopTarget", weights=(2, 1)),
+                                    EnvConfig(d=3, action="MultiDiscrete")])
+def test_sampled_greedy_is_greedy_when_its_samples_cover_everything(config):
+    sampled = evaluate_policy(baselines.SampledGreedyPolicy(config, candidates=125, belief_sample=125), config)
+    greedy = evaluate_policy(baselines.GreedyPolicy(replace(config, action="Discrete")), replace(config, action="Discrete"))
+    np.testing.assert_array_equal(sampled.returns, greedy.returns)
+
+
+def test_sampled_greedy_finds_targets_at_d_6():
+    config = EnvConfig(d=6, action="MultiDiscrete")
+    policy = baselines.SampledGreedyPolicy(config, candidates=64, belief_sample=64)
+    returns, episodes = rollout(policy, config, range(0, 5**6, 997))
+    assert returns.mean() > 100 and all(e.found for e in episodes)
+    with pytest.raises(ValueError, match="SampledGreedyPolicy reads GridObs from a deterministic user with d <= 8"):
+        baselines.SampledGreedyPolicy(EnvConfig(d=9, action="MultiDiscrete"))

@@ -1,0 +1,253 @@
+"""Beyond the thesis: listeners that are not deterministic, and more than four features.
+
+The experiments of the chapter of that name, in one place:
+
+- **Noise** (:data:`NOISE_LEVELS`). The thesis's agents of figures 14 and 16 retrained
+  against a listener whose rating is off by one with probability p and whose "closer" is
+  flipped with probability q, beside the yardstick that still applies (greedy on the exact
+  Bayesian posterior, :class:`musicrl.baselines.FilterPolicy`) and the greedy rule that
+  trusts every answer.
+- **Scaling** (:data:`SCALING_AGENTS`). d = 4..8 features, where one action per position
+  (625 .. 390,625) no longer works: a factored policy (one categorical per feature) and a
+  Wolpertinger agent, on the same budget, beside greedy (sampled beyond d = 4) and random.
+
+Budgets per profile are in :data:`PROFILES`; runs go through :mod:`musicrl.training` like
+the thesis's, so they are cached, resumable and publishable.
+"""
+
+from __future__ import annotations
+
+import tracemalloc
+from dataclasses import dataclass, replace
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from musicrl import baselines, multiseed, users
+from musicrl.agents import AgentConfig
+from musicrl.envs import EPISODE_STEPS, EnvConfig, PreferenceSearchVecEnv
+from musicrl.evaluation import evaluation_targets, format_ci, mean_ci, rollout
+from musicrl.experiments import SHORT_NAMES, experiment
+from musicrl.store import Store
+from musicrl.training import RunResult, RunSpec, load_policy, load_result, publish, published_path, train_many
+
+NOISE_LEVELS: dict[str, tuple[float, float]] = {"none": (0.0, 0.0), "low": (0.1, 0.1), "high": (0.3, 0.3)}  # (p, q)
+NOISE_EXPERIMENTS = ("fig14", "fig16")  # the thesis's agents retrained under noise: LSTM-A2C on GridObs and BoardObs
+SCALING_AGENTS: dict[str, AgentConfig] = {
+    "factored LSTM-A2C": AgentConfig(algorithm="RecurrentA2C"),
+    "factored A2C, 8 frames": AgentConfig(algorithm="A2C", frames=8),
+    "Wolpertinger, 8 frames": AgentConfig(algorithm="Wolpertinger", frames=8),
+}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Budgets of the chapter: updates, checkpoint interval and seeds of each study."""
+
+    noise_updates: int
+    noise_every: int
+    noise_seeds: tuple[int, ...]
+    dims: tuple[int, ...]
+    scaling_updates: int
+    scaling_every: int
+    scaling_seeds: tuple[int, ...]
+    baseline_repeats: int  # noisy baselines: episodes per target (each with its own noise)
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(10, 5, (0, 1), (4, 5), 10, 5, (0,), 2),
+    "quick": Profile(2000, 500, (0, 1, 2), (4, 6, 8), 500, 250, (0, 1), 5),
+    "full": Profile(15000, 2500, (0, 1, 2, 3, 4), (4, 5, 6, 7, 8), 5000, 1000, (0, 1, 2), 20),
+}
+
+
+def profile_of(name: str) -> Profile:
+    users.check_choice("profile", name, tuple(PROFILES))
+    return PROFILES[name]
+
+
+def noise_config(env: EnvConfig, level: str) -> EnvConfig:
+    users.check_choice("noise level", level, tuple(NOISE_LEVELS))
+    p, q = NOISE_LEVELS[level]
+    return replace(env, rating_noise=p, closer_flip=q)
+
+
+def _spec(name: str, env: EnvConfig, agent: AgentConfig, updates: int, every: int, seed: int) -> RunSpec:
+    trainer = "multiseed" if multiseed.supports(env, agent) else "sb3"
+    return RunSpec(name, env, agent, updates=updates, checkpoint_every=every, seed=seed, trainer=trainer)
+
+
+def noise_specs(profile: str) -> list[RunSpec]:
+    """Every run of the noise study: experiment x noise level x seed."""
+    chosen = profile_of(profile)
+    return [_spec(f"noise-{name}-{level}", noise_config(experiment(name).env, level), experiment(name).agent,
+                  chosen.noise_updates, chosen.noise_every, seed)
+            for name in NOISE_EXPERIMENTS for level in NOISE_LEVELS for seed in chosen.noise_seeds]
+
+
+def scaling_config(d: int) -> EnvConfig:
+    return EnvConfig(d=d, action="MultiDiscrete")
+
+
+def _slug(label: str) -> str:
+    return label.replace(",", "").replace(" ", "-")
+
+
+def scaling_specs(profile: str) -> list[RunSpec]:
+    """Every run of the scaling study: d x agent x seed, Bullseye, WiderTopTarget, GridObs, n = 20."""
+    chosen = profile_of(profile)
+    return [_spec(f"scale-d{d}-{_slug(label)}", scaling_config(d), agent, chosen.scaling_updates, chosen.scaling_every, seed)
+            for d in chosen.dims for label, agent in SCALING_AGENTS.items() for seed in chosen.scaling_seeds]
+
+
+def runs(specs: Sequence[RunSpec], root=None, train_missing: bool = True, progress: bool = True,
+         address: str | None = None) -> list[tuple[RunSpec, RunResult]]:
+    """The finished runs of ``specs`` (local or published), training the missing ones unless told not to."""
+    specs = list(specs)
+    if train_missing:
+        results = train_many(specs, root=root, address=address, progress=progress)
+    else:
+        results = [load_result(spec, root) for spec in specs]
+    return [(spec, result) for spec, result in zip(specs, results) if result is not None]
+
+
+def missing(specs: Sequence[RunSpec], root=None) -> list[RunSpec]:
+    return [spec for spec in specs if load_result(spec, root) is None]
+
+
+def _noisy_baseline(config: EnvConfig, name: str, repeats: int, store: Store) -> dict:
+    """A baseline against the noisy user: ``repeats`` episodes per target, each with its own noise."""
+    def compute() -> dict:
+        clean = replace(config, rating_noise=0.0, closer_flip=0.0)
+        policy = {"Bayesian filter": lambda: baselines.FilterPolicy(config),
+                  "greedy, trusting every answer": lambda: baselines.GreedyPolicy(clean),
+                  "random": lambda: baselines.RandomPolicy(clean, seed=0)}[name]()
+        returns, _ = rollout(policy, config, list(range(config.n_positions)) * repeats)
+        return {"per_repeat": returns.reshape(repeats, -1).mean(axis=1).tolist()}
+
+    key = {"config": config.to_dict(), "policy": name, "repeats": repeats}
+    return store.get_or_compute("beyond-baseline", key, compute)
+
+
+NOISE_BASELINES = ("Bayesian filter", "greedy, trusting every answer", "random")
+
+
+def noise_table(found: list[tuple[RunSpec, RunResult]], profile: str, store: Store | None = None) -> pd.DataFrame:
+    """Each agent (final checkpoint, mean over seeds with 95% CI) and baseline (episodes per
+    target with fresh noise, CI over repeats) at each noise level, and its share of the
+    Bayesian filter's return: the yardstick that still applies to a noisy listener."""
+    store, chosen = store or Store(), profile_of(profile)
+    rows = []
+    for level in NOISE_LEVELS:
+        config = noise_config(replace(experiment(NOISE_EXPERIMENTS[0]).env, obs="GridObs"), level)
+        values = {name: _noisy_baseline(config, name, chosen.baseline_repeats, store)["per_repeat"] for name in NOISE_BASELINES}
+        for name in NOISE_EXPERIMENTS:
+            seeds = [r.final.mean for s, r in found if s.name == f"noise-{name}-{level}"]
+            if seeds:
+                e = experiment(name)
+                values[f"{SHORT_NAMES[e.agent.algorithm]} {e.env.obs} ({name})"] = seeds
+        yardstick = float(np.mean(values["Bayesian filter"]))
+        for label, samples in values.items():
+            mean, low, high = mean_ci(samples)
+            rows.append({"noise": level, "p (rating)": NOISE_LEVELS[level][0], "q (closer)": NOISE_LEVELS[level][1],
+                         "policy": label, "kind": "baseline" if label in NOISE_BASELINES else "agent",
+                         "mean": mean, "low": low, "high": high, "return [95% CI]": format_ci(mean, low, high),
+                         "share of filter": mean / yardstick, "runs": len(samples)})
+    return pd.DataFrame(rows)
+
+
+def env_memory_mb(d: int, n_envs: int = 16) -> float:
+    """Peak memory (MB, tracemalloc) of building and stepping a batched GridObs/MultiDiscrete env at ``d``."""
+    tracemalloc.start()
+    try:
+        env = PreferenceSearchVecEnv(n_envs, scaling_config(d), seed=0)
+        env.reset()
+        actions = np.random.default_rng(0).integers(0, users.LEVELS, size=(n_envs, d))
+        for _ in range(2 * EPISODE_STEPS):
+            env.step(actions)
+        return tracemalloc.get_traced_memory()[1] / 1e6
+    finally:
+        tracemalloc.stop()
+
+
+def _episode_stats(policy, config: EnvConfig) -> dict:
+    """Mean return, share of episodes that find the target (reach a top-rated position, as
+    :attr:`musicrl.evaluation.Episode.found`), and the step at which they first do."""
+    targets = evaluation_targets(config)
+    returns, episodes = rollout(policy, config, targets)
+    first = [next((k for k, rating in enumerate(e.ratings) if rating == users.MAX_RATING), None) for e in episodes]
+    reached = [k for k in first if k is not None]
+    return {"mean": float(returns.mean()), "found": len(reached) / len(first),
+            "steps_to_find": float(np.mean(reached)) if reached else float("nan")}
+
+
+def run_episode_stats(spec: RunSpec, root=None, store: Store | None = None) -> dict:
+    """:func:`_episode_stats` of a run's final checkpoint: from its published extras, else computed
+    from the local weights (cached in the store)."""
+    result = load_result(spec, root)
+    if result is not None and "episodes" in result.extras:
+        return result.extras["episodes"]
+    return (store or Store()).get_or_compute(
+        "beyond-episodes", {"run": spec.key}, lambda: _episode_stats(load_policy(spec, root=root), spec.env))
+
+
+class RandomLevels:
+    """A uniformly random level per feature each step (seeded); needs no table, so any d."""
+
+    def __init__(self, d: int, seed: int = 0) -> None:
+        self.d, self.rng = d, np.random.default_rng(seed)
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=True):
+        return self.rng.integers(0, users.LEVELS, size=(len(np.atleast_2d(observation)), self.d)), state
+
+
+def _baseline_stats(d: int, name: str, store: Store) -> dict:
+    config = scaling_config(d)
+
+    def compute() -> dict:
+        policy = baselines.SampledGreedyPolicy(config) if name == "greedy" else RandomLevels(d)
+        return _episode_stats(policy, config)
+
+    return store.get_or_compute("beyond-scaling-baseline", {"config": config.to_dict(), "policy": name}, compute)
+
+
+def scaling_table(found: list[tuple[RunSpec, RunResult]], profile: str, root=None, store: Store | None = None) -> pd.DataFrame:
+    """Per d and policy: return (mean over seeds, 95% CI), share of episodes that find the target
+    and the step they first do, training wall time and env steps per second; the env's memory."""
+    store, chosen = store or Store(), profile_of(profile)
+    rows = []
+    for d in chosen.dims:
+        memory = env_memory_mb(d)
+        for label in SCALING_AGENTS:
+            done = [(s, r) for s, r in found if s.name == f"scale-d{d}-{_slug(label)}"]
+            if not done:
+                continue
+            stats = [run_episode_stats(s, root, store) for s, _ in done]
+            mean, low, high = mean_ci([r.final.mean for _, r in done])
+            rows.append({"d": d, "positions": float(users.LEVELS**d), "policy": label, "kind": "agent",
+                         "mean": mean, "low": low, "high": high, "return [95% CI]": format_ci(mean, low, high),
+                         "found target": np.mean([x["found"] for x in stats]),
+                         "steps to find": np.nanmean([x["steps_to_find"] for x in stats]),
+                         "train minutes": np.mean([r.wall_time for _, r in done]) / 60,
+                         "env steps/s": np.mean([r.env_steps / r.wall_time for _, r in done]),
+                         "runs": len(done), "env memory (MB)": memory})
+        for name in ("greedy", "random"):
+            x = _baseline_stats(d, name, store)
+            label = "greedy (sampled)" if d > 4 and name == "greedy" else name
+            rows.append({"d": d, "positions": float(users.LEVELS**d), "policy": label, "kind": "baseline",
+                         "mean": x["mean"], "low": np.nan, "high": np.nan, "return [95% CI]": f"{x['mean']:.0f}",
+                         "found target": x["found"], "steps to find": x["steps_to_find"], "train minutes": np.nan,
+                         "env steps/s": np.nan, "runs": np.nan, "env memory (MB)": memory})
+    return pd.DataFrame(rows)
+
+
+def publish_runs(profile: str, root=None, published=None) -> list:
+    """Publish the finished local runs of both studies, with the episode statistics the scaling table needs."""
+    written = []
+    for spec in [*noise_specs(profile), *scaling_specs(profile)]:
+        if load_result(spec, root, published=False) is None or published_path(spec, published).exists():
+            continue
+        extras = {"episodes": _episode_stats(load_policy(spec, root=root), spec.env)} if spec.name.startswith("scale") else {}
+        written.append(publish(spec, extras, root, published))
+    return written
