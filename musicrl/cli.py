@@ -125,9 +125,10 @@ def _beyond(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(1)
     specs = {"noise": beyond.noise_specs, "scaling": beyond.scaling_specs}
-    chosen = [spec for study in args.studies for spec in specs[study](args.profile)]
+    studies = [args.only] if args.only else list(specs)
+    chosen = [spec for study in studies for spec in specs[study](args.profile)]
     found = beyond.runs(chosen, root=args.results, address=args.address, progress=not args.quiet)
-    print(f"{len(found)} of {len(chosen)} runs of {', '.join(args.studies)} ({args.profile}) finished")
+    print(f"{len(found)} of {len(chosen)} runs of {', '.join(studies)} ({args.profile}) finished")
     if args.publish:
         published = Path(args.published) if args.published else PUBLISHED_ROOT
         written = beyond.publish_runs(args.profile, root=args.results, published=published)
@@ -209,7 +210,7 @@ def parser() -> argparse.ArgumentParser:
     pub.add_argument("--quiet", action="store_true", help="no progress bar")
     pub.set_defaults(run=_publish)
     far = sub.add_parser("beyond", help="train the runs of the chapter 'Beyond the thesis' (noise, more features)")
-    far.add_argument("studies", nargs="*", default=["noise", "scaling"], choices=("noise", "scaling"))
+    far.add_argument("--only", choices=("noise", "scaling"), default=None, help="one study (default: both)")
     far.add_argument("--profile", default="quick", choices=PROFILES)
     far.add_argument("--address", default=None, help="Ray cluster, e.g. ray://host:10001 (default: local)")
     far.add_argument("--results", default=None, help="results directory (default $MUSICRL_RESULTS or ./results)")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import random
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -219,9 +219,10 @@ class MultiSeedTrainer:
         self.recurrent = agent.algorithm == "RecurrentA2C"
         self.device = seeds[0].model.device
 
-    def train(self, updates: int) -> np.ndarray:
+    def train(self, updates: int, on_update: Callable[[], None] | None = None) -> np.ndarray:
         """Train every seed ``updates`` updates; returns the losses, shape (updates, 3, seeds):
-        policy-gradient, value and entropy loss, as SB3 logs them."""
+        policy-gradient, value and entropy loss, as SB3 logs them. ``on_update`` is called
+        after each update (progress bars)."""
         seeds, agent = self.seeds, self.agent
         S, E, T = len(seeds), agent.n_envs, agent.n_steps
         policy = StackedPolicy([s.model for s in seeds], self.recurrent)
@@ -269,6 +270,8 @@ class MultiSeedTrainer:
                 seed.curve.append(float(np.mean(seed.recent)) if seed.recent else float("nan"))
             advantages, returns = self._advantages(buffer, last_values.cpu().numpy(), starts)
             losses.append(self._update(policy, optimizer, buffer, advantages, returns, initial, shufflers))
+            if on_update is not None:
+                on_update()
         joined.split_into(bases)
         policy.write_back()
         self._write_optimizer(policy, optimizer)

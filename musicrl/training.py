@@ -445,7 +445,8 @@ def _train_together(runs: list[_OpenRun], progress: bool) -> None:
             active = [r for r in runs if r.done < checkpoint]
             for done in sorted({r.done for r in active}):
                 group = [r for r in active if r.done == done]
-                losses = multiseed.MultiSeedTrainer(spec.agent, [r.state for r in group]).train(checkpoint - done)
+                trainer = multiseed.MultiSeedTrainer(spec.agent, [r.state for r in group])
+                losses = trainer.train(checkpoint - done, on_update=lambda: bar.update(len(group)))
                 for k, r in enumerate(group):
                     _log_segment(r, losses[:, :, k], done)
                     r.state.restore_global_rng()
@@ -453,7 +454,6 @@ def _train_together(runs: list[_OpenRun], progress: bool) -> None:
                     _save_checkpoint(r.folder, checkpoint, r.state.model, r.state.env, r.callback, wall)
                     _evaluate(r.folder, checkpoint, r.state.model, r.state.env, r.spec)
                     r.done = checkpoint
-                bar.update(len(group) * (checkpoint - done))
                 if group[0].callback.curve:
                     bar.set_postfix(avg10=f"{np.nanmean([r.callback.curve[-1] for r in group]):.1f}", refresh=False)
     for r in runs:

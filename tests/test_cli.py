@@ -1,3 +1,5 @@
+import pytest
+
 from musicrl.cli import main
 
 
@@ -46,3 +48,13 @@ def test_listen_command_plays_a_session_from_the_terminal(tmp_path, capsys, monk
     assert len(list((tmp_path / "sessions").glob("session-ada-*.json"))) == 1
     assert main(["listen", "--target", "pop.00001", "--results", str(tmp_path)]) == 2
     assert "no song 'pop.00001'" in capsys.readouterr().err
+
+
+def test_beyond_command_trains_and_publishes_a_study(tmp_path, capsys):
+    args = ["beyond", "--only", "scaling", "--profile", "smoke", "--quiet", "--results", str(tmp_path / "results")]
+    assert main([*args, "--publish", "--published", str(tmp_path / "published")]) == 0
+    out = capsys.readouterr().out
+    assert "6 of 6 runs of scaling (smoke) finished" in out and "published 6 new runs" in out
+    assert len(list((tmp_path / "published" / "runs").glob("scale-d5-Wolpertinger-8-frames-s0-*.json.gz"))) == 1
+    with pytest.raises(SystemExit):
+        main(["beyond", "--only", "loud"])

@@ -1,0 +1,53 @@
+import musicrl  # noqa: F401
+import numpy as np
+import pytest
+
+from musicrl import beyond
+from musicrl.store import Store
+from musicrl.training import RunResult
+
+
+def fake_result(spec, value):
+    returns = np.full(25, float(value))
+    return RunResult(spec=spec.to_dict(), curve=np.zeros(1), checkpoints=[spec.updates], returns=[returns],
+                     pooled_from=[spec.updates], wall_time=60.0, env_steps=6000)
+
+
+def test_noise_runs_retrain_the_thesis_agents_with_the_noise_in_their_configuration():
+    specs = beyond.noise_specs("smoke")
+    assert len(specs) == len(beyond.NOISE_EXPERIMENTS) * len(beyond.NOISE_LEVELS) * 2
+    assert len({s.key for s in specs}) == len(specs)
+    high = [s for s in specs if s.name == "noise-fig16-high"]
+    assert high[0].env.rating_noise == 0.3 and high[0].env.closer_flip == 0.3 and high[0].env.obs == "BoardObs"
+    assert high[0].trainer == "multiseed"
+    assert "rating_noise" not in [s for s in specs if s.name == "noise-fig14-none"][0].env.to_dict()
+    with pytest.raises(ValueError, match="unknown noise level 'extreme'"):
+        beyond.noise_config(high[0].env, "extreme")
+    with pytest.raises(ValueError, match="unknown profile 'huge'"):
+        beyond.noise_specs("huge")
+
+
+def test_scaling_runs_use_one_level_per_feature():
+    specs = beyond.scaling_specs("quick")
+    assert {s.env.d for s in specs} == {4, 6, 8}
+    assert all(s.env.action == "MultiDiscrete" and s.trainer == "sb3" for s in specs)
+    assert {s.agent.algorithm for s in specs} == {"RecurrentA2C", "A2C", "Wolpertinger"}
+
+
+def test_noise_table_measures_everything_against_the_bayesian_filter(tmp_path):
+    found = [(s, fake_result(s, 100 + s.seed)) for s in beyond.noise_specs("smoke")]
+    table = beyond.noise_table(found, "smoke", Store(tmp_path))
+    assert set(table["noise"]) == set(beyond.NOISE_LEVELS)
+    none = table[table["noise"] == "none"].set_index("policy")
+    assert none.loc["greedy, trusting every answer", "share of filter"] == pytest.approx(1.0)  # noiseless: greedy is the filter
+    high = table[table["noise"] == "high"].set_index("policy")
+    assert high.loc["Bayesian filter", "mean"] > high.loc["greedy, trusting every answer", "mean"] + 50
+    agent = high.loc["LSTM-A2C BoardObs (fig16)"]
+    assert agent["mean"] == pytest.approx(100.5) and agent["runs"] == 2
+    assert agent["share of filter"] == pytest.approx(100.5 / high.loc["Bayesian filter", "mean"])
+
+
+def test_the_env_memory_does_not_grow_with_the_grid_and_random_levels_cover_any_d():
+    assert beyond.env_memory_mb(10) < 1.0
+    actions, _ = beyond.RandomLevels(12).predict(np.zeros((3, 14)))
+    assert actions.shape == (3, 12) and actions.max() <= 4
