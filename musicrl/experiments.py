@@ -557,22 +557,18 @@ def collapse_table(runs: dict[str, list[RunResult]], profile: str, root=None, we
     """Per TRPO run: the smoothed curve's peak, its final level, whether it collapsed (ended below
     half its peak) and when, the policy's entropy at the first and last checkpoint, and the
     line search's success rate in the first and last tenth of training."""
-    from musicrl.evaluation import smooth
-
     rows = []
     for name, results in runs.items():
         if "TRPO" not in experiment(name).agent.algorithm:
             continue
         for r in results:
             spec = run_spec(name, profile, r.spec["seed"])
-            smoothed = smooth(r.curve, weight)
-            peak_at = int(np.nanargmax(smoothed))
-            below = np.flatnonzero(smoothed[peak_at:] < 0.5 * smoothed[peak_at])
+            peak, peak_at, fell_at = collapse_point(r.curve, weight)
             entropy, success = run_entropy(r, spec, root), np.asarray(run_line_search(r, spec, root))
             tenth = max(1, len(success) // 10)
             rows.append({
-                "experiment": name, "seed": r.spec["seed"], "peak": float(smoothed[peak_at]), "peak at": peak_at + 1,
-                "final level": final_level(r.curve), "collapsed at": int(peak_at + below[0] + 1) if below.size else None,
+                "experiment": name, "seed": r.spec["seed"], "peak": peak, "peak at": peak_at,
+                "final level": final_level(r.curve), "collapsed at": fell_at,
                 "entropy, first checkpoint": entropy[min(entropy)], "entropy, last checkpoint": entropy[max(entropy)],
                 "line search ok, first tenth": float(success[:tenth].mean()) if success.size else np.nan,
                 "line search ok, last tenth": float(success[-tenth:].mean()) if success.size else np.nan,
@@ -583,9 +579,17 @@ def collapse_table(runs: dict[str, list[RunResult]], profile: str, root=None, we
     return frame
 
 
-def collapsed(curve, weight: float = 0.99) -> bool:
-    """Whether the smoothed curve ends below half of its peak (the criterion of :func:`collapse_table`)."""
+def collapse_point(curve, weight: float = 0.99) -> tuple[float, int, int | None]:
+    """The smoothed curve's peak, the update of the peak, and the first update after it at which
+    the curve is below half the peak (None if never): the collapse criterion of the book."""
     from musicrl.evaluation import smooth
 
     smoothed = smooth(curve, weight)
-    return bool(np.nanmin(smoothed[int(np.nanargmax(smoothed)):]) < 0.5 * np.nanmax(smoothed))
+    peak_at = int(np.nanargmax(smoothed))
+    below = np.flatnonzero(smoothed[peak_at:] < 0.5 * smoothed[peak_at])
+    return float(smoothed[peak_at]), peak_at + 1, (int(peak_at + below[0] + 1) if below.size else None)
+
+
+def collapsed(curve, weight: float = 0.99) -> bool:
+    """Whether the smoothed curve falls below half of its peak after the peak (:func:`collapse_point`)."""
+    return collapse_point(curve, weight)[2] is not None

@@ -324,16 +324,9 @@ def train(spec: RunSpec, root: Path | str | None = None, progress: bool = True) 
         return found
     if spec.trainer == "multiseed":
         return train_seeds([spec], root, progress)[0]
-    folder = run_dir(spec, root)
     started = time.perf_counter()
-    env = make_training_env(spec.env, spec.agent, spec.seed)
-    done = _latest_checkpoint(folder, spec)
-    if done:
-        model, env, state = _load_checkpoint(folder, done, spec, env)
-        recent, curve, before = state["recent"], state["curve"], state["wall_time"]
-    else:
-        model = make_agent(spec.agent, env, seed=spec.seed, tensorboard_log=str(folder / "tb"))
-        recent, curve, before = [], [], 0.0
+    folder, model, env, done, saved = _open(spec, root, tensorboard=True)
+    recent, curve, before = saved["recent"], saved["curve"], saved["wall_time"]
     model.tensorboard_log = str(folder / "tb")
     bar = tqdm(total=spec.updates, initial=done, desc=spec.key, unit="update", disable=not progress, leave=False)
     callback = CurveCallback(recent, curve, bar)
@@ -369,20 +362,27 @@ class _OpenRun:
     before: float
 
 
-def _open_run(spec: RunSpec, root: Path | str | None) -> _OpenRun:
-    """Build (or load from its last checkpoint) one seed's SB3 model and env, as :func:`train` does."""
+def _open(spec: RunSpec, root: Path | str | None, tensorboard: bool) -> tuple[Path, BaseAlgorithm, VecEnv, int, dict]:
+    """One run's folder, model and env, built fresh or loaded from its last checkpoint (``done``
+    updates); ``saved`` holds the curve, recent episodes and wall time so far."""
     folder = run_dir(spec, root)
     env = make_training_env(spec.env, spec.agent, spec.seed)
     done = _latest_checkpoint(folder, spec)
     if done:
         model, env, saved = _load_checkpoint(folder, done, spec, env)
-        callback, before = CurveCallback(saved["recent"], saved["curve"]), saved["wall_time"]
     else:
-        model = make_agent(spec.agent, env, seed=spec.seed)
-        callback, before = CurveCallback(), 0.0
+        model = make_agent(spec.agent, env, seed=spec.seed, tensorboard_log=str(folder / "tb") if tensorboard else None)
+        saved = {"recent": [], "curve": [], "wall_time": 0.0}
+    return folder, model, env, done, saved
+
+
+def _open_run(spec: RunSpec, root: Path | str | None) -> _OpenRun:
+    """One seed opened as :func:`train` opens it, for the fast path (which writes its own TensorBoard logs)."""
+    folder, model, env, done, saved = _open(spec, root, tensorboard=False)
+    callback = CurveCallback(saved["recent"], saved["curve"])
     state = multiseed.SeedState(model, env, callback.recent, callback.curve)  # type: ignore[arg-type]
     state.capture_global_rng()
-    return _OpenRun(spec, folder, state, callback, done, before)
+    return _OpenRun(spec, folder, state, callback, done, saved["wall_time"])
 
 
 def _check_one_configuration(specs: Sequence[RunSpec]) -> None:
