@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/benchmark.py [--seconds 2] [--dims 2 3 4] [--updates 100] [--measure-quick]
                                           [--seeds 5] [--fast-path fig21 fig14 fig25]
-                                          [--large-dims 4 8 12 20]
+                                          [--large-dims 4 8 12 20] [--only-large-d]
 
 The first figures are the issue-10 target: training throughput of SB3 against the
 multi-seed fast path (musicrl.multiseed) for the MLP A2C and the LSTM-A2C agents, measured
@@ -87,6 +87,17 @@ def large_d_throughput(d: int, seconds: float, n: int = 256) -> tuple[float, flo
     return rate, batched_mb, single_mb
 
 
+def large_d_block(dims: list[int], seconds: float) -> None:
+    print("environment beyond the thesis (GridObs, MultiDiscrete, 256 envs, random levels): "
+          "steps/s, peak memory of the batched env and of one env")
+    rates = {}
+    for d in dims:
+        rates[d], batched_mb, single_mb = large_d_throughput(d, seconds)
+        relative = f"  ({rates[d] / rates[dims[0]]:.2f}x d={dims[0]})" if d != dims[0] else ""
+        print(f"  d={d:<3} {rates[d]:>12,.0f} steps/s   {batched_mb:6.2f} MB   {single_mb:6.3f} MB   "
+              f"(5**d = {5.0**d:.3g} positions){relative}")
+
+
 def training_throughput(config: EnvConfig, updates: int) -> dict[str, float]:
     """A2C env steps per second on the batched VecEnv and on DummyVecEnv, same settings."""
     agent = agents.AgentConfig(algorithm="A2C", device="cpu")
@@ -160,8 +171,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5, help="seeds the multi-seed path trains together (the full profile's 5)")
     parser.add_argument("--fast-path", nargs="*", default=["fig21", "fig14", "fig25"],
                         help="experiments whose agent is timed on both paths (MLP A2C, LSTM-A2C 2D and 4D)")
+    parser.add_argument("--only-large-d", action="store_true", help="print only the block of the environment beyond the thesis")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.only_large_d:
+        large_d_block(args.large_dims, args.seconds)
+        return
     print(f"training, env steps per second on one core: SB3 (1 seed) against the multi-seed path ({args.seeds} seeds), "
           f"{args.updates} updates each")
     for name in args.fast_path:
@@ -182,14 +197,7 @@ def main() -> None:
     for d in args.dims:
         for name, value in env_throughput(EnvConfig(d=d), args.seconds).items():
             print(f"  d={d}  {name:<18} {value:>12,.0f}")
-    print("environment beyond the thesis (GridObs, MultiDiscrete, 256 envs, random levels): "
-          "steps/s, peak memory of the batched env and of one env")
-    rates = {}
-    for d in args.large_dims:
-        rates[d], batched_mb, single_mb = large_d_throughput(d, args.seconds)
-        relative = f"  ({rates[d] / rates[args.large_dims[0]]:.2f}x d={args.large_dims[0]})" if d != args.large_dims[0] else ""
-        print(f"  d={d:<3} {rates[d]:>12,.0f} steps/s   {batched_mb:6.2f} MB   {single_mb:6.3f} MB   "
-              f"(5**d = {5.0**d:.3g} positions){relative}")
+    large_d_block(args.large_dims, args.seconds)
     print("baseline evaluation (all 5**d targets, WiderTopTarget, Bullseye): mean, seconds")
     reveal = experiments.environment_chapter("quick").reveal_after
     for d in args.dims:
