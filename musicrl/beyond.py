@@ -171,15 +171,25 @@ def env_memory_mb(d: int, n_envs: int = 16) -> float:
         tracemalloc.stop()
 
 
+STATS_VERSION = 2  # of _episode_stats' fields: cached statistics of another version are recomputed
+
+
+def _first(flags) -> int | None:
+    return next((k for k, flag in enumerate(flags) if flag), None)
+
+
 def _episode_stats(policy, config: EnvConfig) -> dict:
-    """Mean return, share of episodes that find the target (reach a top-rated position, as
-    :attr:`musicrl.evaluation.Episode.found`), and the step at which they first do."""
-    targets = evaluation_targets(config)
-    returns, episodes = rollout(policy, config, targets)
-    first = [next((k for k, rating in enumerate(e.ratings) if rating == users.MAX_RATING), None) for e in episodes]
-    reached = [k for k in first if k is not None]
-    return {"mean": float(returns.mean()), "found": len(reached) / len(first),
-            "steps_to_find": float(np.mean(reached)) if reached else float("nan")}
+    """Mean return; the share of episodes that reach a top-rated position (as
+    :attr:`musicrl.evaluation.Episode.found`) and that reach the target itself, and the step at
+    which those first do (step 0 is the start)."""
+    returns, episodes = rollout(policy, config, evaluation_targets(config))
+    stats = {"mean": float(returns.mean())}
+    for name, first in (("top", [_first(r == users.MAX_RATING for r in e.ratings) for e in episodes]),
+                        ("target", [_first(p == e.target for p in e.positions) for e in episodes])):
+        reached = [k for k in first if k is not None]
+        stats[f"{name}_found"] = len(reached) / len(first)
+        stats[f"{name}_steps"] = float(np.mean(reached)) if reached else float("nan")
+    return stats
 
 
 def run_episode_stats(spec: RunSpec, root=None, store: Store | None = None) -> dict:
@@ -189,7 +199,7 @@ def run_episode_stats(spec: RunSpec, root=None, store: Store | None = None) -> d
     if result is not None and "episodes" in result.extras:
         return result.extras["episodes"]
     return (store or Store()).get_or_compute(
-        "beyond-episodes", {"run": spec.key}, lambda: _episode_stats(load_policy(spec, root=root), spec.env))
+        "beyond-episodes", {"run": spec.key, "stats": STATS_VERSION}, lambda: _episode_stats(load_policy(spec, root=root), spec.env))
 
 
 class RandomLevels:
@@ -209,12 +219,17 @@ def _baseline_stats(d: int, name: str, store: Store) -> dict:
         policy = baselines.SampledGreedyPolicy(config) if name == "greedy" else RandomLevels(d)
         return _episode_stats(policy, config)
 
-    return store.get_or_compute("beyond-scaling-baseline", {"config": config.to_dict(), "policy": name}, compute)
+    return store.get_or_compute("beyond-scaling-baseline", {"config": config.to_dict(), "policy": name,
+                                                              "stats": STATS_VERSION}, compute)
+
+
+EPISODE_COLUMNS = {"reached rating 4": "top_found", "steps to rating 4": "top_steps",
+                   "reached the target": "target_found", "steps to the target": "target_steps"}
 
 
 def scaling_table(found: list[tuple[RunSpec, RunResult]], profile: str, root=None, store: Store | None = None) -> pd.DataFrame:
-    """Per d and policy: return (mean over seeds, 95% CI), share of episodes that find the target
-    and the step they first do, training wall time and env steps per second; the env's memory."""
+    """Per d and policy: return (mean over seeds, 95% CI), share of episodes that reach a
+    top-rated position and the target itself, and the step they first do (:data:`EPISODE_COLUMNS`), training wall time and env steps per second; the env's memory."""
     store, chosen = store or Store(), profile_of(profile)
     rows = []
     for d in chosen.dims:
@@ -227,8 +242,7 @@ def scaling_table(found: list[tuple[RunSpec, RunResult]], profile: str, root=Non
             mean, low, high = mean_ci([r.final.mean for _, r in done])
             rows.append({"d": d, "positions": float(users.LEVELS**d), "policy": label, "kind": "agent",
                          "mean": mean, "low": low, "high": high, "return [95% CI]": format_ci(mean, low, high),
-                         "found target": np.mean([x["found"] for x in stats]),
-                         "steps to find": np.nanmean([x["steps_to_find"] for x in stats]),
+                         **{column: np.nanmean([x[key] for x in stats]) for column, key in EPISODE_COLUMNS.items()},
                          "train minutes": np.mean([r.wall_time for _, r in done]) / 60,
                          "env steps/s": np.mean([r.env_steps / r.wall_time for _, r in done]),
                          "runs": len(done), "env memory (MB)": memory})
@@ -237,7 +251,7 @@ def scaling_table(found: list[tuple[RunSpec, RunResult]], profile: str, root=Non
             label = "greedy (sampled)" if d > 4 and name == "greedy" else name
             rows.append({"d": d, "positions": float(users.LEVELS**d), "policy": label, "kind": "baseline",
                          "mean": x["mean"], "low": np.nan, "high": np.nan, "return [95% CI]": f"{x['mean']:.0f}",
-                         "found target": x["found"], "steps to find": x["steps_to_find"], "train minutes": np.nan,
+                         **{column: x[key] for column, key in EPISODE_COLUMNS.items()}, "train minutes": np.nan,
                          "env steps/s": np.nan, "runs": np.nan, "env memory (MB)": memory})
     return pd.DataFrame(rows)
 
