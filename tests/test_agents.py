@@ -40,11 +40,16 @@ def test_truncation_is_reported_as_terminal_for_training():
 
 @pytest.mark.parametrize("algorithm", agents.ALGORITHMS)
 def test_every_algorithm_trains_and_evaluates(algorithm):
+    from musicrl.training import trained_policy
+
     config = agents.AgentConfig(algorithm=algorithm, n_envs=4, n_steps=8, device="cpu")
     env_config = EnvConfig(d=2, obs="GridObs" if algorithm == "RecurrentA2C" else "BoardObs")
-    model = agents.make_agent(config, agents.make_training_env(env_config, config, seed=0), seed=0)
+    if algorithm == "Wolpertinger":
+        env_config = EnvConfig(d=2, action="MultiDiscrete")
+    env = agents.make_training_env(env_config, config, seed=0)
+    model = agents.make_agent(config, env, seed=0)
     model.learn(total_timesteps=2 * config.steps_per_update)
-    result = evaluate_policy(model, env_config)
+    result = evaluate_policy(trained_policy(model, env, config), env_config)
     assert result.returns.shape == (25,) and 0 <= result.mean <= 210
 
 
