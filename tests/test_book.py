@@ -64,8 +64,24 @@ def test_training_chapters_name_their_stand_ins_and_compare_with_the_thesis(buil
     higher = re.sub(r"<[^>]+>", " ", (html / "book" / "higher_dimensions.html").read_text())
     assert "Updates to convergence" in higher and "130,000" in higher
     finished = [p.parent.name for p in (root / "results" / "runs").glob("*/result.json")]
-    assert len([n for n in finished if "-catalogue-" not in n]) == 2 * (len(experiments.EXPERIMENTS) + len(experiments.VARIANTS))
+    thesis = [n for n in finished if n.startswith("fig") and "-catalogue-" not in n]
+    assert len(thesis) == 2 * (len(experiments.EXPERIMENTS) + len(experiments.VARIANTS))
     assert len([n for n in finished if n.startswith("fig25-catalogue-")]) == 2  # the recommender chapter's
+
+
+@pytest.mark.book
+def test_beyond_chapter_measures_agents_against_the_filter_and_runs_past_four_features(built):
+    from musicrl import beyond
+
+    root, html = built
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", (html / "book" / "beyond.html").read_text()))
+    for phrase in ("Bayesian filter", "greedy, trusting every answer", "share of filter", "LSTM-A2C BoardObs (fig16)",
+                   "Wolpertinger, 8 frames", "factored LSTM-A2C", "greedy (sampled)", "reached the target",
+                   "env memory (MB)", "At d = 5 (3,125 positions)"):
+        assert phrase in text, phrase
+    assert "Traceback" not in text and "Not run yet" not in text
+    finished = {p.parent.name.rsplit("-s", 1)[0] for p in (root / "results" / "runs").glob("*/result.json")}
+    assert {s.name for s in [*beyond.noise_specs("smoke"), *beyond.scaling_specs("smoke")]} <= finished
 
 
 def test_unknown_profile_or_chapter_is_rejected():
