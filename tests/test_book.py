@@ -79,7 +79,7 @@ def test_beyond_chapter_measures_agents_against_the_filter_and_runs_past_four_fe
                    "Wolpertinger, 8 frames", "factored LSTM-A2C", "greedy (sampled)", "reached the target",
                    "env memory (MB)", "At d = 5 (3,125 positions)"):
         assert phrase in text, phrase
-    assert "Traceback" not in text and "Not run yet" not in text
+    assert "Traceback" not in text and "Not run yet under smoke" not in text  # the hidden code holds the phrase
     finished = {p.parent.name.rsplit("-s", 1)[0] for p in (root / "results" / "runs").glob("*/result.json")}
     assert {s.name for s in [*beyond.noise_specs("smoke"), *beyond.scaling_specs("smoke")]} <= finished
 
