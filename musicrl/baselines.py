@@ -341,8 +341,8 @@ class SampledGreedyPolicy:
         chosen = self.positions if targets is None else self.positions[targets]
         return users.manhattan(chosen, levels, self.config.weights).astype(np.int16)
 
-    def _filter(self, position: int, rating: int, targets: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        distances = self._distances(position, targets)
+    def _filter(self, rating: int, targets: np.ndarray | None, distances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The targets (all if None) whose rating of the position at ``distances`` is ``rating``, and those distances."""
         thresholds = self.thresholds if targets is None else self.thresholds[targets]
         agrees = users.rating_from_distance(distances, thresholds) == rating
         indices = np.flatnonzero(agrees) if targets is None else targets[agrees]
@@ -358,13 +358,12 @@ class SampledGreedyPolicy:
             key = (int(position[i]), int(rating[i]))
             if starts[i]:  # every episode starts at the centre: the first filter depends on the rating only
                 if key not in self._at_start:
-                    self._at_start[key] = self._filter(*key, None)
+                    self._at_start[key] = self._filter(key[1], None, self._distances(key[0], None))
                 targets, distances = self._at_start[key]
             else:
-                previous = state.distances[i]
                 now = self._distances(key[0], state.targets[i])
-                keep = (now < previous) == bool(closer[i])
-                targets, distances = self._filter(key[0], key[1], state.targets[i][keep])
+                keep = (now < state.distances[i]) == bool(closer[i])
+                targets, distances = self._filter(key[1], state.targets[i][keep], now[keep])
             state.targets[i], state.distances[i] = targets, distances
             actions[i] = self._choose(targets)
         if self.config.action == "MultiDiscrete":

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import tracemalloc
 from dataclasses import dataclass, replace
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -30,7 +29,7 @@ from musicrl.envs import EPISODE_STEPS, EnvConfig, PreferenceSearchVecEnv
 from musicrl.evaluation import evaluation_targets, format_ci, mean_ci, rollout
 from musicrl.experiments import SHORT_NAMES, experiment
 from musicrl.store import Store
-from musicrl.training import RunResult, RunSpec, load_policy, load_result, publish, published_path, train_many
+from musicrl.training import RunResult, RunSpec, finished_runs, load_policy, load_result, missing_runs, publish_finished
 
 NOISE_LEVELS: dict[str, tuple[float, float]] = {"none": (0.0, 0.0), "low": (0.1, 0.1), "high": (0.3, 0.3)}  # (p, q)
 NOISE_EXPERIMENTS = ("fig14", "fig16")  # the thesis's agents retrained under noise: LSTM-A2C on GridObs and BoardObs
@@ -101,19 +100,8 @@ def scaling_specs(profile: str) -> list[RunSpec]:
             for d in chosen.dims for label, agent in SCALING_AGENTS.items() for seed in chosen.scaling_seeds]
 
 
-def runs(specs: Sequence[RunSpec], root=None, train_missing: bool = True, progress: bool = True,
-         address: str | None = None) -> list[tuple[RunSpec, RunResult]]:
-    """The finished runs of ``specs`` (local or published), training the missing ones unless told not to."""
-    specs = list(specs)
-    if train_missing:
-        results = train_many(specs, root=root, address=address, progress=progress)
-    else:
-        results = [load_result(spec, root) for spec in specs]
-    return [(spec, result) for spec, result in zip(specs, results) if result is not None]
-
-
-def missing(specs: Sequence[RunSpec], root=None) -> list[RunSpec]:
-    return [spec for spec in specs if load_result(spec, root) is None]
+runs = finished_runs  # the chapter's names for the spec-level helpers of musicrl.training
+missing = missing_runs
 
 
 def _noisy_baseline(config: EnvConfig, name: str, repeats: int, store: Store) -> dict:
@@ -198,7 +186,7 @@ def run_episode_stats(spec: RunSpec, root=None, store: Store | None = None) -> d
     result = load_result(spec, root)
     if result is not None and "episodes" in result.extras:
         return result.extras["episodes"]
-    return (store or Store()).get_or_compute(
+    return (store or Store(root)).get_or_compute(
         "beyond-episodes", {"run": spec.key, "stats": STATS_VERSION}, lambda: _episode_stats(load_policy(spec, root=root), spec.env))
 
 
@@ -230,7 +218,7 @@ EPISODE_COLUMNS = {"reached rating 4": "top_found", "steps to rating 4": "top_st
 def scaling_table(found: list[tuple[RunSpec, RunResult]], profile: str, root=None, store: Store | None = None) -> pd.DataFrame:
     """Per d and policy: return (mean over seeds, 95% CI), share of episodes that reach a
     top-rated position and the target itself, and the step they first do (:data:`EPISODE_COLUMNS`), training wall time and env steps per second; the env's memory."""
-    store, chosen = store or Store(), profile_of(profile)
+    store, chosen = store or Store(root), profile_of(profile)
     rows = []
     for d in chosen.dims:
         memory = env_memory_mb(d)
@@ -258,10 +246,7 @@ def scaling_table(found: list[tuple[RunSpec, RunResult]], profile: str, root=Non
 
 def publish_runs(profile: str, root=None, published=None) -> list:
     """Publish the finished local runs of both studies, with the episode statistics the scaling table needs."""
-    written = []
-    for spec in [*noise_specs(profile), *scaling_specs(profile)]:
-        if load_result(spec, root, published=False) is None or published_path(spec, published).exists():
-            continue
-        extras = {"episodes": _episode_stats(load_policy(spec, root=root), spec.env)} if spec.name.startswith("scale") else {}
-        written.append(publish(spec, extras, root, published))
-    return written
+    def extras(spec: RunSpec) -> dict:
+        return {"episodes": run_episode_stats(spec, root)} if spec.name.startswith("scale") else {}
+
+    return publish_finished([*noise_specs(profile), *scaling_specs(profile)], extras, root, published, progress=False)

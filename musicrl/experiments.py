@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from musicrl import baselines, multiseed, users
+from musicrl import baselines, multiseed, training, users
 from musicrl.agents import AgentConfig
 from musicrl.envs import EnvConfig, REWARDS
 from musicrl.evaluation import (
@@ -27,7 +27,7 @@ from musicrl.evaluation import (
     updates_to_convergence,
 )
 from musicrl.store import Store
-from musicrl.training import RunResult, RunSpec, load_policy, load_result, publish, published_path, run_dir, train_many
+from musicrl.training import RunResult, RunSpec, load_policy, run_dir, train_many
 
 PROFILES = ("smoke", "quick", "full")
 UPPER_BOUND = "upper bound"
@@ -267,15 +267,9 @@ def experiment_runs(names: Sequence[str], profile: str, root=None, address: str 
     """Every seed's finished run of each experiment (local or published store), training (in
     parallel) what is missing; with ``train_missing=False`` missing runs are left out instead
     (:func:`missing_runs` lists them)."""
-    specs = run_specs(names, profile)
-    if train_missing:
-        results = train_many(specs, root=root, address=address, workers=workers, progress=progress)
-    else:
-        results = [load_result(spec, root) for spec in specs]
     runs: dict[str, list[RunResult]] = {name: [] for name in names}
-    for spec, result in zip(specs, results):
-        if result is not None:
-            runs[spec.name].append(result)
+    for spec, result in training.finished_runs(run_specs(names, profile), root, train_missing, address, workers, progress):
+        runs[spec.name].append(result)
     return runs
 
 
@@ -480,17 +474,12 @@ def publish_runs(names: Sequence[str], profile: str, root=None, published=None, 
     The published record adds what the book would otherwise need the weights for (the
     sampling statistics); runs not finished locally are skipped, published ones kept.
     """
-    written = []
-    for spec in tqdm(run_specs(names, profile), desc="publish", disable=not progress):
-        if load_result(spec, root, published=False) is None or published_path(spec, published).exists():
-            continue
-        written.append(publish(spec, run_extras(spec, root), root, published))
-    return written
+    return training.publish_finished(run_specs(names, profile), lambda spec: run_extras(spec, root), root, published, progress)
 
 
 def missing_runs(names: Sequence[str], profile: str, root=None, published=None) -> list[RunSpec]:
     """The runs of ``names`` under ``profile`` that neither the local nor the published store holds."""
-    return [spec for spec in run_specs(names, profile) if load_result(spec, root, published) is None]
+    return training.missing_runs(run_specs(names, profile), root, published)
 
 
 def _setting(e: Experiment, sep: str = " · ") -> str:

@@ -29,7 +29,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -186,7 +186,8 @@ class NormalizedPolicy:
     def predict(self, observation, state=None, episode_start=None, deterministic=False):
         inner = state
         if self.frames > 1:
-            observation, stack, inner = self._stack(np.asarray(observation, dtype=np.float32), state, episode_start)
+            stack, inner = self._stack(np.asarray(observation, dtype=np.float32), state, episode_start)
+            observation = stack
         if self.normalizer is not None:
             observation = self.normalizer.normalize_obs(observation)
         actions, inner = self.model.predict(observation, state=inner, episode_start=episode_start, deterministic=deterministic)
@@ -202,7 +203,7 @@ class NormalizedPolicy:
         starts = np.ones(len(stack), bool) if episode_start is None else np.asarray(episode_start, bool)
         stack = np.where(starts[:, None], 0.0, np.roll(stack, -width, axis=-1)).astype(np.float32)
         stack[:, -width:] = observation
-        return stack, stack, inner
+        return stack, inner
 
 
 def trained_policy(model: BaseAlgorithm, env: VecEnv, agent: AgentConfig) -> NormalizedPolicy:
@@ -315,6 +316,35 @@ def publish(spec: RunSpec, extras: dict[str, Any], root: Path | str | None = Non
     path = published_path(spec, published)
     write_gzip_json_atomic(path, result.to_json())
     return path
+
+
+def finished_runs(specs: Sequence[RunSpec], root: Path | str | None = None, train_missing: bool = True,
+                  address: str | None = None, workers: int | None = None,
+                  progress: bool = True) -> list[tuple[RunSpec, RunResult]]:
+    """The finished runs of ``specs`` (local or published store), in order, after training (in
+    parallel, :func:`train_many`) the missing ones; ``train_missing=False`` leaves those out."""
+    specs = list(specs)
+    if train_missing:
+        results: list[RunResult | None] = list(train_many(specs, root=root, address=address, workers=workers, progress=progress))
+    else:
+        results = [load_result(spec, root) for spec in specs]
+    return [(spec, result) for spec, result in zip(specs, results) if result is not None]
+
+
+def missing_runs(specs: Sequence[RunSpec], root: Path | str | None = None, published=None) -> list[RunSpec]:
+    """The runs of ``specs`` that neither the local nor the published store holds."""
+    return [spec for spec in specs if load_result(spec, root, published) is None]
+
+
+def publish_finished(specs: Sequence[RunSpec], extras: Callable[[RunSpec], dict[str, Any]], root: Path | str | None = None,
+                     published: Path | str | None = None, progress: bool = True) -> list[Path]:
+    """:func:`publish` every run of ``specs`` finished locally and not yet published, with ``extras(spec)``."""
+    written = []
+    for spec in tqdm(list(specs), desc="publish", disable=not progress):
+        if load_result(spec, root, published=False) is None or published_path(spec, published).exists():
+            continue
+        written.append(publish(spec, extras(spec), root, published))
+    return written
 
 
 def train(spec: RunSpec, root: Path | str | None = None, progress: bool = True) -> RunResult:

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor, VecNormalize
 
-from musicrl import agents, baselines, experiments, training
+from musicrl import agents, baselines, beyond, experiments, training
 from musicrl.envs import EnvConfig, PreferenceSearchEnv, PreferenceSearchVecEnv
 from musicrl.evaluation import evaluate_policy
 
@@ -67,22 +67,18 @@ def large_d_throughput(d: int, seconds: float, n: int = 256) -> tuple[float, flo
     peak memory (MB) of building it and stepping it, and of one single env, by tracemalloc."""
     import tracemalloc
 
-    config = EnvConfig(d=d, action="MultiDiscrete")
+    config = beyond.scaling_config(d)
     rng = np.random.default_rng(0)
-    actions = rng.integers(0, 5, size=(n, d))
+    batched_mb = beyond.env_memory_mb(d, n)
     tracemalloc.start()
-    batched = PreferenceSearchVecEnv(n, config, seed=0)
-    batched.reset()
-    for _ in range(2 * 21):
-        batched.step(actions)
-    batched_mb = tracemalloc.get_traced_memory()[1] / 1e6
-    tracemalloc.reset_peak()
     single = PreferenceSearchEnv(**config.to_dict())
     single.reset(seed=0)
     for _ in range(21):
-        single.step(actions[0])
+        single.step(rng.integers(0, 5, size=d))
     single_mb = tracemalloc.get_traced_memory()[1] / 1e6
     tracemalloc.stop()
+    batched = PreferenceSearchVecEnv(n, config, seed=0)
+    batched.reset()
     rate = steps_per_second(lambda: batched.step(rng.integers(0, 5, size=(n, d))), n, seconds)
     return rate, batched_mb, single_mb
 
