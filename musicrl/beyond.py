@@ -211,6 +211,12 @@ def _baseline_stats(d: int, name: str, store: Store) -> dict:
                                                               "stats": STATS_VERSION}, compute)
 
 
+def _mean_of_defined(values: list[float]) -> float:
+    """The mean of the values that are not NaN (seeds whose episodes never got there have none), else NaN."""
+    defined = [v for v in values if not np.isnan(v)]
+    return float(np.mean(defined)) if defined else float("nan")
+
+
 EPISODE_COLUMNS = {"reached rating 4": "top_found", "steps to rating 4": "top_steps",
                    "reached the target": "target_found", "steps to the target": "target_steps"}
 
@@ -230,7 +236,7 @@ def scaling_table(found: list[tuple[RunSpec, RunResult]], profile: str, root=Non
             mean, low, high = mean_ci([r.final.mean for _, r in done])
             rows.append({"d": d, "positions": float(users.LEVELS**d), "policy": label, "kind": "agent",
                          "mean": mean, "low": low, "high": high, "return [95% CI]": format_ci(mean, low, high),
-                         **{column: np.nanmean([x[key] for x in stats]) for column, key in EPISODE_COLUMNS.items()},
+                         **{column: _mean_of_defined([x[key] for x in stats]) for column, key in EPISODE_COLUMNS.items()},
                          "train minutes": np.mean([r.wall_time for _, r in done]) / 60,
                          "env steps/s": np.mean([r.env_steps / r.wall_time for _, r in done]),
                          "runs": len(done), "env memory (MB)": memory})
