@@ -127,7 +127,12 @@ def _beyond(args: argparse.Namespace) -> None:
     specs = {"noise": beyond.noise_specs, "scaling": beyond.scaling_specs}
     studies = [args.only] if args.only else list(specs)
     chosen = [spec for study in studies for spec in specs[study](args.profile)]
-    found = beyond.runs(chosen, root=args.results, address=args.address, progress=not args.quiet)
+    if args.dims:
+        dims = beyond.profile_of(args.profile).dims
+        if not set(args.dims) <= set(dims):
+            raise SystemExit(f"--dims: the {args.profile} profile's scaling study runs d in {list(dims)}, got {args.dims}")
+        chosen = [spec for spec in chosen if not spec.name.startswith("scale") or spec.env.d in args.dims]
+    found = beyond.runs(chosen, root=args.results, address=args.address, workers=args.workers, progress=not args.quiet)
     print(f"{len(found)} of {len(chosen)} runs of {', '.join(studies)} ({args.profile}) finished")
     if args.publish:
         published = Path(args.published) if args.published else PUBLISHED_ROOT
@@ -212,7 +217,10 @@ def parser() -> argparse.ArgumentParser:
     far = sub.add_parser("beyond", help="train the runs of the chapter 'Beyond the thesis' (noise, more features)")
     far.add_argument("--only", choices=("noise", "scaling"), default=None, help="one study (default: both)")
     far.add_argument("--profile", default="quick", choices=PROFILES)
+    far.add_argument("--dims", type=int, nargs="+", default=None,
+                     help="scaling study: only these d (to split it over sessions; default: the profile's)")
     far.add_argument("--address", default=None, help="Ray cluster, e.g. ray://host:10001 (default: local)")
+    far.add_argument("--workers", type=_positive, default=None, help="local parallel runs (default: CPU count)")
     far.add_argument("--results", default=None, help="results directory (default $MUSICRL_RESULTS or ./results)")
     far.add_argument("--publish", action="store_true", help="then copy the finished runs (no weights) to published/")
     far.add_argument("--published", default=None, help="published results (default $MUSICRL_PUBLISHED or <repo>/published)")

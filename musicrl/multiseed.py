@@ -11,8 +11,10 @@ streams (torch sampling, numpy batch shuffling, env targets) carried over from a
 into the SB3 objects, so checkpoints are interchangeable between the two paths.
 ``tests/test_multiseed.py`` trains both from the same seed and compares the parameters.
 
-What it does not do: TensorBoard logging, callbacks other than the thesis's curve, any
-algorithm other than ``A2C`` and ``RecurrentA2C`` with Discrete actions.
+It covers ``A2C`` and ``RecurrentA2C`` with Discrete actions or MultiDiscrete ones (one
+categorical per feature, the factored policy of the "Beyond the thesis" chapter), with or
+without stacked frames. What it does not do: callbacks other than the thesis's curve, other
+algorithms, GPU.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ def supports(env: EnvConfig, agent: AgentConfig) -> bool:
 
     CPU only: its sampling reproduces SB3's from the CPU generator's state.
     """
-    return (agent.algorithm in SUPPORTED and env.action == "Discrete" and agent.normalize and agent.frames == 1
+    return (agent.algorithm in SUPPORTED and env.action in ("Discrete", "MultiDiscrete") and agent.normalize
             and get_device(agent.device).type == "cpu")
 
 
@@ -145,6 +147,45 @@ def _entropy(normalized: torch.Tensor) -> torch.Tensor:
     return -(clamped * torch.softmax(normalized, dim=-1)).sum(-1)
 
 
+def _grouped(logits: torch.Tensor, groups: int) -> torch.Tensor:
+    """Logits (..., A) as (..., groups, A / groups): one categorical per feature for MultiDiscrete."""
+    return logits if groups == 1 else logits.unflatten(-1, (groups, -1))
+
+
+def _sample(probs: torch.Tensor, generators: list[torch.Generator], groups: int) -> torch.Tensor:
+    """Each seed's actions with its own generator, in SB3's order (feature by feature for MultiDiscrete)."""
+    def draw(p: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        return torch.multinomial(p.contiguous(), 1, True, generator=g).T[0]
+    if groups == 1:
+        return torch.stack([draw(probs[s], g) for s, g in enumerate(generators)])
+    return torch.stack([torch.stack([draw(probs[s, :, f], g) for f in range(groups)], dim=1)
+                        for s, g in enumerate(generators)])
+
+
+def _log_prob(normalized: torch.Tensor, actions: torch.Tensor, groups: int) -> torch.Tensor:
+    chosen = normalized.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+    return chosen if groups == 1 else chosen.sum(-1)
+
+
+class _FrameStack:
+    """The S seeds' ``VecFrameStack`` buffers as one array (same roll, reset and fill as SB3)."""
+
+    def __init__(self, envs: list[VecNormalize], width: int) -> None:
+        self.stacks = [env.venv.stacked_obs for env in envs]  # VecNormalize(VecFrameStack(...))
+        self.width = width
+        self.stacked = np.stack([s.stacked_obs for s in self.stacks])
+
+    def step(self, obs: np.ndarray, dones: np.ndarray) -> np.ndarray:
+        self.stacked = np.roll(self.stacked, -self.width, axis=-1)
+        self.stacked[dones] = 0
+        self.stacked[..., -self.width:] = obs
+        return self.stacked
+
+    def write_back(self) -> None:
+        for s, stack in enumerate(self.stacks):
+            stack.stacked_obs = self.stacked[s].copy()
+
+
 class _Normalizer:
     """The S seeds' ``VecNormalize`` running statistics as stacked arrays (same formulas)."""
 
@@ -218,6 +259,8 @@ class MultiSeedTrainer:
         self.agent, self.seeds = agent, seeds
         self.recurrent = agent.algorithm == "RecurrentA2C"
         self.device = seeds[0].model.device
+        space = seeds[0].model.action_space
+        self.groups = len(space.nvec) if hasattr(space, "nvec") else 1
 
     def train(self, updates: int, on_update: Callable[[], None] | None = None) -> np.ndarray:
         """Train every seed ``updates`` updates; returns the losses, shape (updates, 3, seeds):
@@ -234,13 +277,15 @@ class MultiSeedTrainer:
         obs = np.stack([seed.env.reset() for seed in seeds])  # VecNormalize.reset: as SB3's learn() restarts
         normalizer = _Normalizer([s.env for s in seeds])
         bases: list[PreferenceSearchVecEnv] = [s.env.unwrapped for s in seeds]  # type: ignore[misc]
+        frames = _FrameStack([s.env for s in seeds], bases[0].observation_space.shape[0]) if agent.frames > 1 else None
+        action_shape = (S, E, self.groups) if self.groups > 1 else (S, E)
         joined = PreferenceSearchVecEnv.concatenate(bases)
         starts = np.ones((S, E), dtype=np.float32)
         episode_returns = np.zeros((S, E), dtype=np.float32)
         hidden = torch.zeros(S, E, agent.hidden, device=self.device) if self.recurrent else None
         state = (hidden, torch.zeros_like(hidden)) if self.recurrent else None
         buffer = {
-            "obs": np.zeros((T, S, E, obs.shape[-1]), dtype=np.float32), "actions": np.zeros((T, S, E), dtype=np.int64),
+            "obs": np.zeros((T, S, E, obs.shape[-1]), dtype=np.float32), "actions": np.zeros((T, *action_shape), dtype=np.int64),
             "rewards": np.zeros((T, S, E), dtype=np.float32), "starts": np.zeros((T, S, E), dtype=np.float32),
             "values": np.zeros((T, S, E), dtype=np.float32), "log_probs": np.zeros((T, S, E), dtype=np.float32),
         }
@@ -250,12 +295,14 @@ class MultiSeedTrainer:
             with torch.no_grad():
                 for t in range(T):
                     logits, values, state = self._act(policy, obs, starts, state)
-                    normalized = _normalized_logits(logits)
-                    probs = torch.softmax(normalized, dim=-1)
-                    actions = torch.stack([torch.multinomial(probs[s], 1, True, generator=g).T[0] for s, g in enumerate(generators)])
-                    log_probs = normalized.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+                    normalized = _normalized_logits(_grouped(logits, self.groups))
+                    actions = _sample(torch.softmax(normalized, dim=-1), generators, self.groups)
+                    log_probs = _log_prob(normalized, actions, self.groups)
                     actions_np = actions.cpu().numpy()
-                    raw_obs, raw_rewards, dones = (x.reshape(S, E, *x.shape[1:]) for x in joined.step_arrays(actions_np.reshape(-1)))
+                    step = joined.step_arrays(actions_np.reshape(S * E, -1) if self.groups > 1 else actions_np.reshape(-1))
+                    raw_obs, raw_rewards, dones = (x.reshape(S, E, *x.shape[1:]) for x in step)
+                    if frames is not None:
+                        raw_obs = frames.step(raw_obs, dones)
                     episode_returns += raw_rewards
                     new_obs, rewards = normalizer.step(raw_obs, raw_rewards, dones)
                     for s, e in zip(*np.nonzero(dones)):
@@ -273,6 +320,8 @@ class MultiSeedTrainer:
             if on_update is not None:
                 on_update()
         joined.split_into(bases)
+        if frames is not None:
+            frames.write_back()
         policy.write_back()
         self._write_optimizer(policy, optimizer)
         normalizer.write_back()
@@ -318,10 +367,10 @@ class MultiSeedTrainer:
 
     def _update(self, policy, optimizer, buffer, advantages, returns, initial, shufflers) -> torch.Tensor:
         agent = self.agent
-        T, S, E = buffer["actions"].shape
+        T, S, E = buffer["actions"].shape[:3]
         as_tensor = lambda a: torch.as_tensor(np.ascontiguousarray(a), device=self.device)  # noqa: E731
         obs = as_tensor(buffer["obs"].transpose(1, 0, 2, 3))  # (S, T, E, k)
-        actions = as_tensor(buffer["actions"].transpose(1, 0, 2)).reshape(S, T * E)
+        actions = as_tensor(np.swapaxes(buffer["actions"], 0, 1)).reshape(S, T * E, *buffer["actions"].shape[3:])
         if self.recurrent:
             splits = [rs.randint(T * E) for rs in shufflers]  # RecurrentPPO's split of the batch
             latent = self._unroll(policy, obs, as_tensor(buffer["starts"]), initial, splits)
@@ -330,9 +379,10 @@ class MultiSeedTrainer:
                 rs.permutation(T * E)  # A2C's shuffle: the order only changes the sum's rounding
             latent = obs.reshape(S, T * E, -1)
         logits, values = policy.heads(latent)
-        normalized = _normalized_logits(logits)
-        log_prob = normalized.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
-        entropy_loss = -_entropy(normalized).mean(1)
+        normalized = _normalized_logits(_grouped(logits, self.groups))
+        log_prob = _log_prob(normalized, actions, self.groups)
+        entropy = _entropy(normalized)
+        entropy_loss = -(entropy if self.groups == 1 else entropy.sum(-1)).mean(1)
         adv = as_tensor(advantages.transpose(1, 0, 2)).reshape(S, T * E)
         ret = as_tensor(returns.transpose(1, 0, 2)).reshape(S, T * E)
         if self.recurrent:

@@ -66,7 +66,7 @@ class RunSpec:
         check_choice("trainer", self.trainer, TRAINERS)
         if self.trainer == "multiseed" and not multiseed.supports(self.env, self.agent):
             raise ValueError(
-                f"trainer 'multiseed' implements {multiseed.SUPPORTED} with Discrete actions and normalization on the "
+                f"trainer 'multiseed' implements {multiseed.SUPPORTED} with Discrete or MultiDiscrete actions and normalization on the "
                 f"CPU; use trainer 'sb3' for {self.agent.algorithm} with {self.env.action} actions"
             )
         for key in ("updates", "checkpoint_every"):

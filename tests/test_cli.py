@@ -52,9 +52,13 @@ def test_listen_command_plays_a_session_from_the_terminal(tmp_path, capsys, monk
 
 def test_beyond_command_trains_and_publishes_a_study(tmp_path, capsys):
     args = ["beyond", "--only", "scaling", "--profile", "smoke", "--quiet", "--results", str(tmp_path / "results")]
+    assert main([*args, "--dims", "4", "--workers", "1"]) == 0
+    assert "3 of 3 runs of scaling (smoke) finished" in capsys.readouterr().out
     assert main([*args, "--publish", "--published", str(tmp_path / "published")]) == 0
     out = capsys.readouterr().out
     assert "6 of 6 runs of scaling (smoke) finished" in out and "published 6 new runs" in out
     assert len(list((tmp_path / "published" / "runs").glob("scale-d5-Wolpertinger-8-frames-s0-*.json.gz"))) == 1
     with pytest.raises(SystemExit):
         main(["beyond", "--only", "loud"])
+    with pytest.raises(SystemExit, match=r"runs d in \[4, 5\], got \[9\]"):
+        main([*args, "--dims", "9"])

@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from musicrl import experiments, multiseed, training
+from musicrl import beyond, experiments, multiseed, training
 from musicrl.agents import AgentConfig
 from musicrl.envs import EnvConfig, PreferenceSearchVecEnv
 from musicrl.training import RunSpec, load_policy, train, train_seeds
@@ -17,7 +17,10 @@ TOLERANCE = 1e-6  # batched kernels sum in another order: parameters agree to a 
 
 
 def _specs(name: str, updates: int, every: int, seeds=(0, 1)) -> tuple[list[RunSpec], list[RunSpec]]:
-    base = experiments.run_spec(name, "quick", 0)
+    if name in beyond.SCALING_AGENTS:  # the factored policies of "Beyond the thesis", at d = 3
+        base = RunSpec("factored", beyond.scaling_config(3), beyond.SCALING_AGENTS[name], updates=updates, checkpoint_every=every)
+    else:
+        base = experiments.run_spec(name, "quick", 0)
     reference = [replace(base, updates=updates, checkpoint_every=every, seed=s, trainer="sb3") for s in seeds]
     return reference, [replace(spec, trainer="multiseed") for spec in reference]
 
@@ -26,7 +29,8 @@ def _max_parameter_gap(a, b) -> float:
     return max((p - q).abs().max().item() for p, q in zip(a.model.policy.parameters(), b.model.policy.parameters()))
 
 
-@pytest.mark.parametrize("name, updates", [("fig21", 50), ("fig14", 50), ("fig25", 30)])
+@pytest.mark.parametrize("name, updates", [("fig21", 50), ("fig14", 50), ("fig25", 30),
+                                           ("factored LSTM-A2C", 40), ("factored A2C, 8 frames", 40)])
 def test_multiseed_trains_what_sb3_trains(tmp_path, name, updates):
     """Same seeds, same number of updates: same curve, same evaluations, parameters within 1e-6."""
     reference, fast = _specs(name, updates, updates // 2)
@@ -87,7 +91,10 @@ def test_multiseed_refuses_what_it_does_not_implement():
     with pytest.raises(ValueError, match="use trainer 'sb3'"):
         RunSpec("x", trpo.env, trpo.agent, updates=10, checkpoint_every=5, trainer="multiseed")
     multi = EnvConfig(d=2, action="MultiDiscrete")
-    assert not multiseed.supports(multi, AgentConfig(algorithm="A2C"))
+    assert multiseed.supports(multi, AgentConfig(algorithm="A2C", frames=8))
+    assert not multiseed.supports(multi, AgentConfig(algorithm="Wolpertinger", frames=8))
+    with pytest.raises(ValueError, match="use trainer 'sb3' for Wolpertinger"):
+        RunSpec("x", multi, AgentConfig(algorithm="Wolpertinger"), updates=10, checkpoint_every=5, trainer="multiseed")
     with pytest.raises(ValueError, match="unknown trainer .fast."):
         RunSpec("x", EnvConfig(), AgentConfig(), updates=10, checkpoint_every=5, trainer="fast")
 
