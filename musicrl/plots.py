@@ -249,9 +249,9 @@ def plot_scaling(table) -> plt.Figure:
         style = {"linestyle": "--"} if rows["kind"].iloc[0] == "baseline" else {}
         _with_errors(left, rows, "d", policy, 0.05 * (k - len(policies) / 2), **style)
         if rows["kind"].iloc[0] == "agent":
-            right.plot(rows["d"], rows["train minutes"], marker="o", label=policy)
+            right.plot(rows["d"], rows["train minutes per seed"], marker="o", label=policy)
     dims = sorted(table["d"].unique())
     left.set(xticks=dims, xlabel="features d (5**d positions)", ylabel="mean return")
-    right.set(xticks=dims, xlabel="features d", ylabel="training wall time per run (min)")
+    right.set(xticks=dims, xlabel="features d", ylabel="training time per seed, one core (min)")
     left.legend(loc="upper left", bbox_to_anchor=(0.0, -0.18), ncol=3, frameon=False)
     return fig

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import musicrl  # noqa: F401
 import numpy as np
 import pytest
@@ -53,3 +55,23 @@ def test_the_env_memory_does_not_grow_with_the_grid_and_random_levels_cover_any_
     assert beyond.env_memory_mb(10) < 1.0
     actions, _ = beyond.RandomLevels(12).predict(np.zeros((3, 14)))
     assert actions.shape == (3, 12) and actions.max() <= 4
+
+
+def test_scaling_table_charges_each_seed_its_share_of_a_shared_run(tmp_path, monkeypatch):
+    """The fast path records the wall time of its seeds together; the table divides it out."""
+    stats = {"mean": 50.0, "top_found": 1.0, "top_steps": 3.0, "target_found": 0.5, "target_steps": 6.0}
+    monkeypatch.setattr(beyond, "run_episode_stats", lambda *args: stats)
+    monkeypatch.setattr(beyond, "_baseline_stats", lambda *args: stats)
+    monkeypatch.setattr(beyond, "env_memory_mb", lambda d: 0.05)
+    found = []
+    for spec in beyond.scaling_specs("smoke"):
+        result = fake_result(spec, 10 + spec.env.d)
+        if spec.trainer == "multiseed":
+            result = replace(result, wall_time=180.0, trainer={"path": "multiseed", "seeds_together": 3})
+        found.append((spec, result))
+    table = beyond.scaling_table(found, "smoke", store=Store(tmp_path)).set_index(["d", "policy"])
+    assert table.loc[(4, "factored LSTM-A2C"), "train minutes per seed"] == pytest.approx(1.0)
+    assert table.loc[(4, "Wolpertinger, 8 frames"), "train minutes per seed"] == pytest.approx(1.0)
+    assert table.loc[(5, "factored A2C, 8 frames"), "env steps/s"] == pytest.approx(6000 / 60)
+    assert table.loc[(5, "factored A2C, 8 frames"), "mean"] == 15
+    assert np.isnan(table.loc[(5, "greedy (sampled)"), "train minutes per seed"])
