@@ -100,7 +100,7 @@ def _sweep(args: argparse.Namespace) -> None:
 def _publish(args: argparse.Namespace) -> None:
     import torch
 
-    from musicrl import experiments
+    from musicrl import experiments, training
     from musicrl.store import PUBLISHED_ROOT
 
     torch.set_num_threads(1)
@@ -112,9 +112,30 @@ def _publish(args: argparse.Namespace) -> None:
           f"{sum(f.stat().st_size for f in files) / 1e6:.2f} MB")
     missing = experiments.missing_runs(names, args.profile, root=args.results, published=published)
     if missing:
-        print(f"not run yet ({len(missing)}): " + ", ".join(f"{s.name} seed {s.seed}" for s in missing))
+        def progress(spec) -> str:
+            carried = training.carried_updates(spec)
+            return f" (carried: {carried:,} of {spec.updates:,} updates)" if carried else ""
+        print(f"not run yet ({len(missing)}): " + ", ".join(f"{s.name} seed {s.seed}{progress(s)}" for s in missing))
         print("  e.g. musicrl train " + missing[0].name + f" --profile {args.profile} --seed "
               + " ".join(str(s.seed) for s in missing if s.name == missing[0].name))
+
+
+def _carry(args: argparse.Namespace) -> None:
+    from musicrl import experiments, training
+
+    names = args.experiments or [*experiments.EXPERIMENTS, *experiments.VARIANTS]
+    carried = []
+    for spec in experiments.run_specs(names, args.profile, args.seed):
+        path = training.carry(spec, root=args.results, carry_root=args.carry)
+        if path is not None:
+            carried.append(path)
+            print(f"{spec.name} seed {spec.seed}: {training.carried_updates(spec, args.carry):,} of {spec.updates:,} "
+                  f"updates, {path.stat().st_size / 1e6:.2f} MB -> {path}")
+    if not carried:
+        print("nothing to carry: no unfinished run with a checkpoint")
+        return
+    print(f"carried {len(carried)} runs ({sum(p.stat().st_size for p in carried) / 1e6:.2f} MB); commit them, and "
+          f"`musicrl train <experiment> --profile {args.profile}` resumes them on any machine")
 
 
 def _beyond(args: argparse.Namespace) -> None:
@@ -214,6 +235,13 @@ def parser() -> argparse.ArgumentParser:
     pub.add_argument("--published", default=None, help="published results (default $MUSICRL_PUBLISHED or <repo>/published)")
     pub.add_argument("--quiet", action="store_true", help="no progress bar")
     pub.set_defaults(run=_publish)
+    car = sub.add_parser("carry", help="pack unfinished runs' last checkpoints into carry/ to resume on another machine")
+    car.add_argument("experiments", nargs="*", help="experiments (default: all, with the variants)")
+    car.add_argument("--profile", default="full", choices=PROFILES)
+    car.add_argument("--seed", type=_seed, nargs="+", default=None, help="seeds (default: the profile's)")
+    car.add_argument("--results", default=None, help="results directory (default $MUSICRL_RESULTS or ./results)")
+    car.add_argument("--carry", default=None, help="carry folder (default $MUSICRL_CARRY or <repo>/carry)")
+    car.set_defaults(run=_carry)
     far = sub.add_parser("beyond", help="train the runs of the chapter 'Beyond the thesis' (noise, more features)")
     far.add_argument("--only", choices=("noise", "scaling"), default=None, help="one study (default: both)")
     far.add_argument("--profile", default="quick", choices=PROFILES)

@@ -15,6 +15,11 @@ is one training run, stored under ``<root>/runs/<name>-s<seed>-<hash>/``:
 Episodes restart at every checkpoint (the partial episodes in flight are dropped), so a
 run resumed from a checkpoint continues exactly as the uninterrupted run does: same seed,
 same curve, same parameters.
+
+A run too long for one working session is carried over: :func:`carry` packs its last
+checkpoint and evaluations into ``carry/<key>.tar.gz`` (weights included, to be committed),
+and the next :func:`train` of that run on any machine resumes from it. :func:`publish`
+removes the carried file once the run has finished.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import os
 import pickle
 import random
 import shutil
+import tarfile
 import tempfile
 import time
 from collections import deque
@@ -289,6 +295,67 @@ def run_dir(spec: RunSpec, root: Path | str | None = None) -> Path:
     return Path(root if root is not None else DEFAULT_ROOT) / "runs" / spec.key
 
 
+CARRY_ROOT = Path(os.environ.get("MUSICRL_CARRY", Path(__file__).resolve().parent.parent / "carry"))
+
+
+def carry_path(spec: RunSpec, carry_root: Path | str | None = None) -> Path:
+    return Path(carry_root if carry_root is not None else CARRY_ROOT) / f"{spec.key}.tar.gz"
+
+
+def carried_updates(spec: RunSpec, carry_root: Path | str | None = None) -> int:
+    """Updates done by the carried checkpoint of ``spec`` (0 if none is carried)."""
+    path = carry_path(spec, carry_root)
+    if not path.exists():
+        return 0
+    with tarfile.open(path) as tar:
+        return max(int(m.name.split("/")[1][1:]) for m in tar.getmembers() if m.name.startswith("checkpoints/u"))
+
+
+def carry(spec: RunSpec, root: Path | str | None = None, carry_root: Path | str | None = None) -> Path | None:
+    """Pack an unfinished run's last checkpoint and its evaluations so far into the carry
+    folder, written atomically; None if the run has finished or has no checkpoint yet."""
+    folder = run_dir(spec, root)
+    done = _latest_checkpoint(folder, spec) if folder.exists() else 0
+    if load_result(spec, root, published=False) is not None or not done:
+        return None
+    path = carry_path(spec, carry_root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(fd)
+    try:
+        with tarfile.open(tmp, "w:gz") as tar:
+            tar.add(folder / "checkpoints" / _checkpoint_name(done), arcname=f"checkpoints/{_checkpoint_name(done)}")
+            for u in spec.checkpoints:
+                evaluation = folder / "evals" / f"{_checkpoint_name(u)}.json"
+                if u <= done and evaluation.exists():
+                    tar.add(evaluation, arcname=f"evals/{evaluation.name}")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _restore_carried(spec: RunSpec, folder: Path) -> None:
+    """Unpack the carried checkpoint of ``spec`` into its run folder if it is ahead of the local ones."""
+    carried = carried_updates(spec)
+    if not carried or carried <= (_latest_checkpoint(folder, spec) if folder.exists() else 0):
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    unpacked = Path(tempfile.mkdtemp(dir=folder, prefix=".carried."))
+    try:
+        with tarfile.open(carry_path(spec)) as tar:
+            tar.extractall(unpacked, filter="data")
+        for evaluation in (unpacked / "evals").glob("*.json"):
+            (folder / "evals").mkdir(exist_ok=True)
+            if not (folder / "evals" / evaluation.name).exists():
+                os.replace(evaluation, folder / "evals" / evaluation.name)
+        (folder / "checkpoints").mkdir(exist_ok=True)
+        os.replace(unpacked / "checkpoints" / _checkpoint_name(carried), folder / "checkpoints" / _checkpoint_name(carried))
+    finally:
+        shutil.rmtree(unpacked, ignore_errors=True)
+
+
 def published_path(spec: RunSpec, published: Path | str | None = None) -> Path:
     return Path(published if published is not None else PUBLISHED_ROOT) / "runs" / f"{spec.key}.json.gz"
 
@@ -315,6 +382,7 @@ def publish(spec: RunSpec, extras: dict[str, Any], root: Path | str | None = Non
     result.extras = extras
     path = published_path(spec, published)
     write_gzip_json_atomic(path, result.to_json())
+    carry_path(spec).unlink(missing_ok=True)  # finished: nothing left to carry over
     return path
 
 
@@ -396,6 +464,7 @@ def _open(spec: RunSpec, root: Path | str | None, tensorboard: bool) -> tuple[Pa
     """One run's folder, model and env, built fresh or loaded from its last checkpoint (``done``
     updates); ``saved`` holds the curve, recent episodes and wall time so far."""
     folder = run_dir(spec, root)
+    _restore_carried(spec, folder)
     env = make_training_env(spec.env, spec.agent, spec.seed)
     done = _latest_checkpoint(folder, spec)
     if done:

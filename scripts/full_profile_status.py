@@ -10,7 +10,7 @@ the TRPO collapse table, and the runs still missing with the command that trains
 from __future__ import annotations
 
 import musicrl  # noqa: F401  first: keeps TensorFlow out of SB3's TensorBoard writer
-from musicrl import experiments
+from musicrl import experiments, training
 
 
 def main() -> None:
@@ -28,7 +28,9 @@ def main() -> None:
     print(f"\nnot run yet: {len(missing)} runs")
     for name in dict.fromkeys(s.name for s in missing):
         seeds = " ".join(str(s.seed) for s in missing if s.name == name)
-        print(f"  musicrl train {name} --profile full --seed {seeds}")
+        carried = {s.seed: training.carried_updates(s) for s in missing if s.name == name and training.carried_updates(s)}
+        note = f"   # carried: {', '.join(f'seed {k} at {v:,}' for k, v in carried.items())} updates" if carried else ""
+        print(f"  musicrl train {name} --profile full --seed {seeds}{note}")
 
 
 if __name__ == "__main__":

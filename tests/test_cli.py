@@ -62,3 +62,24 @@ def test_beyond_command_trains_and_publishes_a_study(tmp_path, capsys):
         main(["beyond", "--only", "loud"])
     with pytest.raises(SystemExit, match=r"runs d in \[4, 5\], got \[9\]"):
         main([*args, "--dims", "9"])
+
+
+def test_carry_command_packs_unfinished_runs_only(tmp_path, capsys):
+    import shutil
+
+    from musicrl import experiments, training
+
+    results, carry = tmp_path / "results", tmp_path / "carry"
+    args = ["--profile", "smoke", "--results", str(results)]
+    assert main(["train", "fig14", "--seed", "0", "1", "--quiet", *args]) == 0
+    run = experiments.run_spec("fig14", "smoke", 1)
+    folder = training.run_dir(run, results)
+    (folder / "result.json").unlink()
+    shutil.rmtree(folder / "checkpoints" / "u0000010")
+    capsys.readouterr()
+    assert main(["carry", "fig14", "--seed", "0", "1", "--carry", str(carry), *args]) == 0
+    out = capsys.readouterr().out
+    assert "fig14 seed 1: 5 of 10 updates" in out and "fig14 seed 0" not in out and "carried 1 runs" in out
+    assert [p.name for p in carry.iterdir()] == [f"{run.key}.tar.gz"]
+    assert main(["carry", "fig13", "--seed", "0", "--carry", str(carry), *args]) == 0
+    assert "nothing to carry" in capsys.readouterr().out

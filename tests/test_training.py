@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -81,6 +82,35 @@ def test_resume_from_a_checkpoint_gives_the_same_result(tmp_path):
     again = train(run, tmp_path, progress=False)
     np.testing.assert_array_equal(again.curve, whole.curve)
     np.testing.assert_array_equal(again.final.returns, whole.final.returns)
+
+
+@pytest.mark.parametrize("trainer", ["sb3", "multiseed"])
+def test_a_carried_run_resumes_on_a_fresh_store_to_the_uninterrupted_result(trainer, tmp_path, monkeypatch):
+    """What a session commits of an unfinished run (carry/) is all another machine needs."""
+    monkeypatch.setattr(training, "CARRY_ROOT", tmp_path / "carry")
+    run = replace(spec("RecurrentA2C", updates=18), trainer=trainer)
+    whole = train(run, tmp_path / "whole", progress=False)
+    assert training.carry(run, tmp_path / "whole") is None  # finished: nothing to carry
+    unfinished = tmp_path / "session1"
+    shutil.copytree(run_dir(run, tmp_path / "whole"), run_dir(run, unfinished))
+    folder = run_dir(run, unfinished)
+    (folder / "result.json").unlink()
+    shutil.rmtree(folder / "checkpoints" / "u0000018")
+    (folder / "evals" / "u0000018.json").unlink()
+    path = training.carry(run, unfinished)
+    assert path == tmp_path / "carry" / f"{run.key}.tar.gz" and training.carried_updates(run) == 12
+    assert training.carry(spec(seed=9), unfinished) is None  # never trained: no checkpoint
+
+    resumed = train(run, tmp_path / "session2", progress=False)  # an empty store on "another machine"
+    np.testing.assert_array_equal(resumed.curve, whole.curve)
+    for a, b in zip(resumed.returns, whole.returns):
+        np.testing.assert_array_equal(a, b)
+    fresh = run_dir(run, tmp_path / "session2")
+    assert sorted(p.name for p in (fresh / "checkpoints").iterdir()) == ["u0000012", "u0000018"]  # resumed, not retrained
+    assert sorted(p.name for p in (fresh / "evals").iterdir()) == ["u0000006.json", "u0000012.json", "u0000018.json"]
+    assert not list(fresh.glob(".carried.*"))
+    training.publish(run, {}, tmp_path / "session2", tmp_path / "published")
+    assert not path.exists() and training.carried_updates(run) == 0
 
 
 def test_a_finished_run_is_read_back_without_training(tmp_path, monkeypatch):
