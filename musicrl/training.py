@@ -621,14 +621,21 @@ def train_many(
     Runs with ``trainer="multiseed"`` that differ only in the seed are one task (one
     process trains them together); every other run is a task of its own.
 
-    Finished runs are read from the store without starting Ray. Every worker writes to
+    Finished runs are read from the store without starting Ray, and ``workers=1`` on this
+    machine trains in this process, one task after the other. Every worker writes to
     ``root``, which on a cluster must be a filesystem all nodes share.
     """
     specs = list(specs)
     root = Path(root if root is not None else DEFAULT_ROOT).resolve()
     results: dict[int, RunResult] = {i: r for i, s in enumerate(specs) if (r := load_result(s, root)) is not None}
     todo = [i for i in range(len(specs)) if i not in results]
-    if todo:
+    if todo and workers == 1 and address is None:  # one at a time: no need for Ray's processes
+        with tqdm(total=len(specs), initial=len(results), desc="runs", disable=not progress) as bar:
+            for task in _tasks(specs, todo):
+                for i, payload in zip(task, _train_quietly([specs[i] for i in task], str(root))):
+                    results[i] = RunResult.from_json(payload)
+                bar.update(len(task))
+    elif todo:
         import ray
 
         started_here = not ray.is_initialized()

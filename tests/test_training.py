@@ -202,6 +202,18 @@ def test_ray_sweep_trains_locally_into_the_same_store(tmp_path):
     np.testing.assert_allclose(alone.curve, results[0].curve, rtol=1e-5, equal_nan=True)
 
 
+def test_one_worker_trains_in_this_process_without_ray(tmp_path, monkeypatch):
+    import ray
+
+    monkeypatch.setattr(ray, "init", lambda **kwargs: pytest.fail("workers=1 must not start Ray"))
+    specs = [spec(seed=5), replace(spec("RecurrentA2C", seed=6), trainer="multiseed"),
+             replace(spec("RecurrentA2C", seed=7), trainer="multiseed")]
+    results = train_many(specs, root=tmp_path, workers=1, progress=False)
+    for run, result in zip(specs, results):
+        assert load_result(run, tmp_path).spec == result.spec == run.to_dict()
+    assert results[1].trainer == {"path": "multiseed", "seeds_together": 2}
+
+
 @pytest.mark.parametrize("algorithm", ["A2C", "RecurrentA2C"])
 def test_a_loaded_checkpoint_reproduces_its_stored_evaluation(algorithm, tmp_path):
     run = spec(algorithm, obs="BoardObs", reward="Rating")
