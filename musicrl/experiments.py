@@ -232,6 +232,9 @@ VARIANTS: dict[str, Experiment] = {
     "fig17-entropy": replace(EXPERIMENTS["fig17"], name="fig17-entropy",
                              caption="BoardObs, n = 20, TRPO with ACKTR's entropy bonus",
                              agent=replace(EXPERIMENTS["fig17"].agent, algorithm="EntropyTRPO")),
+    "fig20-entropy": replace(EXPERIMENTS["fig20"], name="fig20-entropy",
+                             caption="BoardObs, n = 20, Rating reward, TRPO with ACKTR's entropy bonus",
+                             agent=replace(EXPERIMENTS["fig20"].agent, algorithm="EntropyTRPO")),
 }
 CHAPTER_EXPERIMENTS = {
     "experiments_2d": tuple(n for n, e in EXPERIMENTS.items() if e.env.d == 2),
