@@ -112,13 +112,24 @@ def training_throughput(config: EnvConfig, updates: int) -> dict[str, float]:
     return figures
 
 
+def _fast_path_spec(name: str):
+    """A thesis experiment's quick run, or a run of the scaling study of "Beyond the thesis" (``scale-d8-...``)."""
+    if name.startswith("scale-"):
+        found = [s for s in beyond.scaling_specs("quick") if s.name == name and s.trainer == "multiseed"]
+        if not found:
+            raise SystemExit(f"--fast-path: {name!r} is not a fast-path run of the quick scaling study; choose from "
+                             f"{sorted({s.name for s in beyond.scaling_specs('quick') if s.trainer == 'multiseed'})}")
+        return found[0]
+    return experiments.run_spec(name, "quick", 0)
+
+
 def fast_path_throughput(name: str, updates: int, seeds: int) -> tuple[float, float]:
     """Env steps per second of training, one core: SB3 (one seed) against the multi-seed path (``seeds`` seeds)."""
     from collections import deque
 
     from musicrl import multiseed
 
-    spec = experiments.run_spec(name, "quick", 0)
+    spec = _fast_path_spec(name)
     steps = updates * spec.agent.steps_per_update
     model = agents.make_agent(spec.agent, agents.make_training_env(spec.env, spec.agent, 0), seed=0)
     model.learn(10 * spec.agent.steps_per_update)  # warm-up
@@ -165,8 +176,9 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=100, help="A2C updates per training-throughput figure")
     parser.add_argument("--measure-quick", action="store_true", help="train every quick experiment (seed 0) now")
     parser.add_argument("--seeds", type=int, default=5, help="seeds the multi-seed path trains together (the full profile's 5)")
-    parser.add_argument("--fast-path", nargs="*", default=["fig21", "fig14", "fig25"],
-                        help="experiments whose agent is timed on both paths (MLP A2C, LSTM-A2C 2D and 4D)")
+    parser.add_argument("--fast-path", nargs="*", default=["fig21", "fig14", "fig25", "scale-d8-factored-LSTM-A2C",
+                                                           "scale-d8-factored-A2C-8-frames"],
+                        help="runs whose agent is timed on both paths (MLP A2C, LSTM-A2C 2D and 4D, factored d = 8)")
     parser.add_argument("--only-large-d", action="store_true", help="print only the block of the environment beyond the thesis")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -176,9 +188,10 @@ def main() -> None:
     print(f"training, env steps per second on one core: SB3 (1 seed) against the multi-seed path ({args.seeds} seeds), "
           f"{args.updates} updates each")
     for name in args.fast_path:
-        e = experiments.experiment(name)
+        spec = _fast_path_spec(name)
         slow, fast = fast_path_throughput(name, args.updates, args.seeds)
-        label = f"{name} {experiments.SHORT_NAMES[e.agent.algorithm]} {e.env.d}D {e.env.obs}"
+        label = (name if name.startswith("scale-") else
+                 f"{name} {experiments.SHORT_NAMES[spec.agent.algorithm]} {spec.env.d}D {spec.env.obs}")
         print(f"  {label:<28} SB3 {slow:>9,.0f}   multiseed {fast:>9,.0f}   ratio {fast / slow:5.2f}x")
     print(f"A2C training, env steps per second (2D GridObs, {args.updates} updates of 16 x 20 steps, 1 thread)")
     for name, value in training_throughput(EnvConfig(d=2), args.updates).items():
