@@ -218,7 +218,9 @@ def episode_gif(policy, config, target, scale: int = 10, seconds_per_step: float
 def _with_errors(ax: plt.Axes, frame, x: str, label: str, offset: float, **style) -> None:
     low = (frame["mean"] - frame["low"]).fillna(0).clip(lower=0)
     high = (frame["high"] - frame["mean"]).fillna(0).clip(lower=0)
-    ax.errorbar(frame[x] + offset, frame["mean"], yerr=[low, high], marker="o", capsize=3, label=label, **style)
+    errors = np.vstack([low.to_numpy(dtype=float), high.to_numpy(dtype=float)])  # arrays: a 1-row Series warns
+    ax.errorbar((frame[x] + offset).to_numpy(dtype=float), frame["mean"].to_numpy(dtype=float), yerr=errors, marker="o",
+                capsize=3, label=label, **style)
 
 
 def plot_noise(table) -> plt.Figure:

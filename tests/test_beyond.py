@@ -51,6 +51,20 @@ def test_noise_table_measures_everything_against_the_bayesian_filter(tmp_path):
     assert agent["share of filter"] == pytest.approx(100.5 / high.loc["Bayesian filter", "mean"])
 
 
+def test_the_noise_plot_draws_a_study_with_one_finished_configuration_without_warnings(tmp_path):
+    import warnings
+
+    from musicrl import plots
+
+    found = [(s, fake_result(s, 100 + s.seed)) for s in beyond.noise_specs("smoke") if s.name == "noise-fig14-none"]
+    table = beyond.noise_table(found, "smoke", Store(tmp_path))
+    assert len(table[table["kind"] == "agent"]) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig = plots.plot_noise(table)
+    assert len(fig.axes[0].containers) == len(set(table["policy"]))  # one error bar series per policy
+
+
 def test_the_env_memory_does_not_grow_with_the_grid_and_random_levels_cover_any_d():
     assert beyond.env_memory_mb(10) < 1.0
     actions, _ = beyond.RandomLevels(12).predict(np.zeros((3, 14)))
