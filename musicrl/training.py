@@ -302,20 +302,24 @@ def carry_path(spec: RunSpec, carry_root: Path | str | None = None) -> Path:
     return Path(carry_root if carry_root is not None else CARRY_ROOT) / f"{spec.key}.tar.gz"
 
 
+def _checkpoint_in(tar: tarfile.TarFile) -> int:
+    return max(int(m.name.split("/")[1][1:]) for m in tar.getmembers() if m.name.startswith("checkpoints/u"))
+
+
 def carried_updates(spec: RunSpec, carry_root: Path | str | None = None) -> int:
     """Updates done by the carried checkpoint of ``spec`` (0 if none is carried)."""
     path = carry_path(spec, carry_root)
     if not path.exists():
         return 0
     with tarfile.open(path) as tar:
-        return max(int(m.name.split("/")[1][1:]) for m in tar.getmembers() if m.name.startswith("checkpoints/u"))
+        return _checkpoint_in(tar)
 
 
 def carry(spec: RunSpec, root: Path | str | None = None, carry_root: Path | str | None = None) -> Path | None:
     """Pack an unfinished run's last checkpoint and its evaluations so far into the carry
     folder, written atomically; None if the run has finished or has no checkpoint yet."""
     folder = run_dir(spec, root)
-    done = _latest_checkpoint(folder, spec) if folder.exists() else 0
+    done = _latest_checkpoint(folder, spec)
     if load_result(spec, root, published=False) is not None or not done:
         return None
     path = carry_path(spec, carry_root)
@@ -338,22 +342,24 @@ def carry(spec: RunSpec, root: Path | str | None = None, carry_root: Path | str 
 
 def _restore_carried(spec: RunSpec, folder: Path) -> None:
     """Unpack the carried checkpoint of ``spec`` into its run folder if it is ahead of the local ones."""
-    carried = carried_updates(spec)
-    if not carried or carried <= (_latest_checkpoint(folder, spec) if folder.exists() else 0):
+    if not carry_path(spec).exists():
         return
-    folder.mkdir(parents=True, exist_ok=True)
-    unpacked = Path(tempfile.mkdtemp(dir=folder, prefix=".carried."))
-    try:
-        with tarfile.open(carry_path(spec)) as tar:
+    with tarfile.open(carry_path(spec)) as tar:
+        carried = _checkpoint_in(tar)
+        if carried <= _latest_checkpoint(folder, spec):
+            return
+        folder.mkdir(parents=True, exist_ok=True)
+        unpacked = Path(tempfile.mkdtemp(dir=folder, prefix=".carried."))
+        try:
             tar.extractall(unpacked, filter="data")
-        for evaluation in (unpacked / "evals").glob("*.json"):
-            (folder / "evals").mkdir(exist_ok=True)
-            if not (folder / "evals" / evaluation.name).exists():
-                os.replace(evaluation, folder / "evals" / evaluation.name)
-        (folder / "checkpoints").mkdir(exist_ok=True)
-        os.replace(unpacked / "checkpoints" / _checkpoint_name(carried), folder / "checkpoints" / _checkpoint_name(carried))
-    finally:
-        shutil.rmtree(unpacked, ignore_errors=True)
+            for evaluation in (unpacked / "evals").glob("*.json"):
+                (folder / "evals").mkdir(exist_ok=True)
+                if not (folder / "evals" / evaluation.name).exists():
+                    os.replace(evaluation, folder / "evals" / evaluation.name)
+            (folder / "checkpoints").mkdir(exist_ok=True)
+            os.replace(unpacked / "checkpoints" / _checkpoint_name(carried), folder / "checkpoints" / _checkpoint_name(carried))
+        finally:
+            shutil.rmtree(unpacked, ignore_errors=True)
 
 
 def published_path(spec: RunSpec, published: Path | str | None = None) -> Path:

@@ -123,13 +123,12 @@ def _fast_path_spec(name: str):
     return experiments.run_spec(name, "quick", 0)
 
 
-def fast_path_throughput(name: str, updates: int, seeds: int) -> tuple[float, float]:
+def fast_path_throughput(spec, updates: int, seeds: int) -> tuple[float, float]:
     """Env steps per second of training, one core: SB3 (one seed) against the multi-seed path (``seeds`` seeds)."""
     from collections import deque
 
     from musicrl import multiseed
 
-    spec = _fast_path_spec(name)
     steps = updates * spec.agent.steps_per_update
     model = agents.make_agent(spec.agent, agents.make_training_env(spec.env, spec.agent, 0), seed=0)
     model.learn(10 * spec.agent.steps_per_update)  # warm-up
@@ -189,7 +188,7 @@ def main() -> None:
           f"{args.updates} updates each")
     for name in args.fast_path:
         spec = _fast_path_spec(name)
-        slow, fast = fast_path_throughput(name, args.updates, args.seeds)
+        slow, fast = fast_path_throughput(spec, args.updates, args.seeds)
         label = (name if name.startswith("scale-") else
                  f"{name} {experiments.SHORT_NAMES[spec.agent.algorithm]} {spec.env.d}D {spec.env.obs}")
         print(f"  {label:<28} SB3 {slow:>9,.0f}   multiseed {fast:>9,.0f}   ratio {fast / slow:5.2f}x")

@@ -28,8 +28,8 @@ def main() -> None:
     print(f"\nnot run yet: {len(missing)} runs")
     for name in dict.fromkeys(s.name for s in missing):
         seeds = " ".join(str(s.seed) for s in missing if s.name == name)
-        carried = {s.seed: training.carried_updates(s) for s in missing if s.name == name and training.carried_updates(s)}
-        note = f"   # carried: {', '.join(f'seed {k} at {v:,}' for k, v in carried.items())} updates" if carried else ""
+        carried = [f"seed {s.seed} at {u:,}" for s in missing if s.name == name and (u := training.carried_updates(s))]
+        note = f"   # carried: {', '.join(carried)} updates" if carried else ""
         print(f"  musicrl train {name} --profile full --seed {seeds}{note}")
 
 
