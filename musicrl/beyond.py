@@ -255,6 +255,36 @@ def scaling_table(found: list[tuple[RunSpec, RunResult]], profile: str, root=Non
     return pd.DataFrame(rows)
 
 
+def scaling_summary(table: pd.DataFrame) -> str:
+    """The scaling table in words: each agent's share of greedy's return at the smallest and
+    largest d it ran, random's share for scale, how its training time per seed grew, and
+    whether the best agent at the largest d searches better than random."""
+    base = table[table["kind"] == "baseline"]
+    greedy = base[base["policy"].str.startswith("greedy")].set_index("d")["mean"]
+    random = base[base["policy"] == "random"].set_index("d")["mean"]
+    agents = table[table["kind"] == "agent"].assign(share=lambda t: t["mean"] / t["d"].map(greedy))
+    if agents.empty:
+        return "No agent of the scaling study has finished under this profile yet."
+    lines = []
+    for policy, rows in agents.sort_values("d").groupby("policy", sort=False):
+        first, last = rows.iloc[0], rows.iloc[-1]
+        lines.append(f"- **{policy}**: {first['share']:.0%} of greedy's return at d = {first['d']}, "
+                     f"{last['share']:.0%} at d = {last['d']}; training {first['train minutes per seed']:.1f} → "
+                     f"{last['train minutes per seed']:.1f} min per seed.")
+    top = agents["d"].max()
+    best = agents[agents["d"] == top].sort_values("share").iloc[-1]
+    chance = random[top] / greedy[top]
+    if best["share"] < chance + 0.1:
+        verdict = (f"At d = {top} no agent searches clearly better than random ({chance:.0%} of greedy) "
+                   f"within this budget; the rule wins outright.")
+    elif best["share"] < 0.9:
+        verdict = (f"At d = {top} the best agent, {best['policy']}, learns to search ({best['share']:.0%} of greedy "
+                   f"against random's {chance:.0%}) but stays below the rule.")
+    else:
+        verdict = f"At d = {top} the best agent, {best['policy']}, comes within 10% of greedy ({best['share']:.0%})."
+    return "\n".join(lines) + "\n\n" + verdict + f" Random reaches {chance:.0%} of greedy at that d."
+
+
 def publish_runs(profile: str, root=None, published=None) -> list:
     """Publish the finished local runs of both studies, with the episode statistics the scaling table needs."""
     def extras(spec: RunSpec) -> dict:

@@ -2,6 +2,7 @@ from dataclasses import replace
 
 import musicrl  # noqa: F401
 import numpy as np
+import pandas as pd
 import pytest
 
 from musicrl import beyond
@@ -89,3 +90,28 @@ def test_scaling_table_charges_each_seed_its_share_of_a_shared_run(tmp_path, mon
     assert table.loc[(5, "factored A2C, 8 frames"), "env steps/s"] == pytest.approx(6000 / 60)
     assert table.loc[(5, "factored A2C, 8 frames"), "mean"] == 15
     assert np.isnan(table.loc[(5, "greedy (sampled)"), "train minutes per seed"])
+
+
+def _scaling_rows(agent_means: dict[int, float], greedy: float = 200.0, random: float = 20.0) -> list[dict]:
+    rows = []
+    for d, mean in agent_means.items():
+        rows += [{"d": d, "policy": "factored LSTM-A2C", "kind": "agent", "mean": mean, "train minutes per seed": d / 2},
+                 {"d": d, "policy": "greedy (sampled)" if d > 4 else "greedy", "kind": "baseline", "mean": greedy,
+                  "train minutes per seed": np.nan},
+                 {"d": d, "policy": "random", "kind": "baseline", "mean": random, "train minutes per seed": np.nan}]
+    return rows
+
+
+@pytest.mark.parametrize("last, verdict", [(25.0, "no agent searches clearly better than random (10% of greedy)"),
+                                           (120.0, "learns to search (60% of greedy against random's 10%) but stays below"),
+                                           (190.0, "comes within 10% of greedy (95%)")])
+def test_scaling_summary_says_what_the_table_shows(last, verdict):
+    text = beyond.scaling_summary(pd.DataFrame(_scaling_rows({4: 160.0, 8: last})))
+    assert "**factored LSTM-A2C**: 80% of greedy's return at d = 4" in text
+    assert "training 2.0 → 4.0 min per seed" in text
+    assert "At d = 8" in text and verdict in text
+
+
+def test_scaling_summary_without_agents_says_so():
+    rows = [r for r in _scaling_rows({4: 1.0}) if r["kind"] == "baseline"]
+    assert "No agent" in beyond.scaling_summary(pd.DataFrame(rows))
