@@ -145,6 +145,45 @@ def noise_table(found: list[tuple[RunSpec, RunResult]], profile: str, store: Sto
     return pd.DataFrame(rows)
 
 
+def _compare(a: pd.Series, b: pd.Series) -> int:
+    """+1 if a's CI lies above b's, -1 if below, 0 if they overlap (a baseline without a CI is its mean)."""
+    def bounds(x: pd.Series) -> tuple[float, float]:
+        low, high = float(x["low"]), float(x["high"])
+        return (x["mean"] if np.isnan(low) else low), (x["mean"] if np.isnan(high) else high)
+
+    (a_low, a_high), (b_low, b_high) = bounds(a), bounds(b)
+    return 1 if a_low > b_high else -1 if a_high < b_low else 0
+
+
+def _at_level(level: str) -> str:
+    return "without noise" if level == "none" else f"at {level} noise"
+
+
+def noise_summary(table: pd.DataFrame) -> str:
+    """The noise table in words: each agent's share of the filter at every level it ran, and,
+    at the highest level with an agent, whether the best agent beats the rule that trusts
+    every answer and whether the filter beats it (by their 95% CIs)."""
+    agents = table[table["kind"] == "agent"]
+    if agents.empty:
+        return "No agent of the noise study has finished under this profile yet."
+    lines = [f"- **{policy}**: " + ", ".join(f"{r['share of filter']:.2f} of the filter {_at_level(r['noise'])}"
+                                               for _, r in rows.iterrows())
+             for policy, rows in agents.groupby("policy", sort=False)]
+    level = [lv for lv in NOISE_LEVELS if lv in set(agents["noise"])][-1]
+    at = table[table["noise"] == level].set_index("policy")
+    best = at[at["kind"] == "agent"].sort_values("mean").iloc[-1]
+    trusting, filtered = at.loc["greedy, trusting every answer"], at.loc["Bayesian filter"]
+    p, q = NOISE_LEVELS[level]
+    against_rule = {1: "beats", 0: "is level with", -1: "loses to"}[_compare(best, trusting)]
+    against_filter = {1: "beats the filter", 0: "is level with the filter",
+                      -1: "stays below the filter, which knows the noise model"}[_compare(best, filtered)]
+    verdict = (f"{_at_level(level).capitalize()} (p = {p:g}, q = {q:g}) the rule that trusts every answer keeps "
+               f"{trusting['share of filter']:.0%} of the filter's return. The best agent there, {best.name}, "
+               f"{against_rule} that rule ({best['return [95% CI]']} against {trusting['return [95% CI]']}) and "
+               f"{against_filter} ({filtered['return [95% CI]']}); the comparisons are by 95% CIs.")
+    return "\n".join(lines) + "\n\n" + verdict
+
+
 def env_memory_mb(d: int, n_envs: int = 16) -> float:
     """Peak memory (MB, tracemalloc) of building and stepping a batched GridObs/MultiDiscrete env at ``d``."""
     tracemalloc.start()

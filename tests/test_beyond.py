@@ -115,3 +115,37 @@ def test_scaling_summary_says_what_the_table_shows(last, verdict):
 def test_scaling_summary_without_agents_says_so():
     rows = [r for r in _scaling_rows({4: 1.0}) if r["kind"] == "baseline"]
     assert "No agent" in beyond.scaling_summary(pd.DataFrame(rows))
+
+
+def _noise_row(level, policy, kind, mean, low=np.nan, high=np.nan):
+    return {"noise": level, "policy": policy, "kind": kind, "mean": mean, "low": low, "high": high,
+            "return [95% CI]": f"{mean:.0f}", "share of filter": mean / 200.0}
+
+
+@pytest.mark.parametrize("agent, rule, filter_, expected", [
+    ((150, 140, 160), (40, 35, 45), (200, 199, 201), "beats that rule (150 against 40) and stays below the filter"),
+    ((42, 30, 50), (40, 35, 45), (200, 199, 201), "is level with that rule"),
+    ((30, 25, 33), (40, 35, 45), (200, 199, 201), "loses to that rule"),
+    ((199, 195, 205), (40, 35, 45), (200, 199, 201), "is level with the filter"),
+])
+def test_noise_summary_compares_the_best_agent_by_confidence_intervals(agent, rule, filter_, expected):
+    rows = []
+    for level in beyond.NOISE_LEVELS:
+        rows += [_noise_row(level, "Bayesian filter", "baseline", *filter_),
+                 _noise_row(level, "greedy, trusting every answer", "baseline", *rule),
+                 _noise_row(level, "random", "baseline", 34.0, 33.0, 35.0)]
+    rows += [_noise_row("none", "LSTM-A2C GridObs (fig14)", "agent", 160.0, 150.0, 170.0),
+             _noise_row("high", "LSTM-A2C GridObs (fig14)", "agent", *agent),
+             _noise_row("high", "weaker agent", "agent", 10.0, 5.0, 15.0)]
+    text = beyond.noise_summary(pd.DataFrame(rows))
+    assert "**LSTM-A2C GridObs (fig14)**: 0.80 of the filter without noise, " in text and "of the filter at high noise" in text
+    assert "At high noise (p = 0.3, q = 0.3)" in text and "The best agent there, LSTM-A2C GridObs (fig14)," in text
+    assert expected in text
+
+
+def test_noise_summary_uses_the_noisiest_level_an_agent_ran():
+    rows = [_noise_row(level, name, "baseline", 100.0) for level in ("none", "low", "high")
+            for name in ("Bayesian filter", "greedy, trusting every answer", "random")]
+    rows.append(_noise_row("low", "agent", "agent", 150.0, 140.0, 160.0))
+    assert "At low noise (p = 0.1, q = 0.1)" in beyond.noise_summary(pd.DataFrame(rows))
+    assert "No agent" in beyond.noise_summary(pd.DataFrame(rows[:-1]))
