@@ -313,15 +313,17 @@ def scaling_summary(table: pd.DataFrame) -> str:
     top = agents["d"].max()
     best = agents[agents["d"] == top].sort_values("share").iloc[-1]
     chance = random[top] / greedy[top]
+    against = f"{best['share']:.0%} of greedy against random's {chance:.0%}"
     if best["share"] < chance + 0.1:
-        verdict = (f"At d = {top} no agent searches clearly better than random ({chance:.0%} of greedy) "
-                   f"within this budget; the rule wins outright.")
+        verdict = f"At d = {top} no agent searches clearly better than random ({against}) within this budget."
+    elif best["share"] < 0.5:
+        verdict = (f"At d = {top} the best agent, {best['policy']}, does better than random ({against}) "
+                   f"but gets less than half of the rule's return.")
     elif best["share"] < 0.9:
-        verdict = (f"At d = {top} the best agent, {best['policy']}, learns to search ({best['share']:.0%} of greedy "
-                   f"against random's {chance:.0%}) but stays below the rule.")
+        verdict = f"At d = {top} the best agent, {best['policy']}, learns to search ({against}) but stays below the rule."
     else:
-        verdict = f"At d = {top} the best agent, {best['policy']}, comes within 10% of greedy ({best['share']:.0%})."
-    return "\n".join(lines) + "\n\n" + verdict + f" Random reaches {chance:.0%} of greedy at that d."
+        verdict = f"At d = {top} the best agent, {best['policy']}, comes within 10% of greedy ({against})."
+    return "\n".join(lines) + "\n\n" + verdict
 
 
 def publish_runs(profile: str, root=None, published=None) -> list:
