@@ -17,6 +17,7 @@ the thesis's, so they are cached, resumable and publishable.
 
 from __future__ import annotations
 
+import itertools
 import tracemalloc
 from dataclasses import dataclass, replace
 
@@ -310,8 +311,12 @@ def scaling_summary(table: pd.DataFrame) -> str:
         lines.append(f"- **{policy}**: {first['share']:.0%} of greedy's return at d = {first['d']}, "
                      f"{last['share']:.0%} at d = {last['d']}; training {first['train minutes per seed']:.1f} → "
                      f"{last['train minutes per seed']:.1f} min per seed.")
+    leaders = agents.sort_values("share").groupby("d").tail(1).sort_values("d")
+    spans = [list(group) for _, group in itertools.groupby(zip(leaders["policy"], leaders["d"]), key=lambda x: x[0])]
+    lines.append("- **best agent**: " + "; ".join(
+        f"{span[0][0]} at d = {span[0][1]}" + (f"–{span[-1][1]}" if len(span) > 1 else "") for span in spans) + ".")
     top = agents["d"].max()
-    best = agents[agents["d"] == top].sort_values("share").iloc[-1]
+    best = leaders.iloc[-1]
     chance = random[top] / greedy[top]
     against = f"{best['share']:.0%} of greedy against random's {chance:.0%}"
     if best["share"] < chance + 0.1:

@@ -254,6 +254,6 @@ def plot_scaling(table) -> plt.Figure:
             right.plot(rows["d"], rows["train minutes per seed"], marker="o", label=policy)
     dims = sorted(table["d"].unique())
     left.set(xticks=dims, xlabel="features d (5**d positions)", ylabel="mean return")
-    right.set(xticks=dims, xlabel="features d", ylabel="training time per seed, one core (min)")
+    right.set(xticks=dims, xlabel="features d", ylabel="train minutes per seed (one core)")
     left.legend(loc="upper left", bbox_to_anchor=(0.0, -0.18), ncol=3, frameon=False)
     return fig

@@ -111,6 +111,7 @@ def test_scaling_summary_says_what_the_table_shows(last, verdict):
     text = beyond.scaling_summary(pd.DataFrame(_scaling_rows({4: 160.0, 8: last})))
     assert "**factored LSTM-A2C**: 80% of greedy's return at d = 4" in text
     assert "training 2.0 → 4.0 min per seed" in text
+    assert "**best agent**: factored LSTM-A2C at d = 4–8." in text
     assert "At d = 8" in text and verdict in text
 
 
@@ -151,3 +152,12 @@ def test_noise_summary_uses_the_noisiest_level_an_agent_ran():
     rows.append(_noise_row("low", "agent", "agent", 150.0, 140.0, 160.0))
     assert "At low noise (p = 0.1, q = 0.1)" in beyond.noise_summary(pd.DataFrame(rows))
     assert "No agent" in beyond.noise_summary(pd.DataFrame(rows[:-1]))
+
+
+def test_scaling_summary_names_where_the_lead_changes_hands():
+    rows = _scaling_rows({4: 100.0, 6: 100.0, 8: 100.0})
+    rows += [{"d": d, "policy": "Wolpertinger, 8 frames", "kind": "agent", "mean": mean, "train minutes per seed": 8.0}
+             for d, mean in ((4, 150.0), (6, 120.0), (8, 40.0))]
+    text = beyond.scaling_summary(pd.DataFrame(rows))
+    assert "**best agent**: Wolpertinger, 8 frames at d = 4–6; factored LSTM-A2C at d = 8." in text
+    assert "At d = 8 the best agent, factored LSTM-A2C, learns to search (50% of greedy" in text
