@@ -295,6 +295,18 @@ def scaling_table(found: list[tuple[RunSpec, RunResult]], profile: str, root=Non
     return pd.DataFrame(rows)
 
 
+def _scaling_verdict(d: int, policy: str, share: float, chance: float) -> str:
+    """One sentence on the best agent at the largest d: its share of greedy against random's."""
+    against = f"{share:.0%} of greedy against random's {chance:.0%}"
+    if share < chance + 0.1:
+        return f"At d = {d} no agent searches clearly better than random ({against}) within this budget."
+    if share < 0.5:
+        return f"At d = {d} the best agent, {policy}, does better than random ({against}) but gets less than half of the rule's return."
+    if share < 0.9:
+        return f"At d = {d} the best agent, {policy}, learns to search ({against}) but stays below the rule."
+    return f"At d = {d} the best agent, {policy}, comes within 10% of greedy ({against})."
+
+
 def scaling_summary(table: pd.DataFrame) -> str:
     """The scaling table in words: each agent's share of greedy's return at the smallest and
     largest d it ran, random's share for scale, how its training time per seed grew, and
@@ -315,19 +327,8 @@ def scaling_summary(table: pd.DataFrame) -> str:
     spans = [list(group) for _, group in itertools.groupby(zip(leaders["policy"], leaders["d"]), key=lambda x: x[0])]
     lines.append("- **best agent**: " + "; ".join(
         f"{span[0][0]} at d = {span[0][1]}" + (f"–{span[-1][1]}" if len(span) > 1 else "") for span in spans) + ".")
-    top = agents["d"].max()
-    best = leaders.iloc[-1]
-    chance = random[top] / greedy[top]
-    against = f"{best['share']:.0%} of greedy against random's {chance:.0%}"
-    if best["share"] < chance + 0.1:
-        verdict = f"At d = {top} no agent searches clearly better than random ({against}) within this budget."
-    elif best["share"] < 0.5:
-        verdict = (f"At d = {top} the best agent, {best['policy']}, does better than random ({against}) "
-                   f"but gets less than half of the rule's return.")
-    elif best["share"] < 0.9:
-        verdict = f"At d = {top} the best agent, {best['policy']}, learns to search ({against}) but stays below the rule."
-    else:
-        verdict = f"At d = {top} the best agent, {best['policy']}, comes within 10% of greedy ({against})."
+    top, best = agents["d"].max(), leaders.iloc[-1]
+    verdict = _scaling_verdict(top, best["policy"], best["share"], random[top] / greedy[top])
     return "\n".join(lines) + "\n\n" + verdict
 
 
