@@ -485,6 +485,31 @@ def missing_runs(names: Sequence[str], profile: str, root=None, published=None) 
     return training.missing_runs(run_specs(names, profile), root, published)
 
 
+def missing_note(missing: Sequence[RunSpec], profile: str, carry_root=None) -> str:
+    """Markdown naming the runs a chapter leaves out: each experiment's seeds, how far a
+    run carried over from an earlier session has trained, and the command that trains or
+    resumes them ("" when nothing is missing)."""
+    if not missing:
+        return ""
+    by_name: dict[str, list[RunSpec]] = {}
+    for spec in missing:
+        by_name.setdefault(spec.name, []).append(spec)
+    parts = []
+    for name, specs in by_name.items():
+        at: dict[int, list[str]] = {}
+        for s in specs:
+            if u := training.carried_updates(s, carry_root):
+                at.setdefault(u, []).append(str(s.seed))
+        carried = ", ".join(f"{'seeds' if len(seeds) > 1 else 'seed'} {', '.join(seeds)} at {u:,}" for u, seeds in at.items())
+        carried = f"; carried: {carried} of {specs[0].updates:,} updates" if at else ""
+        parts.append(f"{name} (seeds {', '.join(str(s.seed) for s in specs)}{carried})")
+    first = next(iter(by_name))
+    command = f"musicrl train {first} --profile {profile} --seed {' '.join(str(s.seed) for s in by_name[first])}"
+    return (f"**Not run yet under the `{profile}` profile** ({len(missing)} runs, left out below): " + "; ".join(parts)
+            + f". `{command}` trains one experiment's seeds and resumes carried ones; "
+            "`musicrl publish` adds finished runs to the published results.")
+
+
 def _setting(e: Experiment, sep: str = " · ") -> str:
     preset = {"TopTarget": "Top", "WiderTopTarget": "WiderTop"}.get(e.env.preset, e.env.preset)
     return f"{e.env.d}D {e.env.obs.replace('Obs', '')}, n={e.agent.n_steps}{sep}{e.env.reward}, {preset}"

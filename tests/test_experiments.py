@@ -1,6 +1,7 @@
 """The experiment registry, profiles, analysis helpers and the train/sweep command line."""
 
 import re
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 from musicrl import experiments
 from musicrl.cli import main
 from musicrl.evaluation import mean_ci, smooth, updates_to_convergence
-from musicrl.training import RunResult
+from musicrl.training import RunResult, carry_path
 
 SPEC = Path(__file__).resolve().parents[2] / "shared" / "docs" / "environment-spec.md"
 
@@ -136,3 +137,19 @@ def test_train_rejects_a_bad_thread_count(capsys):
     with pytest.raises(SystemExit):
         main(["train", "fig14", "--threads", "0"])
     assert "expected an integer >= 1, got '0'" in capsys.readouterr().err
+
+
+def test_the_missing_runs_note_names_seeds_carried_progress_and_the_command(tmp_path):
+    fig25 = experiments.run_specs(["fig25"], "full")
+    fig24 = experiments.run_specs(["fig24"], "full")[:1]
+    marker = tmp_path / "weights.zip"
+    marker.write_bytes(b"x")
+    for spec, updates in [(fig25[1], 45000), (fig25[3], 45000), (fig25[4], 40000)]:
+        with tarfile.open(carry_path(spec, tmp_path), "w:gz") as tar:
+            tar.add(marker, arcname=f"checkpoints/u{updates:07d}/model.zip")
+    note = experiments.missing_note([*fig25, *fig24], "full", carry_root=tmp_path)
+    assert note.startswith(f"**Not run yet under the `full` profile** ({len(fig25) + 1} runs")
+    assert "fig25 (seeds 0, 1, 2, 3, 4; carried: seeds 1, 3 at 45,000, seed 4 at 40,000 of 260,000 updates)" in note
+    assert "; fig24 (seeds 0). " in note
+    assert "`musicrl train fig25 --profile full --seed 0 1 2 3 4`" in note
+    assert experiments.missing_note([], "full") == ""
