@@ -354,21 +354,22 @@ def metrics_table(runs: dict[str, list[RunResult]], profile: str, store: Store |
 def convergence_table(runs: dict[str, list[RunResult]]) -> pd.DataFrame:
     """Updates until the smoothed curve reaches 95% of its final level, per seed, vs the thesis.
 
-    A seed that ended collapsed (:func:`ended_collapsed`) is counted in ``ended collapsed``
-    and left out of the median, min and max: its curve reaches 95% of the low level it fell
-    to long before it fell, so its "convergence" would read as fast learning.
+    A seed whose curve collapsed (:func:`collapsed`, the book's one criterion) is counted in
+    ``collapsed`` and left out of the median, min and max: a curve that fell and stayed low
+    reaches 95% of that low level long before it fell, so its "convergence" would read as
+    fast learning.
     """
     rows = []
     for name, results in runs.items():
         e = experiment(name)
-        kept = [r for r in results if not ended_collapsed(r.curve)]
+        kept = [r for r in results if not collapsed(r.curve)]
         found = [u for u in (updates_to_convergence(r.curve) for r in kept) if u is not None]
         rows.append({
             "experiment": name, "figure": e.figure, "d": e.env.d, "positions": e.env.n_positions,
             "thesis: trained after": e.converged, "budget": len(results[0].curve),
             "ours: median": float(np.median(found)) if found else np.nan,
             "ours: min": min(found, default=np.nan), "ours: max": max(found, default=np.nan),
-            "ended collapsed": len(results) - len(kept),
+            "collapsed": len(results) - len(kept),
             "final level": float(np.mean([final_level(r.curve) for r in results])),
         })
     return pd.DataFrame(rows)
@@ -531,7 +532,7 @@ def figure_table(runs: dict[str, list[RunResult]], profile: str, store: Store | 
     """One compact row per thesis figure, for the page: the thesis's number, ours with its 95%
     CI over seeds (rounded to what the CI supports), the optimum (exact) or the bracket
     [best heuristic, upper bound], and the updates to convergence, thesis against ours
-    (median over the seeds that did not end collapsed; those are counted)."""
+    (median over the seeds that did not collapse; those are counted)."""
     metrics = metrics_table(runs, profile, store).set_index("experiment")
     convergence = convergence_table(runs).set_index("experiment")
     rows = []
@@ -553,7 +554,7 @@ def figure_table(runs: dict[str, list[RunResult]], profile: str, store: Store | 
             "final [95% CI]": format_ci(m["final mean"], m["final low"], m["final high"], int(m["seeds"])).replace(" [", "\n["),
             "optimum or bracket": best.replace(" (", "\n("), "greedy": f"{m['greedy']:.1f}",
             "trained after: thesis / ours": f"{_thousands(e.converged)} / {_thousands(c['ours: median'])}"
-            + (f"\n({int(c['ended collapsed'])} of {int(m['seeds'])} ended collapsed)" if c["ended collapsed"] else ""),
+            + (f"\n({int(c['collapsed'])} of {int(m['seeds'])}\ncollapsed)" if c["collapsed"] else ""),
         })
     return pd.DataFrame(rows)
 
@@ -579,9 +580,10 @@ def run_line_search(result: RunResult, spec: RunSpec, root=None, every: int = 50
 
 
 def collapse_table(runs: dict[str, list[RunResult]], profile: str, root=None, weight: float = 0.99) -> pd.DataFrame:
-    """Per TRPO run: the smoothed curve's peak, its final level, whether it collapsed (ended below
-    half its peak) and when, the policy's entropy at the first and last checkpoint, and the
-    line search's success rate in the first and last tenth of training."""
+    """Per TRPO run: the smoothed curve's peak, its final level, whether it collapsed (fell below
+    half its peak after the peak, :func:`collapse_point`) and when, the policy's entropy at the
+    first and last checkpoint, and the line search's success rate in the first and last tenth
+    of training."""
     rows = []
     for name, results in runs.items():
         if "TRPO" not in experiment(name).agent.algorithm:
@@ -613,12 +615,6 @@ def collapse_point(curve, weight: float = 0.99) -> tuple[float, int, int | None]
     peak_at = int(np.nanargmax(smoothed))
     below = np.flatnonzero(smoothed[peak_at:] < 0.5 * smoothed[peak_at])
     return float(smoothed[peak_at]), peak_at + 1, (int(peak_at + below[0] + 1) if below.size else None)
-
-
-def ended_collapsed(curve, weight: float = 0.99) -> bool:
-    """Whether the run's final level (:func:`final_level`) is below half its smoothed peak: it
-    collapsed and did not recover (a curve that dips and climbs back is not counted)."""
-    return final_level(curve) < 0.5 * collapse_point(curve, weight)[0]
 
 
 def collapsed(curve, weight: float = 0.99) -> bool:
