@@ -351,19 +351,19 @@ def metrics_table(runs: dict[str, list[RunResult]], profile: str, store: Store |
     return pd.DataFrame(rows)
 
 
-def convergence_table(runs: dict[str, list[RunResult]]) -> pd.DataFrame:
+def convergence_table(runs: dict[str, list[RunResult]], weight: float = 0.99) -> pd.DataFrame:
     """Updates until the smoothed curve reaches 95% of its final level, per seed, vs the thesis.
 
     A seed whose curve collapsed (:func:`collapsed`, the book's one criterion) is counted in
     ``collapsed`` and left out of the median, min and max: a curve that fell and stayed low
     reaches 95% of that low level long before it fell, so its "convergence" would read as
-    fast learning.
+    fast learning. ``weight`` is the smoothing of both rules (a chapter passes its own).
     """
     rows = []
     for name, results in runs.items():
         e = experiment(name)
-        kept = [r for r in results if not collapsed(r.curve)]
-        found = [u for u in (updates_to_convergence(r.curve) for r in kept) if u is not None]
+        kept = [r for r in results if not collapsed(r.curve, weight)]
+        found = [u for u in (updates_to_convergence(r.curve, weight) for r in kept) if u is not None]
         rows.append({
             "experiment": name, "figure": e.figure, "d": e.env.d, "positions": e.env.n_positions,
             "thesis: trained after": e.converged, "budget": len(results[0].curve),
@@ -528,13 +528,14 @@ def _thousands(updates: float | None) -> str:
     return f"{updates:.0f}" if updates < 1000 else f"{updates / 1000:.1f}k" if updates < 10_000 else f"{updates / 1000:.0f}k"
 
 
-def figure_table(runs: dict[str, list[RunResult]], profile: str, store: Store | None = None) -> pd.DataFrame:
+def figure_table(runs: dict[str, list[RunResult]], profile: str, store: Store | None = None,
+                 weight: float = 0.99) -> pd.DataFrame:
     """One compact row per thesis figure, for the page: the thesis's number, ours with its 95%
     CI over seeds (rounded to what the CI supports), the optimum (exact) or the bracket
     [best heuristic, upper bound], and the updates to convergence, thesis against ours
-    (median over the seeds that did not collapse; those are counted)."""
+    (median over the seeds that did not collapse; those are counted), with smoothing ``weight``."""
     metrics = metrics_table(runs, profile, store).set_index("experiment")
-    convergence = convergence_table(runs).set_index("experiment")
+    convergence = convergence_table(runs, weight).set_index("experiment")
     rows = []
     for name in runs:
         e, m, c = experiment(name), metrics.loc[name], convergence.loc[name]

@@ -123,6 +123,17 @@ def test_a_collapsed_seed_is_counted_not_timed_as_convergence(tmp_path):
     assert shown["trained after: thesis / ours"].endswith("\n(1 of 3\ncollapsed)")
 
 
+def test_the_tables_smooth_with_the_weight_the_chapter_passes(tmp_path):
+    dip = np.concatenate([np.linspace(20, 180, 200), np.full(200, 180.0), np.full(20, 30.0), np.full(380, 180.0)])
+    assert not experiments.collapsed(dip, 0.99) and experiments.collapsed(dip, 0.5)
+    runs = {"fig17": [replace(fake_run("fig17", s, [150.0, 170.0]), curve=dip) for s in range(2)]}
+    assert experiments.convergence_table(runs).iloc[0]["collapsed"] == 0
+    light = experiments.convergence_table(runs, weight=0.5).iloc[0]
+    assert light["collapsed"] == 2 and np.isnan(light["ours: median"])
+    shown = experiments.figure_table(runs, "smoke", store=experiments.Store(tmp_path), weight=0.5).iloc[0]
+    assert shown["trained after: thesis / ours"].endswith("\n(2 of 2\ncollapsed)")
+
+
 def test_cli_lists_and_trains_an_experiment_then_reads_it_back(tmp_path, capsys):
     assert main(["experiments", "--profile", "smoke"]) == 0
     listing = capsys.readouterr().out
