@@ -205,6 +205,16 @@ def final_level(curve: Sequence[float]) -> float:
     return float(tail.mean()) if tail.size else float("nan")
 
 
+def late_rise(curve: Sequence[float]) -> float:
+    """How far the curve's last tenth of training lies above the tenth before it (means
+    ignoring NaN): near zero once a run has flattened, positive while it still learns."""
+    values = np.asarray(curve, dtype=float)
+    tenth = len(values) // 10
+    if tenth == 0:
+        raise ValueError(f"late_rise needs a curve of at least 10 updates, got {len(values)}")
+    return final_level(values) - float(np.nanmean(values[-2 * tenth:-tenth]))
+
+
 def updates_to_convergence(curve: Sequence[float], weight: float = 0.99, fraction: float = 0.95) -> int | None:
     """First update where the smoothed curve reaches ``fraction`` of its final level.
 

@@ -18,6 +18,7 @@ from musicrl import baselines, multiseed, training, users
 from musicrl.agents import AgentConfig
 from musicrl.envs import EnvConfig, REWARDS
 from musicrl.evaluation import (
+    decimals_for,
     format_ci,
     evaluate_policy,
     evaluate_sampled,
@@ -543,7 +544,8 @@ def figure_table(runs: dict[str, list[RunResult]], profile: str, store: Store | 
         if "optimal" in m and not np.isnan(m.get("optimal", np.nan)):
             best = f"{m['optimal']:.1f} (optimal)"
         elif UPPER_BOUND in m and not np.isnan(m.get(UPPER_BOUND, np.nan)):
-            best = f"[{heuristic:.0f}, {m[UPPER_BOUND]:.0f}]"
+            k = decimals_for(heuristic, m[UPPER_BOUND])  # enough decimals to tell the ends apart
+            best = f"[{heuristic:.{k}f}, {m[UPPER_BOUND]:.{k}f}]"
         else:
             best = f"≥ {heuristic:.0f}"
         rows.append({

@@ -3,14 +3,15 @@
     .venv/bin/python scripts/full_profile_status.py
 
 Prints, from the local store and ``published/``: one row per experiment (the thesis's
-number, ours with a 95% CI over seeds, the optimum or bracket, updates to convergence),
-the TRPO collapse table, and the runs still missing with the command that trains them.
+number, ours with a 95% CI over seeds, the optimum or bracket, updates to convergence, and
+whether the curves still rose at the end of the budget), the TRPO collapse table, and the
+runs still missing with the command that trains them.
 """
 
 from __future__ import annotations
 
 import musicrl  # noqa: F401  first: keeps TensorFlow out of SB3's TensorBoard writer
-from musicrl import experiments, training
+from musicrl import evaluation, experiments, training
 
 
 def main() -> None:
@@ -19,6 +20,8 @@ def main() -> None:
     runs = {name: rs for name, rs in runs.items() if rs}
     table = experiments.figure_table(runs, "full")
     table.insert(0, "experiment", list(runs))
+    rises = {name: [evaluation.late_rise(r.curve) for r in rs] for name, rs in runs.items()}
+    table["last tenth − tenth before"] = [evaluation.format_ci(*evaluation.mean_ci(v), len(v)) for v in rises.values()]
     print(table.replace("\n", " ", regex=True).to_markdown(index=False))
     trpo = {name: rs for name, rs in runs.items() if "TRPO" in experiments.experiment(name).agent.algorithm}
     if trpo:

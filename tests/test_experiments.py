@@ -10,7 +10,7 @@ import pytest
 
 from musicrl import experiments
 from musicrl.cli import main
-from musicrl.evaluation import mean_ci, smooth, updates_to_convergence
+from musicrl.evaluation import late_rise, mean_ci, smooth, updates_to_convergence
 from musicrl.training import RunResult, carry_path
 
 SPEC = Path(__file__).resolve().parents[2] / "shared" / "docs" / "environment-spec.md"
@@ -94,6 +94,14 @@ def test_updates_to_convergence_finds_where_the_smoothed_curve_levels_off():
     assert updates_to_convergence([np.nan] * 5) is None
 
 
+def test_late_rise_tells_a_curve_still_learning_from_a_flat_one():
+    assert late_rise(np.linspace(0, 100, 101)) == pytest.approx(10.0)
+    assert late_rise(np.r_[np.linspace(0, 100, 50), np.full(50, 100.0)]) == 0.0
+    assert late_rise(np.r_[np.full(80, np.nan), np.full(10, 60.0), np.full(10, 50.0)]) == -10.0
+    with pytest.raises(ValueError, match="at least 10 updates"):
+        late_rise([1.0, 2.0])
+
+
 def fake_run(name, seed, means):
     returns = [np.full(25, m) for m in means]
     return RunResult(spec={"name": name, "seed": seed}, curve=np.linspace(0, means[-1], 10), checkpoints=[5, 10],
@@ -132,6 +140,14 @@ def test_the_tables_smooth_with_the_weight_the_chapter_passes(tmp_path):
     assert light["collapsed"] == 2 and np.isnan(light["ours: median"])
     shown = experiments.figure_table(runs, "smoke", store=experiments.Store(tmp_path), weight=0.5).iloc[0]
     assert shown["trained after: thesis / ours"].endswith("\n(2 of 2\ncollapsed)")
+
+
+@pytest.mark.parametrize("bound, shown", [(198.32, "[198.1, 198.3]"), (201.9, "[198, 202]")])
+def test_the_bracket_keeps_the_decimals_that_tell_its_ends_apart(tmp_path, monkeypatch, bound, shown):
+    levels = {experiments.UPPER_BOUND: bound, "greedy": 198.08, "lookahead": 197.5}
+    monkeypatch.setattr(experiments, "reference_levels", lambda *args, **kwargs: levels)
+    runs = {"fig24": [fake_run("fig24", s, [150.0, 170.0 + s]) for s in range(3)]}
+    assert experiments.figure_table(runs, "smoke", store=experiments.Store(tmp_path)).iloc[0]["optimum or bracket"] == shown
 
 
 def test_cli_lists_and_trains_an_experiment_then_reads_it_back(tmp_path, capsys):
