@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from musicrl import baselines, multiseed, training, users
 from musicrl.agents import AgentConfig
-from musicrl.envs import EnvConfig, REWARDS
+from musicrl.envs import BULLSEYE_REWARD, EPISODE_STEPS, EnvConfig, REWARDS
 from musicrl.evaluation import (
     decimals_for,
     format_ci,
@@ -374,6 +374,40 @@ def convergence_table(runs: dict[str, list[RunResult]], weight: float = 0.99) ->
             "final level": float(np.mean([final_level(r.curve) for r in results])),
         })
     return pd.DataFrame(rows)
+
+
+def search_table(runs: dict[str, list[RunResult]], store: Store | None = None) -> pd.DataFrame:
+    """Where the Bullseye return is lost: steps spent off a top-rated position, agent against greedy.
+
+    Under Bullseye a return is 10 per step on a top-rated position, so ``21 − return / 10``
+    counts the steps of an episode spent elsewhere, and a return of 0 is a target never
+    found. From each run's final checkpoint on every target (no weights needed): the steps
+    off (mean over seeds, 95% CI), the share of targets never found, and the steps off on
+    the targets found; greedy's steps off come from its mean return.
+    """
+    rows = []
+    for name, results in runs.items():
+        e = experiment(name)
+        if e.env.reward != "Bullseye":
+            raise ValueError(f"search_table reads steps from Bullseye returns; {name} uses the {e.env.reward} reward")
+        off = [EPISODE_STEPS - r.final.returns / BULLSEYE_REWARD for r in results]
+        missed = [float(np.mean(r.final.returns == 0)) for r in results]
+        steps = mean_ci([o.mean() for o in off])
+        greedy = _baseline_result(replace(e.env, obs="GridObs", action="Discrete"), "greedy", store or Store())["mean"]
+        rows.append({
+            "experiment": name, "figure": e.figure, "d": e.env.d, "positions": e.env.n_positions, "seeds": len(results),
+            "greedy: steps off": EPISODE_STEPS - greedy / BULLSEYE_REWARD,
+            "ours: steps off": steps[0], "ours: low": steps[1], "ours: high": steps[2],
+            "never found": float(np.mean(missed)),
+            "steps off where found": _mean_where_any([o[r.final.returns > 0] for o, r in zip(off, results)]),
+        })
+    return pd.DataFrame(rows)
+
+
+def _mean_where_any(groups: list[np.ndarray]) -> float:
+    """Mean over the groups that hold values of each group's mean (NaN if none does)."""
+    means = [g.mean() for g in groups if g.size]
+    return float(np.mean(means)) if means else float("nan")
 
 
 SAMPLING_REPEATS = 10

@@ -150,6 +150,21 @@ def test_the_bracket_keeps_the_decimals_that_tell_its_ends_apart(tmp_path, monke
     assert experiments.figure_table(runs, "smoke", store=experiments.Store(tmp_path)).iloc[0]["optimum or bracket"] == shown
 
 
+def test_search_table_splits_bullseye_returns_into_missed_targets_and_steps_off(tmp_path):
+    final = np.r_[np.zeros(5), np.full(20, 190.0)]  # 5 of 25 targets never found; the rest 2 steps off
+    runs = {"fig14": [replace(fake_run("fig14", s, [150.0, 170.0]), returns=[np.full(25, 150.0), final]) for s in range(2)]}
+    row = experiments.search_table(runs, store=experiments.Store(tmp_path)).iloc[0]
+    assert row["never found"] == pytest.approx(0.2) and row["steps off where found"] == pytest.approx(2.0)
+    assert row["ours: steps off"] == pytest.approx(0.2 * 21 + 0.8 * 2)
+    assert row["greedy: steps off"] == pytest.approx(21 - 201.2 / 10)
+    untrained = {"fig14": [replace(fake_run("fig14", 0, [0.0, 0.0]), returns=[np.zeros(25), np.zeros(25)])]}
+    row = experiments.search_table(untrained, store=experiments.Store(tmp_path)).iloc[0]
+    assert row["never found"] == 1.0 and row["ours: steps off"] == 21 and np.isnan(row["steps off where found"])
+    rating = {"fig18": [fake_run("fig18", 0, [150.0, 170.0])]}
+    with pytest.raises(ValueError, match="fig18 uses the Rating reward"):
+        experiments.search_table(rating, store=experiments.Store(tmp_path))
+
+
 def test_cli_lists_and_trains_an_experiment_then_reads_it_back(tmp_path, capsys):
     assert main(["experiments", "--profile", "smoke"]) == 0
     listing = capsys.readouterr().out
