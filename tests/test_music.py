@@ -207,6 +207,16 @@ def test_genre_accuracy_uses_the_same_folds_and_separates_clusters():
     assert len(table) == 4 and set(table.PCs) == {"2", "all"}
 
 
+@pytest.mark.parametrize("classifier", ["linear SVM", "kNN"])
+def test_genre_accuracy_is_the_same_with_the_folds_on_several_workers(classifier):
+    x, genres, _ = _toy()
+    noise = np.random.default_rng(1).normal(size=x.shape)  # fold scores that differ, unlike the toy's separable ones
+    serial = analysis.genre_accuracy(noise, genres, classifier, pcs=4, folds=5, repeats=2, seed=3)
+    parallel = analysis.genre_accuracy(noise, genres, classifier, pcs=4, folds=5, repeats=2, seed=3, workers=2)
+    assert len(set(serial)) > 3
+    np.testing.assert_array_equal(serial, parallel)
+
+
 def _matrix(order, values):
     return pd.DataFrame(values, index=order, columns=order)
 

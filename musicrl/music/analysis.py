@@ -135,16 +135,18 @@ def _pipeline(classifier: str, pcs, seed: int):
     return make_pipeline(*steps)
 
 
-def genre_accuracy(x: np.ndarray, genres, classifier: str, pcs="all", folds: int = 5, repeats: int = 10, seed: int = 0) -> np.ndarray:
+def genre_accuracy(x: np.ndarray, genres, classifier: str, pcs="all", folds: int = 5, repeats: int = 10, seed: int = 0,
+                   workers: int | None = None) -> np.ndarray:
     """Accuracy on each fold of repeated stratified cross-validation (the same folds for the same
     ``seed``, ``folds`` and ``repeats``): standardize, PCA to ``pcs`` components (fitted on the
-    training folds only), then kNN (k = 5) or a linear SVM (C = 1)."""
+    training folds only), then kNN (k = 5) or a linear SVM (C = 1). ``workers`` processes fit the
+    folds (scikit-learn's ``n_jobs``: None one, -1 one per core); the scores do not depend on it."""
     from sklearn.model_selection import RepeatedStratifiedKFold, cross_val_score
 
     if pcs != "all" and pcs > min(x.shape[1], len(x) * (folds - 1) // folds):
         return np.full(folds * repeats, np.nan)
     cv = RepeatedStratifiedKFold(n_splits=folds, n_repeats=repeats, random_state=seed)
-    return cross_val_score(_pipeline(classifier, pcs, seed), x, np.asarray(genres), cv=cv)
+    return cross_val_score(_pipeline(classifier, pcs, seed), x, np.asarray(genres), cv=cv, n_jobs=workers)
 
 
 def nearest_neighbour_agreement(x: np.ndarray, genres) -> pd.Series:
@@ -166,14 +168,15 @@ def chance_agreement(genres) -> pd.Series:
 
 
 def accuracy_table(feature_sets: dict[str, np.ndarray], genres, pcs=PCS, classifiers=CLASSIFIERS,
-                   folds: int = 5, repeats: int = 10, seed: int = 0) -> pd.DataFrame:
+                   folds: int = 5, repeats: int = 10, seed: int = 0, workers: int | None = None) -> pd.DataFrame:
     """Genre accuracy of every feature set x classifier x number of components, all on the same
-    folds: mean, standard deviation over folds, and the 95% interval of the mean over repeats."""
+    folds: mean, standard deviation over folds, and the 95% interval of the mean over repeats
+    (``workers`` as in :func:`genre_accuracy`)."""
     rows = []
     for name, x in feature_sets.items():
         for classifier in classifiers:
             for n in pcs:
-                scores = genre_accuracy(x, genres, classifier, n, folds, repeats, seed)
+                scores = genre_accuracy(x, genres, classifier, n, folds, repeats, seed, workers)
                 per_repeat = scores.reshape(repeats, folds).mean(axis=1)
                 half = 1.96 * per_repeat.std(ddof=1) / np.sqrt(repeats) if repeats > 1 else np.nan
                 rows.append({"features": name, "dims": x.shape[1], "classifier": classifier, "PCs": str(n),
