@@ -380,10 +380,12 @@ def search_table(runs: dict[str, list[RunResult]], store: Store | None = None) -
     """Where the Bullseye return is lost: steps spent off a top-rated position, agent against greedy.
 
     Under Bullseye a return is 10 per step on a top-rated position, so ``21 − return / 10``
-    counts the steps of an episode spent elsewhere, and a return of 0 is a target never
-    found. From each run's final checkpoint on every target (no weights needed): the steps
-    off (mean over seeds, 95% CI), the share of targets never found, and the steps off on
-    the targets found; greedy's steps off come from its mean return.
+    counts the steps of an episode spent elsewhere, and a return of 0 means no step landed on
+    one (the target never found, or the start was top-rated and the agent left it for good:
+    unlike :attr:`Episode.found`, the start does not count here). From each run's final
+    checkpoint on every target (no weights needed): the steps off (mean over seeds, 95% CI),
+    the share of targets with return 0, and the steps off on the others; greedy's steps off
+    come from its mean return.
     """
     rows = []
     for name, results in runs.items():
@@ -398,8 +400,8 @@ def search_table(runs: dict[str, list[RunResult]], store: Store | None = None) -
             "experiment": name, "figure": e.figure, "d": e.env.d, "positions": e.env.n_positions, "seeds": len(results),
             "greedy: steps off": EPISODE_STEPS - greedy / BULLSEYE_REWARD,
             "ours: steps off": steps[0], "ours: low": steps[1], "ours: high": steps[2],
-            "never found": float(np.mean(missed)),
-            "steps off where found": _mean_where_any([o[r.final.returns > 0] for o, r in zip(off, results)]),
+            "targets with return 0": float(np.mean(missed)),
+            "steps off on the others": _mean_where_any([o[r.final.returns > 0] for o, r in zip(off, results)]),
         })
     return pd.DataFrame(rows)
 

@@ -154,12 +154,12 @@ def test_search_table_splits_bullseye_returns_into_missed_targets_and_steps_off(
     final = np.r_[np.zeros(5), np.full(20, 190.0)]  # 5 of 25 targets never found; the rest 2 steps off
     runs = {"fig14": [replace(fake_run("fig14", s, [150.0, 170.0]), returns=[np.full(25, 150.0), final]) for s in range(2)]}
     row = experiments.search_table(runs, store=experiments.Store(tmp_path)).iloc[0]
-    assert row["never found"] == pytest.approx(0.2) and row["steps off where found"] == pytest.approx(2.0)
+    assert row["targets with return 0"] == pytest.approx(0.2) and row["steps off on the others"] == pytest.approx(2.0)
     assert row["ours: steps off"] == pytest.approx(0.2 * 21 + 0.8 * 2)
     assert row["greedy: steps off"] == pytest.approx(21 - 201.2 / 10)
     untrained = {"fig14": [replace(fake_run("fig14", 0, [0.0, 0.0]), returns=[np.zeros(25), np.zeros(25)])]}
     row = experiments.search_table(untrained, store=experiments.Store(tmp_path)).iloc[0]
-    assert row["never found"] == 1.0 and row["ours: steps off"] == 21 and np.isnan(row["steps off where found"])
+    assert row["targets with return 0"] == 1.0 and row["ours: steps off"] == 21 and np.isnan(row["steps off on the others"])
     rating = {"fig18": [fake_run("fig18", 0, [150.0, 170.0])]}
     with pytest.raises(ValueError, match="fig18 uses the Rating reward"):
         experiments.search_table(rating, store=experiments.Store(tmp_path))
