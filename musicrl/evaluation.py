@@ -70,8 +70,8 @@ class Episode:
     @property
     def found(self) -> bool:
         """Saw a top-rated position (the target; under WiderTopTarget also its neighbours), the
-        start included: an episode that starts next to the target and walks away counts as
-        found, though the start earns no reward."""
+        start included: an episode that starts on a top-rated position and walks away counts
+        as found, though the start earns no reward."""
         return MAX_RATING in self.ratings
 
     @property
