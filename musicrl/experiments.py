@@ -306,6 +306,12 @@ SHORT_NAMES = {"A2C": "A2C", "RecurrentA2C": "LSTM-A2C", "TRPO": "TRPO", "Entrop
 THESIS_ALGORITHM = {"A2C": "A2C", "RecurrentA2C": "A2C", "TRPO": "ACKTR", "EntropyTRPO": "ACKTR"}
 
 
+def _baseline_config(config: EnvConfig) -> EnvConfig:
+    """The config whose baselines stand for ``config``: their returns do not depend on the
+    observation or the action space, so one cached result serves all of them."""
+    return replace(config, obs="GridObs", action="Discrete")
+
+
 def reference_levels(config: EnvConfig, profile: str, store: Store | None = None) -> dict[str, float]:
     """Mean returns of the baselines a trained agent is measured against.
 
@@ -314,7 +320,7 @@ def reference_levels(config: EnvConfig, profile: str, store: Store | None = None
     ``greedy`` and ``lookahead``.
     """
     store = store or Store()
-    config = replace(config, obs="GridObs", action="Discrete")  # baselines' returns do not depend on these
+    config = _baseline_config(config)
     levels = {}
     if config.d <= baselines.EXACT_UP_TO:
         levels["optimal"] = _baseline_result(config, "optimal", store)["mean"]
@@ -395,7 +401,7 @@ def search_table(runs: dict[str, list[RunResult]], store: Store | None = None) -
         off = [EPISODE_STEPS - r.final.returns / BULLSEYE_REWARD for r in results]
         missed = [float(np.mean(r.final.returns == 0)) for r in results]
         steps = mean_ci([o.mean() for o in off])
-        greedy = _baseline_result(replace(e.env, obs="GridObs", action="Discrete"), "greedy", store or Store())["mean"]
+        greedy = _baseline_result(_baseline_config(e.env), "greedy", store or Store())["mean"]
         rows.append({
             "experiment": name, "figure": e.figure, "d": e.env.d, "positions": e.env.n_positions, "seeds": len(results),
             "greedy: steps off": EPISODE_STEPS - greedy / BULLSEYE_REWARD,
