@@ -511,10 +511,15 @@ def line_search_success(spec: RunSpec, root=None, every: int = 500) -> list[floa
 
 
 def run_extras(spec: RunSpec, root=None) -> dict:
-    """What the book needs from a run beyond its result.json, computed while the weights exist."""
+    """What the book needs from a run beyond its result.json, computed while the weights exist.
+
+    The entropy covers the checkpoints stored locally: every one, unless the run was carried
+    over from another machine (then those trained since the carry, see
+    :func:`musicrl.training.saved_checkpoints`).
+    """
     extras = {
         "sampling": sampling_stats(spec, root),
-        "entropy": {str(u): policy_entropy(spec, u, root) for u in spec.checkpoints},
+        "entropy": {str(u): policy_entropy(spec, u, root) for u in training.saved_checkpoints(spec, root)},
     }
     if "TRPO" in spec.agent.algorithm:
         extras["line_search_success"] = {"every": 500, "values": line_search_success(spec, root, 500)}

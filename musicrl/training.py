@@ -269,12 +269,21 @@ def _load_checkpoint(folder: Path, updates: int, spec: RunSpec, env: VecEnv) -> 
     return model, env, state
 
 
+def saved_checkpoints(spec: RunSpec, root: Path | str | None = None) -> list[int]:
+    """The updates whose checkpoint (weights) is stored locally. A run resumed from ``carry/``
+    has only those saved since: the carry holds its last checkpoint, not the earlier ones."""
+    return _saved(run_dir(spec, root), spec)
+
+
+def _saved(folder: Path, spec: RunSpec) -> list[int]:
+    return [u for u in spec.checkpoints if (folder / "checkpoints" / _checkpoint_name(u) / "state.pkl").exists()]
+
+
 def _latest_checkpoint(folder: Path, spec: RunSpec) -> int:
     """The last complete checkpoint (0 if none); leftovers of an interrupted save are removed."""
     for partial in (folder / "checkpoints").glob(".u*"):
         shutil.rmtree(partial, ignore_errors=True)
-    done = [u for u in spec.checkpoints if (folder / "checkpoints" / _checkpoint_name(u) / "state.pkl").exists()]
-    return max(done, default=0)
+    return max(_saved(folder, spec), default=0)
 
 
 def _evaluate(folder: Path, updates: int, model: BaseAlgorithm, env: VecEnv, spec: RunSpec) -> np.ndarray:

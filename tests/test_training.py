@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from musicrl import training
+from musicrl import experiments, training
 from musicrl.agents import AgentConfig, algorithm_class
 from musicrl.envs import EnvConfig
 from musicrl.evaluation import evaluate_policy
@@ -109,7 +109,10 @@ def test_a_carried_run_resumes_on_a_fresh_store_to_the_uninterrupted_result(trai
     assert sorted(p.name for p in (fresh / "checkpoints").iterdir()) == ["u0000012", "u0000018"]  # resumed, not retrained
     assert sorted(p.name for p in (fresh / "evals").iterdir()) == ["u0000006.json", "u0000012.json", "u0000018.json"]
     assert not list(fresh.glob(".carried.*"))
-    training.publish(run, {}, tmp_path / "session2", tmp_path / "published")
+    assert training.saved_checkpoints(run, tmp_path / "session2") == [12, 18]
+    extras = experiments.run_extras(run, tmp_path / "session2")  # the weights of update 6 stayed on the first machine
+    assert sorted(extras["entropy"]) == ["12", "18"]
+    training.publish(run, extras, tmp_path / "session2", tmp_path / "published")
     assert not path.exists() and training.carried_updates(run) == 0
 
 
