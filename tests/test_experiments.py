@@ -208,3 +208,21 @@ def test_the_missing_runs_note_names_seeds_carried_progress_and_the_command(tmp_
     assert "; fig24 (seeds 0). " in note
     assert "`musicrl train fig25 --profile full --seed 0 1 2 3 4`" in note
     assert experiments.missing_note([], "full") == ""
+
+
+def test_baseline_table_is_the_same_on_several_workers_and_fills_the_store(tmp_path):
+    from musicrl import baselines
+    from musicrl.store import Store
+
+    chapter = experiments.EnvironmentChapter(dims=(2, 3), reveal_after={3: 1})
+    one = experiments.baseline_table(chapter, Store(tmp_path / "one"), progress=False)
+    two = experiments.baseline_table(chapter, Store(tmp_path / "two"), progress=False, workers=2)
+    assert one.equals(two)
+    assert set(one.policy) == {*baselines.BASELINES, experiments.UPPER_BOUND}
+    bounds = one[one.policy == experiments.UPPER_BOUND]
+    assert bounds.d.tolist() == [3, 3, 3, 3] and len(list((tmp_path / "two" / "planner").glob("*.json"))) == 4
+    for _, bound in bounds.iterrows():
+        same = one[(one.d == 3) & (one.preset == bound.preset) & (one.reward == bound.reward) & (one.policy != bound.policy)]
+        assert bound["mean"] >= same["mean"].max()  # no policy beats the relaxation
+    again = experiments.baseline_table(chapter, Store(tmp_path / "two"), progress=False, workers=2)  # all stored: read
+    assert again.equals(one)
