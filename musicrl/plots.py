@@ -7,6 +7,7 @@ from typing import Mapping
 import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
+from matplotlib.ticker import FuncFormatter
 
 from musicrl import users
 from musicrl.evaluation import Episode, smooth
@@ -55,6 +56,11 @@ def plot_episodes(episodes: Mapping[str, Episode]) -> plt.Figure:
     return fig
 
 
+def thousands(x: float, _pos=None) -> str:
+    """A tick label for update counts: 80000 -> "80k", so long budgets' ticks do not run together."""
+    return f"{x / 1000:g}k" if abs(x) >= 1000 else f"{x:g}"
+
+
 def plot_curves(
     curves: Mapping[str, np.ndarray],
     references: Mapping[str, float] | None = None,
@@ -75,6 +81,7 @@ def plot_curves(
     for j, (label, level) in enumerate((references or {}).items()):
         ax.axhline(level, color="0.3", ls=("--", ":", "-.")[j % 3], lw=1.2, label=label)
     ax.set(xlabel="update", ylabel="avg return, last 10 episodes", title=title)
+    ax.xaxis.set_major_formatter(FuncFormatter(thousands))
     ax.legend(loc="lower right", fontsize="small", frameon=True)
     return ax
 
@@ -90,6 +97,7 @@ def plot_checkpoint_returns(
     for j, (label, level) in enumerate((references or {}).items()):
         ax.axhline(level, color="0.3", ls=("--", ":", "-.")[j % 3], lw=1.2, label=label)
     ax.set(xlabel="update", ylabel="mean return, all targets", title=title)
+    ax.xaxis.set_major_formatter(FuncFormatter(thousands))
     ax.legend(loc="lower right", fontsize="small")
     return ax
 
