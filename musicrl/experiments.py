@@ -137,13 +137,14 @@ def baseline_table(chapter: EnvironmentChapter, store: Store | None = None, prog
     store = store or Store()
     tasks = _baseline_tasks(chapter)
     todo = [t for t in tasks if store.get(*_task_key(t)) is None]
-    if workers != 1 and len(todo) > 1:
+    parallel = workers != 1 and len(todo) > 1
+    if parallel:
         todo.sort(key=lambda t: t[0] != "bound")
         done = Parallel(n_jobs=workers, return_as="generator_unordered")(delayed(_run_task)(t, store) for t in todo)
         for _ in tqdm(done, total=len(todo), desc="baselines", disable=not progress):
             pass
     rows = []
-    for task in tqdm(tasks, desc="baselines", disable=not progress or workers != 1):
+    for task in tqdm(tasks, desc="baselines", disable=not progress or parallel):
         kind, config, arg = task
         result = _run_task(task, store)
         if kind == "baseline":

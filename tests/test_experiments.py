@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from musicrl import experiments
+from musicrl import baselines, experiments
 from musicrl.cli import main
 from musicrl.evaluation import late_rise, mean_ci, smooth, updates_to_convergence
 from musicrl.training import RunResult, carry_path
@@ -211,12 +211,9 @@ def test_the_missing_runs_note_names_seeds_carried_progress_and_the_command(tmp_
 
 
 def test_baseline_table_is_the_same_on_several_workers_and_fills_the_store(tmp_path):
-    from musicrl import baselines
-    from musicrl.store import Store
-
     chapter = experiments.EnvironmentChapter(dims=(2, 3), reveal_after={3: 1})
-    one = experiments.baseline_table(chapter, Store(tmp_path / "one"), progress=False)
-    two = experiments.baseline_table(chapter, Store(tmp_path / "two"), progress=False, workers=2)
+    one = experiments.baseline_table(chapter, experiments.Store(tmp_path / "one"), progress=False)
+    two = experiments.baseline_table(chapter, experiments.Store(tmp_path / "two"), progress=False, workers=2)
     assert one.equals(two)
     assert set(one.policy) == {*baselines.BASELINES, experiments.UPPER_BOUND}
     bounds = one[one.policy == experiments.UPPER_BOUND]
@@ -224,5 +221,5 @@ def test_baseline_table_is_the_same_on_several_workers_and_fills_the_store(tmp_p
     for _, bound in bounds.iterrows():
         same = one[(one.d == 3) & (one.preset == bound.preset) & (one.reward == bound.reward) & (one.policy != bound.policy)]
         assert bound["mean"] >= same["mean"].max()  # no policy beats the relaxation
-    again = experiments.baseline_table(chapter, Store(tmp_path / "two"), progress=False, workers=2)  # all stored: read
+    again = experiments.baseline_table(chapter, experiments.Store(tmp_path / "two"), progress=False, workers=2)  # all stored: read
     assert again.equals(one)
