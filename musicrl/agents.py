@@ -10,6 +10,11 @@ coefficient, bootstrapping at truncation). Three algorithms:
   and RMSprop performs the A2C update (the clipped ratio is exactly 1 in the only epoch);
   ``tests/test_agents.py`` checks this on the feed-forward case. The memory is a 64-unit
   LSTM shared by actor and critic, where the thesis had a GRU.
+- ``GRUA2C``: the thesis's own agent, ikostrikov's recurrent A2C: one GRU (``hidden``
+  units) shared by actor and critic with both losses backpropagating into it, then the
+  64-64 tanh heads, and truncated BPTT over the whole n-step rollout from the hidden state
+  stored at its start (:class:`GRUA2CModel`: ``RecurrentPPO`` configured as A2C as above,
+  with :class:`GRUActorCriticPolicy` and a rollout buffer that keeps the rollout whole).
 - ``TRPO``: sb3-contrib ``TRPO``, a natural-gradient trust-region method, stands in for
   ACKTR (not in SB3), feed-forward as the thesis's ACKTR runs were.
 - ``EntropyTRPO``: the same with the entropy bonus of the thesis's ACKTR (``ent_coef``)
@@ -34,6 +39,8 @@ from typing import Any
 import numpy as np
 import torch
 from sb3_contrib import TRPO, RecurrentPPO
+from sb3_contrib.common.recurrent.buffers import RecurrentRolloutBuffer
+from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
 from stable_baselines3 import A2C, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecFrameStack, VecMonitor, VecNormalize
@@ -42,7 +49,7 @@ from musicrl.envs import EnvConfig, PreferenceSearchVecEnv
 from musicrl.users import check_choice
 from musicrl.wolpertinger import LevelActions, Wolpertinger
 
-ALGORITHMS = ("A2C", "RecurrentA2C", "TRPO", "EntropyTRPO", "Wolpertinger")
+ALGORITHMS = ("A2C", "RecurrentA2C", "GRUA2C", "TRPO", "EntropyTRPO", "Wolpertinger")
 # Wolpertinger's replay settings (TD3's machinery); one "update" is n_steps x n_envs transitions
 # followed by gradient_steps gradient steps (one per 32 transitions at the thesis's 20 x 16).
 REPLAY = {"buffer_size": 200_000, "batch_size": 256, "learning_starts": 5_000, "tau": 0.005, "learning_rate": 1e-3,
@@ -170,6 +177,86 @@ class EntropyTRPO(TRPO):
         self.logger.record("train/value_loss", float(np.mean(value_losses)))
 
 
+class _GRU(torch.nn.GRU):
+    """A GRU behind the LSTM interface of sb3-contrib: states ``(h, c)`` in and out, ``c`` unused."""
+
+    def forward(self, x: torch.Tensor, states: tuple[torch.Tensor, torch.Tensor]):  # type: ignore[override]
+        hidden, cell = states
+        output, hidden = super().forward(x, hidden.contiguous())
+        return output, (hidden, cell)
+
+
+class GRUActorCriticPolicy(RecurrentActorCriticPolicy):
+    """sb3-contrib's recurrent policy with a GRU shared by actor and critic, the critic's loss
+    backpropagating into it (ikostrikov's ``MLPBase(recurrent=True)``; sb3-contrib's shared
+    LSTM detaches the critic). Build it with ``shared_lstm=True, enable_critic_lstm=False``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.shared_lstm or self.enable_critic_lstm:
+            raise ValueError("GRUActorCriticPolicy shares its GRU: pass shared_lstm=True, enable_critic_lstm=False")
+        self.lstm_actor = _GRU(self.features_dim, self.lstm_output_dim, num_layers=self.lstm_actor.num_layers)
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.optimizer = self.optimizer_class(self.parameters(), lr=lr, **self.optimizer_kwargs)
+
+    def _latents(self, obs, states, episode_starts):
+        features = self.extract_features(obs)
+        latent, states = self._process_sequence(features, states, episode_starts, self.lstm_actor)
+        return self.mlp_extractor.forward_actor(latent), self.mlp_extractor.forward_critic(latent), states
+
+    def forward(self, obs, lstm_states, episode_starts, deterministic: bool = False):
+        from sb3_contrib.common.recurrent.type_aliases import RNNStates
+
+        latent_pi, latent_vf, states = self._latents(obs, lstm_states.pi, episode_starts)
+        distribution = self._get_action_dist_from_latent(latent_pi)
+        actions = distribution.get_actions(deterministic=deterministic)
+        log_prob = distribution.log_prob(actions)
+        actions = actions.reshape((-1, *self.action_space.shape))  # type: ignore[misc]
+        return actions, self.value_net(latent_vf), log_prob, RNNStates(states, states)
+
+    def predict_values(self, obs, lstm_states, episode_starts):
+        return self.value_net(self._latents(obs, lstm_states, episode_starts)[1])
+
+    def evaluate_actions(self, obs, actions, lstm_states, episode_starts):
+        latent_pi, latent_vf, _ = self._latents(obs, lstm_states.pi, episode_starts)
+        distribution = self._get_action_dist_from_latent(latent_pi)
+        return self.value_net(latent_vf), distribution.log_prob(actions), distribution.entropy()
+
+
+class WholeRolloutBuffer(RecurrentRolloutBuffer):
+    """sb3-contrib's recurrent buffer without its random split of the batch: each env's
+    rollout stays one sequence from the hidden state stored at its start (ikostrikov's BPTT)."""
+
+    def get(self, batch_size: int | None = None):
+        if not self.generator_ready:  # as RecurrentRolloutBuffer.get prepares its arrays
+            for name in ("hidden_states_pi", "cell_states_pi", "hidden_states_vf", "cell_states_vf"):
+                self.__dict__[name] = self.__dict__[name].swapaxes(1, 2)
+            for name in ("observations", "actions", "values", "log_probs", "advantages", "returns", "hidden_states_pi",
+                         "cell_states_pi", "hidden_states_vf", "cell_states_vf", "episode_starts"):
+                self.__dict__[name] = self.swap_and_flatten(self.__dict__[name])
+            self.generator_ready = True
+        total = self.buffer_size * self.n_envs
+        batch_size = total if batch_size is None else batch_size
+        env_change = np.zeros((self.buffer_size, self.n_envs))
+        env_change[0, :] = 1.0
+        env_change = self.swap_and_flatten(env_change)
+        indices = np.arange(total)
+        for start in range(0, total, batch_size):
+            yield self._get_samples(indices[start:start + batch_size], env_change)
+
+
+class GRUA2CModel(RecurrentPPO):
+    """``RecurrentPPO`` with :class:`GRUActorCriticPolicy` and :class:`WholeRolloutBuffer`;
+    configured by :func:`make_agent` so that its one update is the A2C update."""
+
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        self.rollout_buffer = WholeRolloutBuffer(
+            self.n_steps, self.observation_space, self.action_space, self.rollout_buffer.hidden_state_shape, self.device,
+            gamma=self.gamma, gae_lambda=self.gae_lambda, n_envs=self.n_envs,
+        )
+
+
 def make_training_env(env_config: EnvConfig, agent: AgentConfig, seed: int) -> VecEnv:
     """Batched envs (step limit as terminal), episode logging, Wolpertinger's Box actions, the
     stacked frames, then running normalization."""
@@ -188,7 +275,7 @@ def make_training_env(env_config: EnvConfig, agent: AgentConfig, seed: int) -> V
 def algorithm_class(algorithm: str) -> type[BaseAlgorithm]:
     """The SB3 class behind an algorithm name (for loading checkpoints)."""
     check_choice("algorithm", algorithm, ALGORITHMS)
-    return {"A2C": A2C, "RecurrentA2C": RecurrentPPO, "TRPO": TRPO, "EntropyTRPO": EntropyTRPO,
+    return {"A2C": A2C, "RecurrentA2C": RecurrentPPO, "GRUA2C": GRUA2CModel, "TRPO": TRPO, "EntropyTRPO": EntropyTRPO,
             "Wolpertinger": Wolpertinger}[algorithm]
 
 
@@ -228,13 +315,14 @@ def make_agent(agent: AgentConfig, env: VecEnv, seed: int, tensorboard_log: str 
             vf_coef=agent.vf_coef, max_grad_norm=agent.max_grad_norm, rms_prop_eps=agent.rms_eps,
             normalize_advantage=False, policy_kwargs={**_heads(agent), **_optimizer(agent)}, **common,
         )
-    if agent.algorithm == "RecurrentA2C":
+    if agent.algorithm in ("RecurrentA2C", "GRUA2C"):
         policy_kwargs = {
             **_heads(agent), **_optimizer(agent), "lstm_hidden_size": agent.hidden, "n_lstm_layers": 1,
             "shared_lstm": True, "enable_critic_lstm": False,
         }
-        return RecurrentPPO(
-            "MlpLstmPolicy", env, ent_coef=agent.ent_coef, vf_coef=agent.vf_coef,
+        gru = agent.algorithm == "GRUA2C"
+        return (GRUA2CModel if gru else RecurrentPPO)(
+            GRUActorCriticPolicy if gru else "MlpLstmPolicy", env, ent_coef=agent.ent_coef, vf_coef=agent.vf_coef,
             max_grad_norm=agent.max_grad_norm, policy_kwargs=policy_kwargs, **ppo_as_a2c_kwargs(agent), **common,
         )
     if agent.algorithm == "Wolpertinger":

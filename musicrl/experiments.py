@@ -164,6 +164,7 @@ def settings_frame(chapter: EnvironmentChapter) -> pd.DataFrame:
 STAND_INS = {
     "A2C": "A2C (SB3), feed-forward as in the thesis",
     "RecurrentA2C": "A2C with a 64-unit LSTM (sb3-contrib RecurrentPPO configured as A2C) for the thesis's GRU",
+    "GRUA2C": "A2C with a 64-unit GRU shared by actor and critic (the thesis's own agent, ikostrikov's recurrent A2C)",
     "TRPO": "TRPO (sb3-contrib) for ACKTR, which SB3 does not have; feed-forward as in the thesis",
     "EntropyTRPO": "TRPO with the entropy bonus of the thesis's ACKTR (musicrl.agents.EntropyTRPO); a diagnostic variant",
 }
@@ -203,7 +204,7 @@ class Experiment:
 
     @property
     def recurrent(self) -> bool:
-        return self.agent.algorithm == "RecurrentA2C"
+        return self.agent.algorithm in ("RecurrentA2C", "GRUA2C")
 
 
 @dataclass(frozen=True)
@@ -274,6 +275,13 @@ VARIANTS: dict[str, Experiment] = {
                              caption="BoardObs, n = 20, Rating reward, TRPO with ACKTR's entropy bonus",
                              agent=replace(EXPERIMENTS["fig20"].agent, algorithm="EntropyTRPO")),
 }
+# The thesis's own agent (GRU shared by actor and critic) on every recurrent GridObs experiment.
+GRU_OF = ("fig11", "fig12", "fig13", "fig14", "fig15", "fig18", "fig24", "fig25")
+VARIANTS.update({
+    f"{name}-gru": replace(EXPERIMENTS[name], name=f"{name}-gru", caption=f"{EXPERIMENTS[name].caption}, GRU-A2C",
+                           agent=replace(EXPERIMENTS[name].agent, algorithm="GRUA2C"))
+    for name in GRU_OF
+})
 CHAPTER_EXPERIMENTS = {
     "experiments_2d": tuple(n for n, e in EXPERIMENTS.items() if e.env.d == 2),
     "higher_dimensions": ("fig14", *(n for n, e in EXPERIMENTS.items() if e.env.d > 2)),
@@ -339,8 +347,8 @@ def experiments_frame(names: Sequence[str], profile: str) -> pd.DataFrame:
     return frame
 
 
-SHORT_NAMES = {"A2C": "A2C", "RecurrentA2C": "LSTM-A2C", "TRPO": "TRPO", "EntropyTRPO": "TRPO+entropy"}
-THESIS_ALGORITHM = {"A2C": "A2C", "RecurrentA2C": "A2C", "TRPO": "ACKTR", "EntropyTRPO": "ACKTR"}
+SHORT_NAMES = {"A2C": "A2C", "RecurrentA2C": "LSTM-A2C", "GRUA2C": "GRU-A2C", "TRPO": "TRPO", "EntropyTRPO": "TRPO+entropy"}
+THESIS_ALGORITHM = {"A2C": "A2C", "RecurrentA2C": "A2C", "GRUA2C": "A2C", "TRPO": "ACKTR", "EntropyTRPO": "ACKTR"}
 
 
 def _baseline_config(config: EnvConfig) -> EnvConfig:

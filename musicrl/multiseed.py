@@ -11,7 +11,7 @@ streams (torch sampling, numpy batch shuffling, env targets) carried over from a
 into the SB3 objects, so checkpoints are interchangeable between the two paths.
 ``tests/test_multiseed.py`` trains both from the same seed and compares the parameters.
 
-It covers ``A2C`` and ``RecurrentA2C`` with Discrete actions or MultiDiscrete ones (one
+It covers ``A2C``, ``RecurrentA2C`` (LSTM) and ``GRUA2C`` (GRU) with Discrete actions or MultiDiscrete ones (one
 categorical per feature, the factored policy of the "Beyond the thesis" chapter), with or
 without stacked frames. What it does not do: callbacks other than the thesis's curve, other
 algorithms, GPU.
@@ -33,7 +33,8 @@ from stable_baselines3.common.vec_env import VecNormalize
 from musicrl.agents import AgentConfig
 from musicrl.envs import EnvConfig, PreferenceSearchVecEnv
 
-SUPPORTED = ("A2C", "RecurrentA2C")
+SUPPORTED = ("A2C", "RecurrentA2C", "GRUA2C")
+MEMORY = {"A2C": None, "RecurrentA2C": "lstm", "GRUA2C": "gru"}
 CLIP_RANGE = 0.2  # RecurrentPPO's default; with one epoch the ratio stays 1 and the clip never acts
 
 
@@ -99,8 +100,8 @@ def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.
 class StackedPolicy:
     """The SB3 policy's layers with the seeds stacked along dimension 0."""
 
-    def __init__(self, models: list[BaseAlgorithm], recurrent: bool) -> None:
-        self.models, self.recurrent = models, recurrent
+    def __init__(self, models: list[BaseAlgorithm], memory: str | None) -> None:
+        self.models, self.memory = models, memory
         self.names = [name for name, _ in models[0].policy.named_parameters()]
         with torch.no_grad():
             self.params = {
@@ -116,8 +117,9 @@ class StackedPolicy:
         return _tanh(_linear(x, self[f"mlp_extractor.{net}.2.weight"], self[f"mlp_extractor.{net}.2.bias"]))
 
     def heads(self, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Action logits and values; with the LSTM the critic does not backpropagate into it."""
-        critic_in = latent.detach() if self.recurrent else latent
+        """Action logits and values; with the LSTM (sb3-contrib) the critic does not backpropagate
+        into it, with the GRU (ikostrikov) it does."""
+        critic_in = latent.detach() if self.memory == "lstm" else latent
         logits = _linear(self._mlp(latent, "policy_net"), self["action_net.weight"], self["action_net.bias"])
         values = _linear(self._mlp(critic_in, "value_net"), self["value_net.weight"], self["value_net.bias"])
         return logits, values.squeeze(-1)
@@ -130,6 +132,19 @@ class StackedPolicy:
         i, f, g, o = gates.chunk(4, dim=-1)
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * _tanh(g)
         return torch.sigmoid(o) * _tanh(c), c
+
+    def gru_cell(self, projected: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """``torch.nn.GRU``'s step: gates (r, z, n), the reset gate applied to the recurrent part of n."""
+        recurrent = _linear(h, self["lstm_actor.weight_hh_l0"], self["lstm_actor.bias_hh_l0"])
+        r_x, z_x, n_x = projected.chunk(3, dim=-1)
+        r_h, z_h, n_h = recurrent.chunk(3, dim=-1)
+        r, z = torch.sigmoid(r_x + r_h), torch.sigmoid(z_x + z_h)
+        n = _tanh(n_x + r * n_h)
+        return (1 - z) * n + z * h
+
+    def cell(self, projected: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step of the memory; the GRU carries ``c`` unchanged (zeros), as sb3-contrib's states want."""
+        return (self.gru_cell(projected, h), c) if self.memory == "gru" else self.lstm_cell(projected, h, c)
 
     def write_back(self) -> None:
         with torch.no_grad():
@@ -257,7 +272,8 @@ class MultiSeedTrainer:
             raise ValueError(f"the multi-seed trainer implements {SUPPORTED} on the CPU, not {agent.algorithm!r} "
                              f"on {seeds[0].model.device}")
         self.agent, self.seeds = agent, seeds
-        self.recurrent = agent.algorithm == "RecurrentA2C"
+        self.memory = MEMORY[agent.algorithm]
+        self.recurrent = self.memory is not None
         self.device = seeds[0].model.device
         space = seeds[0].model.action_space
         self.groups = len(space.nvec) if hasattr(space, "nvec") else 1
@@ -268,7 +284,7 @@ class MultiSeedTrainer:
         after each update (progress bars)."""
         seeds, agent = self.seeds, self.agent
         S, E, T = len(seeds), agent.n_envs, agent.n_steps
-        policy = StackedPolicy([s.model for s in seeds], self.recurrent)
+        policy = StackedPolicy([s.model for s in seeds], self.memory)
         optimizer = self._optimizer(policy)
         generators = [self._generator(s.torch_state) for s in seeds]
         shufflers = [np.random.RandomState() for _ in seeds]
@@ -342,7 +358,7 @@ class MultiSeedTrainer:
         x = torch.as_tensor(obs, device=self.device)
         if self.recurrent:
             keep = torch.as_tensor(1.0 - starts, device=self.device).unsqueeze(-1)
-            h, c = policy.lstm_cell(policy.lstm_input(x), keep * state[0], keep * state[1])
+            h, c = policy.cell(policy.lstm_input(x), keep * state[0], keep * state[1])
             state, x = (h, c), h
         logits, values = policy.heads(x)
         return logits, values, state
@@ -372,7 +388,8 @@ class MultiSeedTrainer:
         obs = as_tensor(buffer["obs"].transpose(1, 0, 2, 3))  # (S, T, E, k)
         actions = as_tensor(np.swapaxes(buffer["actions"], 0, 1)).reshape(S, T * E, *buffer["actions"].shape[3:])
         if self.recurrent:
-            splits = [rs.randint(T * E) for rs in shufflers]  # RecurrentPPO's split of the batch
+            # RecurrentPPO's split of the batch (LSTM); the GRU's buffer keeps every rollout whole
+            splits = [rs.randint(T * E) for rs in shufflers] if self.memory == "lstm" else [0] * S
             latent = self._unroll(policy, obs, as_tensor(buffer["starts"]), initial, splits)
         else:
             for rs in shufflers:
@@ -400,7 +417,7 @@ class MultiSeedTrainer:
         return torch.stack([policy_loss, value_loss, entropy_loss]).detach()
 
     def _unroll(self, policy, obs, starts, initial, splits) -> torch.Tensor:
-        """The LSTM over the rollout; at RecurrentPPO's split point the state restarts from the stored one (detached)."""
+        """The memory over the rollout; at RecurrentPPO's split point the state restarts from the stored one (detached)."""
         S, T, E, _ = obs.shape
         projected = policy.lstm_input(obs.reshape(S, T * E, -1)).reshape(S, T, E, -1)
         h, c = initial
@@ -413,7 +430,7 @@ class MultiSeedTrainer:
             if cut[t].any():
                 h, c = torch.where(cut[t], h.detach(), h), torch.where(cut[t], c.detach(), c)
             keep = (1.0 - starts[t]).unsqueeze(-1)
-            h, c = policy.lstm_cell(projected[:, t], keep * h, keep * c)
+            h, c = policy.cell(projected[:, t], keep * h, keep * c)
             outputs.append(h)
         return torch.stack(outputs, dim=1).reshape(S, T * E, -1)
 
