@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import tempfile
+import warnings
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
@@ -46,8 +47,37 @@ def config_hash(config: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+def _remove_leftovers(path: Path) -> None:
+    """Temporary files of earlier writes of ``path`` that a kill left behind."""
+    for leftover in path.parent.glob(f"{path.name}*.tmp"):
+        leftover.unlink(missing_ok=True)
+
+
+def set_aside(path: Path, reason: str) -> Path:
+    """Rename a damaged file to ``<name>.corrupt`` (kept for inspection), with a warning naming it."""
+    target = path.with_name(path.name + ".corrupt")
+    os.replace(path, target)
+    warnings.warn(f"{path} is damaged ({reason}); moved to {target.name} and recomputed", stacklevel=3)
+    return target
+
+
+def read_json_checked(path: Path, check: Callable[[Any], Any] = lambda payload: payload, gzipped: bool = False) -> Any | None:
+    """``check(payload)`` of the JSON file at ``path``; None if the file is absent. A file that does
+    not parse, or that ``check`` rejects (KeyError, TypeError, ValueError), is set aside
+    (:func:`set_aside`) and None returned, so the caller recomputes it."""
+    if not path.exists():
+        return None
+    try:
+        payload = read_gzip_json(path) if gzipped else json.loads(path.read_text())
+        return check(payload)
+    except (OSError, EOFError, UnicodeDecodeError, KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
+        set_aside(path, f"{type(error).__name__}: {error}"[:200])
+        return None
+
+
 def write_json_atomic(path: Path, payload: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as handle:
@@ -62,6 +92,7 @@ def write_gzip_json_atomic(path: Path, payload: Any) -> None:
     """Compact JSON, gzip-compressed (reproducibly: no timestamp in the header), written atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     data = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+    _remove_leftovers(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle, gzip.GzipFile(fileobj=handle, mode="wb", mtime=0, filename="") as zipped:
@@ -87,10 +118,7 @@ class Store:
         return self.root / kind / f"{config_hash(config)}.json"
 
     def get(self, kind: str, config: dict[str, Any]) -> Any | None:
-        path = self.path(kind, config)
-        if not path.exists():
-            return None
-        return json.loads(path.read_text())["result"]
+        return read_json_checked(self.path(kind, config), lambda payload: payload["result"])
 
     def get_or_compute(self, kind: str, config: dict[str, Any], compute: Callable[[], Any]) -> Any:
         found = self.get(kind, config)

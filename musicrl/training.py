@@ -48,7 +48,8 @@ from musicrl import multiseed
 from musicrl.agents import AgentConfig, algorithm_class, make_agent, make_training_env
 from musicrl.envs import EPISODE_STEPS, EnvConfig, PreferenceSearchVecEnv
 from musicrl.evaluation import EvalResult, evaluate_policy, pool
-from musicrl.store import DEFAULT_ROOT, PUBLISHED_ROOT, config_hash, read_gzip_json, versions, write_gzip_json_atomic, write_json_atomic
+from musicrl.store import (DEFAULT_ROOT, PUBLISHED_ROOT, config_hash, read_json_checked, versions, write_gzip_json_atomic,
+                           write_json_atomic)
 from musicrl.users import check_choice
 from musicrl.wolpertinger import box_to_levels
 
@@ -286,18 +287,53 @@ def _latest_checkpoint(folder: Path, spec: RunSpec) -> int:
     return max(_saved(folder, spec), default=0)
 
 
+def _eval_path(folder: Path, updates: int) -> Path:
+    return folder / "evals" / f"{_checkpoint_name(updates)}.json"
+
+
+def _read_returns(path: Path) -> np.ndarray | None:
+    """A checkpoint's stored returns; None if absent or damaged (then set aside, to be recomputed)."""
+    def check(payload) -> np.ndarray:
+        returns = np.asarray(payload["returns"], dtype=float)
+        if returns.ndim != 1 or not len(returns):
+            raise ValueError("no returns")
+        return returns
+    return read_json_checked(path, check)
+
+
 def _evaluate(folder: Path, updates: int, model: BaseAlgorithm, env: VecEnv, spec: RunSpec) -> np.ndarray:
-    path = folder / "evals" / f"{_checkpoint_name(updates)}.json"
-    if path.exists():
-        return _stored_returns(folder, updates)
+    path = _eval_path(folder, updates)
+    if (found := _read_returns(path)) is not None:
+        return found
     result = evaluate_policy(trained_policy(model, env, spec.agent), spec.env)
     write_json_atomic(path, {"updates": updates, "returns": result.returns.tolist(), **result.summary()})
     return result.returns
 
 
 def _stored_returns(folder: Path, updates: int) -> np.ndarray:
-    payload = json.loads((folder / "evals" / f"{_checkpoint_name(updates)}.json").read_text())
-    return np.asarray(payload["returns"], dtype=float)
+    found = _read_returns(_eval_path(folder, updates))
+    if found is None:
+        raise RuntimeError(f"{folder}: checkpoint {updates} has no evaluation; rerun to compute it")
+    return found
+
+
+def _evaluate_saved(folder: Path, spec: RunSpec) -> int:
+    """Evaluate every saved checkpoint whose evaluation is missing (a kill between saving and
+    evaluating it); return the update to resume from: the last saved checkpoint before which
+    every checkpoint has its evaluation (or 0, to start afresh)."""
+    saved, resume = set(_saved(folder, spec)), 0
+    for updates in spec.checkpoints:
+        missing = _read_returns(_eval_path(folder, updates)) is None
+        if missing and updates not in saved:
+            break
+        if missing:
+            env = make_training_env(spec.env, spec.agent, spec.seed)
+            model, env, _ = _load_checkpoint(folder, updates, spec, env)
+            _evaluate(folder, updates, model, env, spec)
+            env.close()
+        if updates in saved:
+            resume = updates
+    return resume
 
 
 def run_dir(spec: RunSpec, root: Path | str | None = None) -> Path:
@@ -378,14 +414,11 @@ def published_path(spec: RunSpec, published: Path | str | None = None) -> Path:
 def load_result(spec: RunSpec, root: Path | str | None = None, published: Path | str | None | bool = None) -> RunResult | None:
     """The finished run's result from the local store, else from the published results
     (``published=False`` skips them), or None if it has not finished."""
-    path = run_dir(spec, root) / "result.json"
-    if path.exists():
-        return RunResult.from_json(json.loads(path.read_text()))
-    if published is not False:
-        found = published_path(spec, None if published is True else published)
-        if found.exists():
-            return RunResult.from_json(read_gzip_json(found))
-    return None
+    found = read_json_checked(run_dir(spec, root) / "result.json", RunResult.from_json)
+    if found is None and published is not False:
+        found = read_json_checked(published_path(spec, None if published is True else published), RunResult.from_json,
+                                  gzipped=True)
+    return found
 
 
 def publish(spec: RunSpec, extras: dict[str, Any], root: Path | str | None = None,
@@ -480,8 +513,9 @@ def _open(spec: RunSpec, root: Path | str | None, tensorboard: bool) -> tuple[Pa
     updates); ``saved`` holds the curve, recent episodes and wall time so far."""
     folder = run_dir(spec, root)
     _restore_carried(spec, folder)
+    _latest_checkpoint(folder, spec)  # removes the leftovers of an interrupted save
+    done = _evaluate_saved(folder, spec)
     env = make_training_env(spec.env, spec.agent, spec.seed)
-    done = _latest_checkpoint(folder, spec)
     if done:
         model, env, saved = _load_checkpoint(folder, done, spec, env)
     else:
