@@ -252,3 +252,38 @@ def test_music_chapter_profiles():
     assert analysis.music_chapter("quick").per_genre is None and 4 in analysis.music_chapter("quick").pcs
     with pytest.raises(ValueError, match="unknown profile"):
         analysis.music_chapter("huge")
+
+
+_HEADER = "track_id,genre,path,balanced14\n"
+
+
+@pytest.mark.parametrize("body, message", [
+    ("a,jazz,a.ogg,1\na,rock,b.ogg,0\n", r"duplicate track_id a \(rows 2, 3\)"),
+    ("a,jazz,a.ogg\n", "row 2: 3 fields, the header has 4"),
+    ("a,jazz,a.ogg,1,extra\n", "row 2: 5 fields, the header has 4"),
+    ("a,jazz,a.ogg,\n", "row 2: balanced14 is ''; accepted: 0 or 1"),
+    ("a,jazz,a.ogg,yes\n", "row 2: balanced14 is 'yes'"),
+    ("a,jazz,a.ogg,2\n", "row 2: balanced14 is '2'"),
+    ("a,,a.ogg,1\n", "row 2: empty genre"),
+    ("a,jazz,,1\n", "row 2: empty path"),
+])
+def test_a_bad_manifest_names_the_file_and_the_row(tmp_path, body, message):
+    (tmp_path / "manifest.csv").write_text(_HEADER + body)
+    with pytest.raises(features.ManifestError, match=f"manifest.csv.*{message}"):
+        features.read_manifest(tmp_path)
+
+
+def test_an_empty_or_binary_manifest_is_named(tmp_path):
+    (tmp_path / "manifest.csv").write_text("")
+    with pytest.raises(features.ManifestError, match="manifest.csv: empty"):
+        features.read_manifest(tmp_path)
+    (tmp_path / "manifest.csv").write_bytes(b"\xff\xfe\x00\x81binary")
+    with pytest.raises(features.ManifestError, match="manifest.csv: not a UTF-8 CSV file"):
+        features.read_manifest(tmp_path)
+
+
+def test_a_good_manifest_reads_types_and_paths(tmp_path):
+    (tmp_path / "manifest.csv").write_text(_HEADER + "a,jazz,x/a.ogg,1\nb,rock,b.ogg,0\n")
+    tracks = features.read_manifest(tmp_path)
+    assert tracks.track_id.tolist() == ["a", "b"] and tracks.balanced14.tolist() == [True, False]
+    assert tracks.path[0] == str(tmp_path / "x/a.ogg")

@@ -32,20 +32,53 @@ MANIFEST_COLUMNS = ("track_id", "genre", "path", "balanced14")
 MFCC_SETTINGS = {"n_mfcc": 20, "n_fft": 512, "hop_length": 256, "stats": "mean,std of mfcc, delta, delta2", "version": 1}
 
 
+class ManifestError(ValueError):
+    """A manifest.csv that cannot be read as a catalogue; the message names the file and the row."""
+
+
 def read_manifest(root: Path | str | None = None) -> pd.DataFrame:
-    """The clips of a catalogue folder: ``track_id, genre, path`` (absolute), ``balanced14`` (bool)."""
+    """The clips of a catalogue folder: ``track_id, genre, path`` (absolute), ``balanced14`` (bool).
+
+    The file is checked once: every row has each column of the header, a non-empty
+    ``track_id`` (unique), ``genre`` and ``path``, and ``balanced14`` is 0 or 1.
+    """
+    import csv
+
     root = Path(root) if root is not None else gtzan_dir()
     manifest = root / "manifest.csv"
     if not manifest.is_file():
         raise FileNotFoundError(f"no manifest.csv in {root}; set MUSICRL_GTZAN to the folder of the GTZAN clips and their manifest")
-    frame = pd.read_csv(manifest, dtype={"track_id": str, "genre": str, "path": str})
-    missing = [c for c in MANIFEST_COLUMNS if c not in frame.columns]
+    try:
+        with open(manifest, newline="", encoding="utf-8") as handle:
+            rows = list(csv.reader(handle))
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise ManifestError(f"{manifest}: not a UTF-8 CSV file ({error})") from None
+    if not rows:
+        raise ManifestError(f"{manifest}: empty; expected a header with at least {list(MANIFEST_COLUMNS)}")
+    header = rows[0]
+    missing = [c for c in MANIFEST_COLUMNS if c not in header]
     if missing:
-        raise ValueError(f"{manifest}: missing columns {missing}; expected at least {list(MANIFEST_COLUMNS)}")
-    frame = frame[list(MANIFEST_COLUMNS)].copy()
-    frame["path"] = [str(root / p) for p in frame["path"]]
-    frame["balanced14"] = frame["balanced14"].astype(int).astype(bool)
-    return frame.reset_index(drop=True)
+        raise ManifestError(f"{manifest}: missing columns {missing}; expected at least {list(MANIFEST_COLUMNS)}")
+    records, seen = [], {}
+    for line, row in enumerate(rows[1:], start=2):
+        if not row:
+            continue
+        if len(row) != len(header):
+            raise ManifestError(f"{manifest}, row {line}: {len(row)} fields, the header has {len(header)}")
+        record = dict(zip(header, (v.strip() for v in row)))
+        for column in ("track_id", "genre", "path"):
+            if not record[column]:
+                raise ManifestError(f"{manifest}, row {line}: empty {column}")
+        if record["balanced14"] not in ("0", "1"):
+            raise ManifestError(f"{manifest}, row {line}: balanced14 is {record['balanced14']!r}; accepted: 0 or 1")
+        seen.setdefault(record["track_id"], []).append(line)
+        records.append({"track_id": record["track_id"], "genre": record["genre"], "path": str(root / record["path"]),
+                        "balanced14": record["balanced14"] == "1"})
+    duplicates = {k: v for k, v in seen.items() if len(v) > 1}
+    if duplicates:
+        listed = ", ".join(f"{k} (rows {', '.join(map(str, v))})" for k, v in list(duplicates.items())[:5])
+        raise ManifestError(f"{manifest}: duplicate track_id {listed}; each clip must appear once")
+    return pd.DataFrame(records, columns=list(MANIFEST_COLUMNS))
 
 
 def subset(tracks: pd.DataFrame, per_genre: int | None = None, balanced: bool = False) -> pd.DataFrame:
