@@ -197,3 +197,31 @@ def test_the_listener_panel_records_answers_and_the_ideal_users(catalogue, greed
         panel.answer(1, 0)
     assert panel.saved is not None and panel.saved.parent == tmp_path / "sessions" and panel.submit.disabled
     assert len(rec.load_sessions(tmp_path / "sessions", catalogue)) == 1
+
+
+def _variant(good, change):
+    data = json.loads(json.dumps(good))
+    change(data)
+    return data
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d.__setitem__("steps", "abc"), "steps must be a list of objects, got str"),
+    (lambda d: d["steps"].__setitem__(2, "x"), "step 2: a step is an object, got str"),
+    (lambda d: d.__setitem__("target", ["a"]), "unknown target clip id"),
+    (lambda d: d["steps"][1].__setitem__("position", 3), "step 1: position must be a list of"),
+    (lambda d: d.__setitem__("settings", [1]), "settings must be an object, got list"),
+    (lambda d: d.__setitem__("steps", d["steps"] * 2), "steps; a session has at most 22"),
+    (lambda d: d.__setitem__("version", 9), "version 9; this musicrl reads version 1"),
+])
+def test_wrongly_typed_sessions_are_rejected_and_the_rest_loaded(catalogue, greedy, tmp_path, change, message):
+    good = rec.Recommender(greedy, catalogue).play(catalogue.ids[0], rec.IdealListener(catalogue)).to_json()
+    (tmp_path / "session-good.json").write_text(json.dumps(good))
+    (tmp_path / "session-bad.json").write_text(json.dumps(_variant(good, change)))
+    (tmp_path / "session-list.json").write_text("[1, 2]")
+    (tmp_path / "session-null.json").write_text("null")
+    rejected = []
+    loaded = rec.load_sessions(tmp_path, catalogue, rejected)
+    assert len(loaded) == 1 and len(rejected) == 3
+    assert any("session-bad.json" in r and message in r for r in rejected), rejected
+    assert any("session-null.json" in r and "a session is a JSON object, got NoneType" in r for r in rejected)

@@ -196,30 +196,49 @@ class Session:
 
     @classmethod
     def from_json(cls, data: dict[str, Any], catalogue: Catalogue) -> "Session":
-        """A saved session, checked against ``catalogue``: known clip ids, ratings 0..4, closer 0/1."""
+        """A saved session, checked against ``catalogue``: the version, known clip ids, ratings 0..4,
+        closer 0/1, positions of the catalogue's levels, at most ``EPISODE_STEPS + 1`` steps."""
+        if not isinstance(data, dict):
+            raise ValueError(f"a session is a JSON object, got {type(data).__name__}")
         where = f"session (target {data.get('target')!r})"
         for key in ("target", "listener", "policy", "steps"):
             if key not in data:
                 raise ValueError(f"{where}: missing field {key!r}")
+        if data.get("version", SESSION_VERSION) != SESSION_VERSION:
+            raise ValueError(f"{where}: version {data.get('version')!r}; this musicrl reads version {SESSION_VERSION}")
         known = set(catalogue.ids)
-        if data["target"] not in known:
+        if not isinstance(data["target"], str) or data["target"] not in known:
             raise ValueError(f"{where}: unknown target clip id {data['target']!r} (not in the catalogue of {len(known)} songs)")
-        steps = []
-        for i, raw in enumerate(data["steps"]):
-            if raw.get("song") not in known:
-                raise ValueError(f"{where}, step {i}: unknown clip id {raw.get('song')!r}")
-            for key, accepted in (("rating", range(MAX_RATING + 1)), ("ideal_rating", range(MAX_RATING + 1)),
-                                  ("closer", (0, 1)), ("ideal_closer", (0, 1))):
-                value = raw.get(key)
-                if isinstance(value, bool) or not isinstance(value, int) or value not in accepted:
-                    raise ValueError(f"{where}, step {i}: {key} must be an integer in {list(accepted)}, got {value!r}")
-            position = tuple(raw.get("position", ()))
-            if len(position) != catalogue.k or not all(isinstance(v, int) and 0 <= v < catalogue.levels for v in position):
-                raise ValueError(f"{where}, step {i}: position must be {catalogue.k} levels in 0..{catalogue.levels - 1}, got {list(position)!r}")
-            steps.append(Step(position, raw["song"], raw["rating"], raw["closer"], raw["ideal_rating"], raw["ideal_closer"]))
+        if not isinstance(data["steps"], list):
+            raise ValueError(f"{where}: steps must be a list of objects, got {type(data['steps']).__name__}")
+        if len(data["steps"]) > EPISODE_STEPS + 1:
+            raise ValueError(f"{where}: {len(data['steps'])} steps; a session has at most {EPISODE_STEPS + 1} (the start and "
+                             f"{EPISODE_STEPS} proposals)")
+        settings = data.get("settings", {})
+        if not isinstance(settings, dict):
+            raise ValueError(f"{where}: settings must be an object, got {type(settings).__name__}")
+        steps = [cls._step(raw, catalogue, known, f"{where}, step {i}") for i, raw in enumerate(data["steps"])]
         if not steps:
             raise ValueError(f"{where}: no steps")
-        return cls(data["target"], str(data["listener"]), str(data["policy"]), steps, dict(data.get("settings", {})))
+        return cls(data["target"], str(data["listener"]), str(data["policy"]), steps, dict(settings))
+
+    @staticmethod
+    def _step(raw: Any, catalogue: Catalogue, known: set, where: str) -> Step:
+        if not isinstance(raw, dict):
+            raise ValueError(f"{where}: a step is an object, got {type(raw).__name__}")
+        if not isinstance(raw.get("song"), str) or raw["song"] not in known:
+            raise ValueError(f"{where}: unknown clip id {raw.get('song')!r}")
+        for key, accepted in (("rating", range(MAX_RATING + 1)), ("ideal_rating", range(MAX_RATING + 1)),
+                              ("closer", (0, 1)), ("ideal_closer", (0, 1))):
+            value = raw.get(key)
+            if isinstance(value, bool) or not isinstance(value, int) or value not in accepted:
+                raise ValueError(f"{where}: {key} must be an integer in {list(accepted)}, got {value!r}")
+        position = raw.get("position")
+        if (not isinstance(position, list) or len(position) != catalogue.k
+                or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < catalogue.levels for v in position)):
+            raise ValueError(f"{where}: position must be a list of {catalogue.k} levels in 0..{catalogue.levels - 1}, "
+                             f"got {position!r}")
+        return Step(tuple(position), raw["song"], raw["rating"], raw["closer"], raw["ideal_rating"], raw["ideal_closer"])
 
     def save(self, directory: Path | str) -> Path:
         name = f"session-{self.listener}-{self.policy}-{self.target}-{self.settings.get('started', 'x')}"
@@ -236,7 +255,7 @@ def load_sessions(directory: Path | str, catalogue: Catalogue, rejected: list[st
     for path in sorted(Path(directory).glob("session-*.json")):
         try:
             sessions.append(Session.from_json(json.loads(path.read_text()), catalogue))
-        except (ValueError, json.JSONDecodeError) as error:
+        except (ValueError, UnicodeDecodeError, OSError) as error:
             if rejected is None:
                 raise ValueError(f"{path}: {error}") from error
             rejected.append(f"{path}: {error}")
