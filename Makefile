@@ -21,6 +21,7 @@ test: $(STAMP)
 benchmark: $(STAMP)
 	$(VENV)/bin/python scripts/benchmark.py
 	$(VENV)/bin/python scripts/benchmark_tagger.py
+	$(VENV)/bin/python scripts/benchmark_audio.py
 
 clean:
 	rm -rf _build book/*.ipynb results

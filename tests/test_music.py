@@ -287,3 +287,35 @@ def test_a_good_manifest_reads_types_and_paths(tmp_path):
     tracks = features.read_manifest(tmp_path)
     assert tracks.track_id.tolist() == ["a", "b"] and tracks.balanced14.tolist() == [True, False]
     assert tracks.path[0] == str(tmp_path / "x/a.ogg")
+
+
+@needs_gtzan
+def test_a_truncated_ogg_file_is_reported_as_damaged(tmp_path):
+    source = (gtzan_dir() / "jazz" / "jazz.00000.ogg").read_bytes()
+    path = tmp_path / "cut.ogg"
+    path.write_bytes(source[: len(source) // 3])  # a download cut short: the last page is partial
+    with pytest.raises(AudioError, match=r"cut.ogg: damaged Ogg file: the stream ends early"):
+        load_clip(path)
+
+
+def test_a_directory_a_silent_clip_and_two_failed_decoders_are_reported(tmp_path):
+    (tmp_path / "folder.ogg").mkdir()
+    with pytest.raises(AudioError, match="folder.ogg: a directory, not an audio file"):
+        load_clip(tmp_path / "folder.ogg")
+    (tmp_path / "junk.mp3").write_bytes(b"\x00" * 500)
+    with pytest.raises(AudioError, match=r"cannot decode audio") as error:
+        load_clip(tmp_path / "junk.mp3")
+    assert "; )" not in str(error.value)
+    silent = tmp_path / "silent.wav"
+    soundfile.write(silent, np.zeros(30 * SR), SR)
+    with pytest.warns(UserWarning, match="silent.wav: the clip is silent"):
+        load_clip(silent)
+
+
+def test_a_long_file_gives_its_first_29_seconds(tmp_path):
+    t = np.arange(120 * SR) / SR
+    path = tmp_path / "long.wav"
+    soundfile.write(path, (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), SR, subtype="FLOAT")
+    clip = load_clip(path)
+    assert clip.duration == pytest.approx(120.0) and not clip.padded
+    np.testing.assert_allclose(clip.samples, 0.3 * np.sin(2 * np.pi * 440 * t[:N_SAMPLES]), atol=1e-6)

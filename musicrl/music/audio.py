@@ -2,8 +2,10 @@
 
 Any file soundfile or librosa can decode is accepted. Stereo is averaged, any other rate
 is resampled (librosa, soxr_hq), a longer clip is cut to its first 29 s and a shorter one
-is zero-padded and flagged (``Clip.padded``). Missing, empty or undecodable files raise
-``AudioError`` naming the file.
+is zero-padded and flagged (``Clip.padded``). Only the first 29 s are decoded, however
+long the file. Missing, empty, undecodable or truncated files (an Ogg stream whose last
+page is cut short or has no end-of-stream flag) raise ``AudioError`` naming the file; a
+silent clip gets a warning.
 """
 
 from __future__ import annotations
@@ -43,23 +45,55 @@ def sha256(path: Path | str) -> str:
     return digest.hexdigest()
 
 
-def _decode(path: Path) -> tuple[np.ndarray, int]:
-    """(samples, channels last or 1-D) and the rate, by soundfile, else by librosa's audioread."""
+def check_ogg(path: Path) -> None:
+    """Raise ``AudioError`` if the Ogg stream in ``path`` ends early: a page whose body runs past
+    the end of the file, or a last page without the end-of-stream flag (a cut download)."""
+    size, offset, last_flags = path.stat().st_size, 0, None
+    with open(path, "rb") as handle:
+        while offset < size:
+            handle.seek(offset)
+            header = handle.read(27)
+            if len(header) < 27 or header[:4] != b"OggS":
+                raise AudioError(f"{path}: damaged Ogg file: no page header at byte {offset} of {size}")
+            last_flags, segments = header[5], header[26]
+            table = handle.read(segments)
+            body = sum(table)
+            end = offset + 27 + segments + body
+            if len(table) < segments or end > size:
+                raise AudioError(f"{path}: damaged Ogg file: the stream ends early (the page at byte {offset} needs "
+                                 f"{end - offset} bytes, {size - offset} are left); re-download or re-encode it")
+            offset = end
+    if last_flags is not None and not last_flags & 0x04:
+        raise AudioError(f"{path}: damaged Ogg file: the stream ends early (no end-of-stream page)")
+
+
+def _is_ogg(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(4) == b"OggS"
+
+
+def _decode(path: Path, seconds: float) -> tuple[np.ndarray, int, int]:
+    """The first ``seconds`` of the file as mono samples, its rate and its length in samples,
+    by soundfile, else by librosa's audioread."""
     import soundfile
 
     try:
-        data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-        return data.mean(axis=1), int(rate)
+        with soundfile.SoundFile(str(path)) as handle:
+            rate, total = int(handle.samplerate), int(handle.frames)
+            data = handle.read(frames=min(total, int(np.ceil(seconds * rate))), dtype="float32", always_2d=True)
+        return data.mean(axis=1), rate, total
     except Exception as first:  # noqa: BLE001 - soundfile raises several types; fall back for mp3 etc.
         import librosa
 
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                data, rate = librosa.load(str(path), sr=None, mono=True)
-            return data.astype(np.float32), int(rate)
+                data, rate = librosa.load(str(path), sr=None, mono=True, duration=seconds)
+                total = round(librosa.get_duration(path=str(path)) * rate)
+            return data.astype(np.float32), int(rate), max(int(total), data.size)
         except Exception as second:  # noqa: BLE001
-            raise AudioError(f"{path}: cannot decode audio ({first}; {second})") from second
+            reasons = "; ".join(r for r in (str(first), str(second)) if r) or type(second).__name__
+            raise AudioError(f"{path}: cannot decode audio ({reasons})") from second
 
 
 def load_clip(path: Path | str, sr: int = SR, n_samples: int = N_SAMPLES) -> Clip:
@@ -67,19 +101,26 @@ def load_clip(path: Path | str, sr: int = SR, n_samples: int = N_SAMPLES) -> Cli
     import librosa
 
     path = Path(path)
+    if path.is_dir():
+        raise AudioError(f"{path}: a directory, not an audio file")
     if not path.is_file():
         raise AudioError(f"{path}: no such audio file")
     if path.stat().st_size == 0:
         raise AudioError(f"{path}: the file is empty")
     if path.suffix == ".npy":
         data, rate = np.load(path).astype(np.float32).reshape(-1), sr
+        source_samples = data.size
     else:
-        data, rate = _decode(path)
+        if _is_ogg(path):
+            check_ogg(path)
+        data, rate, source_samples = _decode(path, n_samples / sr + 0.1)  # a little more: the resampler's edge
     if data.size == 0:
         raise AudioError(f"{path}: the file holds no samples")
     if not np.all(np.isfinite(data)):
         raise AudioError(f"{path}: the audio holds NaN or infinite samples")
-    source_samples = data.size
+    if not np.any(data):
+        warnings.warn(f"{path}: the clip is silent (every sample is 0); its features say nothing about its music",
+                      stacklevel=2)
     if rate != sr:
         data = librosa.resample(data, orig_sr=rate, target_sr=sr, res_type="soxr_hq")
     padded = source_samples * sr < n_samples * rate
