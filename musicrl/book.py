@@ -54,6 +54,31 @@ def execute_chapter(name: str, profile: str, root: Path = ROOT, parameters: dict
     return output
 
 
+PLACEHOLDER = "musicrl_placeholder"
+
+
+def write_placeholder(name: str, root: Path = ROOT) -> Path:
+    """``book/<name>.ipynb`` for a chapter this build does not execute: its title, the labels other
+    pages link to (each with its heading), and the command that builds it."""
+    import nbformat
+
+    source = nbformat.read(root / "notebooks" / f"{name}.ipynb", as_version=4)
+    lines = [line for cell in source.cells if cell.cell_type == "markdown" for line in cell.source.splitlines()]
+    title = next((line for line in lines if line.startswith("# ")), f"# {name}")
+    text = [title, "", f"This chapter was not executed in this build. Build it with "
+            f"`.venv/bin/musicrl book --chapters {name}` (or `make book` for every chapter).", ""]
+    for i, line in enumerate(lines):
+        if line.strip().startswith("(") and line.strip().endswith(")="):
+            heading = next((h for h in lines[i + 1:] if h.startswith("#")), "## Section")
+            text += [line.strip(), "## " + heading.lstrip("#").strip(), ""]
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("\n".join(text))])
+    notebook.metadata[PLACEHOLDER] = True
+    notebook.metadata["kernelspec"] = source.metadata.get("kernelspec", {"name": "python3", "display_name": "Python 3"})
+    path = root / "book" / f"{name}.ipynb"
+    nbformat.write(notebook, path)
+    return path
+
+
 def build_html(root: Path = ROOT) -> Path:
     """Render the executed notebooks and pages to ``_build/html`` (warnings are errors)."""
     jupyter_book = Path(sys.executable).parent / "jupyter-book"
@@ -95,4 +120,7 @@ def build(profile: str = "quick", chapters: tuple[str, ...] = CHAPTERS, html: bo
         train_for(chapters, profile, root)
     for name in tqdm(chapters, desc=f"chapters ({profile})"):
         execute_chapter(name, profile, root, {"train_missing": train_missing} if name in TRAINING_CHAPTERS else None)
+    for name in CHAPTERS:  # a partial build: the chapters not executed (now or before) get a page that says so
+        if name not in chapters and not (root / "book" / f"{name}.ipynb").exists():
+            write_placeholder(name, root)
     return build_html(root) if html else root / "book"

@@ -139,25 +139,48 @@ def check_integer_actions(actions) -> None:
         raise ValueError(f"actions must be integers (a flat position index, or one level per feature); got {actions!r}")
 
 
-CELL = 12
+CELL = 48  # pixels per level cell: the frame is readable in a video (RecordVideo, rl_zoo3's record_video)
+BOARD_LEFT, BOARD_TOP, MIN_SIDE = 56, 40, 256
+COLOURS = {"empty": (225, 225, 225), "target": (214, 39, 40), "position": (31, 119, 180), "both": (148, 103, 189),
+           "rating": (44, 160, 44), "closer": (255, 127, 14)}
 
 
-def render_board(position: np.ndarray, target: np.ndarray, rating: int, closer: int) -> np.ndarray:
-    """An RGB image (uint8) of one state: a column of LEVELS cells per feature, level 0 at the bottom."""
+def cell_centre(feature: int, level: int) -> tuple[int, int]:
+    """(row, column) of the centre of a feature's level cell in :func:`render_board`'s image."""
+    return BOARD_TOP + (LEVELS - 1 - level) * CELL + CELL // 2, BOARD_LEFT + feature * CELL + CELL // 2
+
+
+def render_board(position: np.ndarray, target: np.ndarray, rating: int, closer: int, step: int | None = None) -> np.ndarray:
+    """An RGB image (uint8, at least 256 px on each side) of one state: a column of LEVELS cells per
+    feature, level 0 at the bottom (target red, position blue, both purple), labelled, and below
+    the rating as a bar with its value and the closer flag in words."""
+    from PIL import Image, ImageDraw, ImageFont
+
     d = len(position)
-    height, width = (LEVELS + 2) * CELL, max(d, 2) * CELL
-    image = np.full((height, width, 3), 255, dtype=np.uint8)
-    colours = {"empty": (225, 225, 225), "target": (214, 39, 40), "position": (31, 119, 180), "both": (148, 103, 189)}
+    width = max(MIN_SIDE, BOARD_LEFT + d * CELL + 16)
+    height = BOARD_TOP + LEVELS * CELL + 2 * CELL
+    image = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=16)
+    draw.text((8, 10), f"step {step}" if step is not None else "PreferenceSearch", fill=(0, 0, 0), font=font)
+    for level in range(LEVELS):
+        draw.text((8, BOARD_TOP + (LEVELS - 1 - level) * CELL + CELL // 2 - 9), f"lv {level}", fill=(60, 60, 60), font=font)
     for j in range(d):
         for level in range(LEVELS):
             here, wanted = position[j] == level, target[j] == level
-            colour = colours["both" if here and wanted else "position" if here else "target" if wanted else "empty"]
-            top = (LEVELS - 1 - level) * CELL
-            image[top + 1 : top + CELL - 1, j * CELL + 1 : (j + 1) * CELL - 1] = colour
-    bar = int(round(width * rating / MAX_RATING))
-    image[LEVELS * CELL + 2 : (LEVELS + 1) * CELL - 2, :bar] = (44, 160, 44)
-    image[(LEVELS + 1) * CELL + 2 : (LEVELS + 2) * CELL - 2, : width // 2] = (255, 127, 14) if closer else (225, 225, 225)
-    return image
+            colour = COLOURS["both" if here and wanted else "position" if here else "target" if wanted else "empty"]
+            top, left = BOARD_TOP + (LEVELS - 1 - level) * CELL, BOARD_LEFT + j * CELL
+            draw.rectangle((left + 2, top + 2, left + CELL - 3, top + CELL - 3), fill=colour)
+    bar_top = BOARD_TOP + LEVELS * CELL + 8
+    bar_width = width - BOARD_LEFT - 16
+    draw.rectangle((BOARD_LEFT, bar_top, BOARD_LEFT + bar_width, bar_top + CELL // 2), fill=COLOURS["empty"])
+    if rating:
+        draw.rectangle((BOARD_LEFT, bar_top, BOARD_LEFT + round(bar_width * rating / MAX_RATING), bar_top + CELL // 2),
+                       fill=COLOURS["rating"])
+    draw.text((8, bar_top + 4), f"{rating}/4", fill=(0, 0, 0), font=font)
+    draw.text((8, bar_top + CELL // 2 + 14), f"closer: {'yes' if closer else 'no'}",
+              fill=COLOURS["closer"] if closer else (90, 90, 90), font=font)
+    return np.asarray(image, dtype=np.uint8).copy()
 
 
 class PreferenceSearchEnv(gym.Env):
@@ -250,10 +273,11 @@ class PreferenceSearchEnv(gym.Env):
         return self._observation(), reward, False, self.steps >= EPISODE_STEPS, self._info()
 
     def render(self) -> str | np.ndarray | None:
-        """``ansi``: one line of text. ``rgb_array``: one column per feature, its 5 levels as cells
-        (target red, current position blue, both purple), and a bar below filled to the rating."""
+        """``ansi``: one line of text. ``rgb_array``: one column per feature, its 5 levels as 48 px cells
+        (target red, current position blue, both purple), the step, and below a bar filled to the
+        rating with its value and the closer flag (:func:`render_board`; at least 256 px a side)."""
         if self.render_mode == "rgb_array":
-            return render_board(self.position, self.target, self.rating, self.closer)
+            return render_board(self.position, self.target, self.rating, self.closer, self.steps)
         if self.render_mode != "ansi":
             return None
         return (

@@ -199,7 +199,7 @@ def plot_pipeline() -> plt.Figure:
     return fig
 
 
-def episode_gif(policy, config, target, scale: int = 10, seconds_per_step: float = 0.6) -> bytes:
+def episode_gif(policy, config, target, scale: int = 1, seconds_per_step: float = 0.6) -> bytes:
     """One episode as an animated GIF: the env's ``rgb_array`` frames, collected by gymnasium's
     ``RenderCollection`` wrapper (a column per feature: target red, position blue, both purple;
     below, the rating bar and the closer flag)."""

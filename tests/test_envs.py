@@ -178,19 +178,21 @@ def test_sb3_trains_by_env_id_and_gymnasium_makes_vector_envs():
 
 
 def test_rgb_array_render_shows_target_position_and_rating():
-    from musicrl.envs import CELL, LEVELS
+    from musicrl.envs import BOARD_LEFT, BOARD_TOP, CELL, COLOURS, LEVELS, cell_centre
 
     env = PreferenceSearchEnv(d=3, render_mode="rgb_array")
     env.reset(seed=0, options={"target": (0, 4, 2)})
     image = env.render()
-    assert image.dtype == np.uint8 and image.shape == ((LEVELS + 2) * CELL, 3 * CELL, 3)
-    cell = lambda feature, level: tuple(image[(LEVELS - 1 - level) * CELL + CELL // 2, feature * CELL + CELL // 2])
-    assert cell(0, 0) == (214, 39, 40) and cell(1, 4) == (214, 39, 40)  # target only
-    assert cell(2, 2) == (148, 103, 189)  # start (2, 2, 2) meets the target's level 2
-    assert cell(0, 2) == (31, 119, 180)  # the position only
+    assert image.dtype == np.uint8 and min(image.shape[:2]) >= 256 and CELL >= 32
+    cell = lambda feature, level: tuple(image[cell_centre(feature, level)])
+    assert cell(0, 0) == COLOURS["target"] and cell(1, 4) == COLOURS["target"]  # target only
+    assert cell(2, 2) == COLOURS["both"]  # start (2, 2, 2) meets the target's level 2
+    assert cell(0, 2) == COLOURS["position"]  # the position only
     env.step(np.int64(users.position_to_index(np.array([0, 4, 2]))))
-    bar = env.render()[LEVELS * CELL + CELL // 2]
-    assert bar.shape[0] == 3 * CELL and (bar == (44, 160, 44)).all()  # rating 4: a full bar
+    frame = env.render()
+    bar = frame[BOARD_TOP + LEVELS * CELL + 8 + CELL // 4, BOARD_LEFT + 2: frame.shape[1] - 18]
+    assert (bar == COLOURS["rating"]).all()  # rating 4: a full bar
+    assert not np.array_equal(frame[:BOARD_TOP], image[:BOARD_TOP])  # the step number changed
 
 
 def test_non_integer_actions_are_errors():
@@ -273,9 +275,11 @@ def test_an_episode_renders_as_an_animated_gif():
     from musicrl import baselines, plots
 
     config = EnvConfig(d=2)
-    gif = plots.episode_gif(baselines.make_baseline("random", config, seed=1), config, target=7, scale=2)
+    gif = plots.episode_gif(baselines.make_baseline("random", config, seed=1), config, target=7)
     image = Image.open(io.BytesIO(gif))
-    assert image.format == "GIF" and image.size == (2 * 24, 2 * 84) and image.n_frames > 3
+    frame = PreferenceSearchEnv(d=2, render_mode="rgb_array")
+    frame.reset(seed=0)
+    assert image.format == "GIF" and image.size == frame.render().shape[1::-1] and image.n_frames > 3
 
 
 def test_a_heavier_feature_costs_more_rating_and_counts_in_closer():
