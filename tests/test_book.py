@@ -110,3 +110,27 @@ def test_recommender_chapter_has_table1_sessions_and_the_listener(built):
                    "musicrl listen", "ListenerPanel", "feature listener", "steps to rating 4", "ideal user"):
         assert phrase in text, phrase
     assert page.count("<audio") >= 22 and "Traceback" not in text
+
+
+@pytest.mark.book
+def test_the_readme_partial_build_builds_the_pages_it_has(tmp_path):
+    """`musicrl book --profile smoke --chapters environment`: the other chapters get a placeholder
+    page that says how to build them, and the links into them (labels included) resolve."""
+    import subprocess
+    import sys
+
+    shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks")
+    shutil.copytree(ROOT / "book", tmp_path / "book", ignore=shutil.ignore_patterns("*.ipynb"))
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    if (ROOT / "_static").exists():
+        shutil.copytree(ROOT / "_static", tmp_path / "_static")
+    script = ("import sys; from pathlib import Path; from musicrl import book; "
+              "book.build('smoke', ('environment',), root=Path(sys.argv[1]))")
+    subprocess.run([sys.executable, "-c", script, str(tmp_path)], check=True, env={**__import__("os").environ,
+                   "MUSICRL_RESULTS": str(tmp_path / "results")})
+    page = (tmp_path / "_build" / "html" / "book" / "experiments_2d.html").read_text()
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", page))
+    assert "not executed in this build" in text and "musicrl book --chapters experiments_2d" in text
+    assert 'id="fast-path"' in page  # the label rerun.md links to
+    assert (tmp_path / "_build" / "html" / "book" / "environment.html").exists()
