@@ -23,7 +23,7 @@ from musicrl.training import train_many
 from musicrl.users import check_choice
 
 ROOT = Path(__file__).resolve().parent.parent
-CHAPTERS = ("environment", "experiments_2d", "higher_dimensions", "music_features", "recommender", "beyond")
+CHAPTERS = ("environment", "experiments_2d", "higher_dimensions", "music_features", "recommender", "beyond", "conclusions")
 
 
 def execute_chapter(name: str, profile: str, root: Path = ROOT, parameters: dict | None = None) -> Path:
@@ -87,7 +87,7 @@ def build_html(root: Path = ROOT) -> Path:
     return root / "_build" / "html"
 
 
-RL_CHAPTERS = ("experiments_2d", "higher_dimensions")  # trained in one sweep before the chapters run
+RL_CHAPTERS = ("experiments_2d", "higher_dimensions", "conclusions")  # trained in one sweep before the chapters run
 TRAINING_CHAPTERS = (*RL_CHAPTERS, "beyond")  # their notebooks take train_missing
 
 

@@ -286,6 +286,7 @@ CHAPTER_EXPERIMENTS = {
     "experiments_2d": tuple(n for n, e in EXPERIMENTS.items() if e.env.d == 2),
     "higher_dimensions": ("fig14", *(n for n, e in EXPERIMENTS.items() if e.env.d > 2)),
     "recommender": ("fig25",),
+    "conclusions": (*EXPERIMENTS, *(f"{name}-gru" for name in GRU_OF)),
 }
 
 
@@ -715,3 +716,117 @@ def collapse_point(curve, weight: float = 0.99) -> tuple[float, int, int | None]
 def collapsed(curve, weight: float = 0.99) -> bool:
     """Whether the smoothed curve falls below half of its peak after the peak (:func:`collapse_point`)."""
     return collapse_point(curve, weight)[2] is not None
+
+
+# --- Conclusions: a computed verdict on each claim of the thesis --------------------------
+
+HELD, NOT_HELD, UNDECIDED = "held", "not held", "undecided"
+
+
+def _pooled(results: Sequence[RunResult]) -> tuple[float, float, float]:
+    return mean_ci([r.pooled.mean for r in results])
+
+
+def _above(a: tuple[float, float, float], b: tuple[float, float, float]) -> str:
+    """Whether ``a`` is above ``b``: held if a's CI lies above b's, not held if below, else undecided."""
+    if a[1] > b[2]:
+        return HELD
+    if a[2] < b[1]:
+        return NOT_HELD
+    return UNDECIDED
+
+
+def _reaches(ours: tuple[float, float, float], thesis: float) -> str:
+    """Whether ours reaches the thesis's number: held if the CI reaches it, not held if it lies below."""
+    return HELD if ours[2] >= thesis else NOT_HELD
+
+
+def _ci(ci: tuple[float, float, float]) -> str:
+    return format_ci(*ci)
+
+
+def _ranking(runs: dict[str, list[RunResult]], claim: str, order: Sequence[str], labels: Sequence[str],
+             thesis: str) -> dict | None:
+    """``order[0] > order[1] > ...`` as one claim: held if every step holds, not held if any step is reversed."""
+    if not all(runs.get(name) for name in order):
+        return None
+    cis = [_pooled(runs[name]) for name in order]
+    steps = [_above(a, b) for a, b in zip(cis, cis[1:])]
+    verdict = NOT_HELD if NOT_HELD in steps else HELD if all(s == HELD for s in steps) else UNDECIDED
+    ours = "; ".join(f"{label} {_ci(ci)}" for label, ci in zip(labels, cis))
+    why = {HELD: "each CI lies above the next", NOT_HELD: "at least one step is reversed (CIs apart, wrong order)",
+           UNDECIDED: "the CIs overlap: the seeds do not separate them"}[verdict]
+    return {"claim": claim, "thesis": thesis, "ours (mean [95% CI])": ours, "verdict": verdict, "why": why}
+
+
+def _best_of(runs: dict[str, list[RunResult]], claim: str, best: str, others: Sequence[str], labels: dict[str, str],
+             thesis: str) -> dict | None:
+    if not all(runs.get(name) for name in (best, *others)):
+        return None
+    cis = {name: _pooled(runs[name]) for name in (best, *others)}
+    steps = [_above(cis[best], cis[o]) for o in others]
+    verdict = NOT_HELD if NOT_HELD in steps else HELD if all(s == HELD for s in steps) else UNDECIDED
+    winner = max(cis, key=lambda n: cis[n][0])
+    why = {HELD: f"{labels[best]}'s CI lies above the others'",
+           NOT_HELD: f"another setting's CI lies above {labels[best]}'s (highest mean: {labels[winner]})",
+           UNDECIDED: f"the CIs overlap (highest mean: {labels[winner]})"}[verdict]
+    ours = "; ".join(f"{labels[n]} {_ci(ci)}" for n, ci in cis.items())
+    return {"claim": claim, "thesis": thesis, "ours (mean [95% CI])": ours, "verdict": verdict, "why": why}
+
+
+def _thesis_mean(name: str) -> float | None:
+    e = experiment(name)
+    return e.thesis.mean if e.thesis else None
+
+
+def claims_table(runs: dict[str, list[RunResult]]) -> pd.DataFrame:
+    """Each claim of the thesis that its tables let us check, with the thesis's number, ours
+    (pooled mean over seeds with its 95% CI), and a verdict computed from the CIs: ``held``,
+    ``not held`` or ``undecided`` (the CIs overlap), and why. Claims whose runs are missing are left out."""
+    t = _thesis_mean
+    rows = [
+        _best_of(runs, "n = 20 is the best n-step length (GridObs, WiderTopTarget, Bullseye)", "fig14", ("fig12", "fig13"),
+                 {"fig14": "n = 20", "fig12": "n = 5", "fig13": "n = 10"},
+                 f"n = 20: {t('fig14'):g}; n = 10: {t('fig13'):g}; n = 5: {t('fig12'):g}"),
+        _ranking(runs, "The RNN stabilises learning: A2C with memory beats feed-forward A2C (BoardObs, Rating)",
+                 ("fig19", "fig21"), ("with memory", "feed-forward"), f"with RNN: {t('fig19'):g}; without: {t('fig21'):g}"),
+        _ranking(runs, "Returns fall with each added feature (GridObs, Bullseye, n = 20)", ("fig14", "fig24", "fig25"),
+                 ("2D", "3D", "4D"), "lower returns in 3D and 4D (no table)"),
+    ]
+    for name in EXPERIMENTS:
+        thesis = t(name)
+        if thesis is None or not runs.get(name):
+            continue
+        e = experiment(name)
+        ci = _pooled(runs[name])
+        verdict = _reaches(ci, thesis)
+        rows.append({
+            "claim": f"Figure {e.figure} ({e.caption}): {THESIS_ALGORITHM[e.agent.algorithm]} reaches a mean return of {thesis:g}",
+            "thesis": f"{thesis:g}", "ours (mean [95% CI])": f"{SHORT_NAMES[e.agent.algorithm]} {_ci(ci)}", "verdict": verdict,
+            "why": "the CI reaches the thesis's mean" if verdict == HELD else "the whole CI lies below the thesis's mean",
+        })
+    return pd.DataFrame([r for r in rows if r is not None],
+                        columns=["claim", "thesis", "ours (mean [95% CI])", "verdict", "why"])
+
+
+def gru_table(runs: dict[str, list[RunResult]], weight: float = 0.99) -> pd.DataFrame:
+    """The thesis's agent (GRU-A2C) beside our LSTM stand-in and the thesis, per experiment of
+    ``GRU_OF`` that has both: pooled mean [95% CI], seeds collapsed, and whether the GRU closes
+    the gap (its CI reaches the thesis's mean) and beats the LSTM."""
+    rows = []
+    for name in GRU_OF:
+        lstm, gru = runs.get(name), runs.get(f"{name}-gru")
+        if not lstm or not gru:
+            continue
+        thesis = _thesis_mean(name)
+        lstm_ci, gru_ci = _pooled(lstm), _pooled(gru)
+        rows.append({
+            "experiment": name, "setting": experiment(name).caption,
+            "thesis": np.nan if thesis is None else thesis,
+            "LSTM-A2C": _ci(lstm_ci), "LSTM collapsed": f"{sum(collapsed(r.curve, weight) for r in lstm)} of {len(lstm)}",
+            "GRU-A2C": _ci(gru_ci), "GRU collapsed": f"{sum(collapsed(r.curve, weight) for r in gru)} of {len(gru)}",
+            "GRU reaches the thesis": "–" if thesis is None else _reaches(gru_ci, thesis),
+            "GRU above LSTM": _above(gru_ci, lstm_ci),
+            "gru mean": gru_ci[0], "lstm mean": lstm_ci[0],
+        })
+    return pd.DataFrame(rows)

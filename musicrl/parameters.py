@@ -45,6 +45,7 @@ CHAPTER_PARAMETERS = {
     "music_features": ("profile", "gtzan", "models", "k", "seed", "workers"),
     "recommender": ("profile", "agent_profile", "layer", "targets_per_genre", "noise", "seed", "gtzan", "models"),
     "beyond": ("profile", "address", "train_missing"),
+    "conclusions": ("profile", "train_missing", "smoothing"),
 }
 
 

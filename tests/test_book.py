@@ -10,7 +10,7 @@ import pytest
 from musicrl import book, experiments
 
 ROOT = Path(__file__).resolve().parent.parent
-MIN_FIGURES = {"environment": 3, "experiments_2d": 5, "higher_dimensions": 1, "music_features": 5, "recommender": 1, "beyond": 2}
+MIN_FIGURES = {"environment": 3, "experiments_2d": 5, "higher_dimensions": 1, "music_features": 5, "recommender": 1, "beyond": 2, "conclusions": 0}
 
 
 @pytest.fixture(scope="module")

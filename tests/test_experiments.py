@@ -223,3 +223,23 @@ def test_baseline_table_is_the_same_on_several_workers_and_fills_the_store(tmp_p
         assert bound["mean"] >= same["mean"].max()  # no policy beats the relaxation
     again = experiments.baseline_table(chapter, experiments.Store(tmp_path / "two"), progress=False, workers=2)  # all stored: read
     assert again.equals(one)
+
+
+def test_claims_verdicts_follow_the_confidence_intervals():
+    """held: CI above; not held: CI below / reversed; undecided: overlap. Computed, never typed."""
+    def run(values):
+        return [RunResult(spec={}, curve=np.array([1.0]), checkpoints=[1], returns=[np.array([v])],
+                                   pooled_from=[1], wall_time=0.0, env_steps=1) for v in values]
+
+    runs = {"fig14": run([200, 201, 202]), "fig12": run([100, 101, 102]), "fig13": run([150, 151, 152]),
+            "fig19": run([100, 300, 200]), "fig21": run([190, 210, 200]), "fig11": run([100, 110, 120])}
+    claims = experiments.claims_table(runs).set_index("claim")["verdict"]
+    assert claims.filter(like="n = 20 is the best").item() == experiments.HELD
+    assert claims.filter(like="RNN stabilises").item() == experiments.UNDECIDED
+    assert claims.filter(like="Figure 11 ").item() == experiments.NOT_HELD  # 120 < the thesis's 168
+    assert claims.filter(like="Figure 14 ").item() == experiments.HELD  # reaches 188
+    assert not claims.filter(like="each added feature").size  # fig24, fig25 missing: left out
+    runs["fig12"] = run([300, 301, 302])
+    assert experiments.claims_table(runs).set_index("claim")["verdict"].filter(like="n = 20 is the best").item() == experiments.NOT_HELD
+    gru = experiments.gru_table({"fig14": run([150, 151, 152]), "fig14-gru": run([185, 190, 195])})
+    assert gru.loc[0, "GRU reaches the thesis"] == experiments.HELD and gru.loc[0, "GRU above LSTM"] == experiments.HELD
