@@ -85,3 +85,54 @@ def test_leftover_temporary_files_are_removed_on_the_next_write(tmp_path):
     (path.parent / f"{path.name}abc123.tmp").write_text("")  # what a SIGKILL during a write leaves
     store.put("kind", {"a": 2}, 5)
     assert not list(path.parent.glob("*.tmp")) and store.get("kind", {"a": 2}) == 5
+
+
+KILLER = """
+import os, signal, sys
+from pathlib import Path
+from musicrl import experiments, training, store
+
+name, root, point = sys.argv[1], sys.argv[2], sys.argv[3]
+spec = experiments.run_spec(name, "smoke", 0)
+die = lambda: os.kill(os.getpid(), signal.SIGKILL)
+if point == "training":  # the second checkpoint is never saved: killed while training towards it
+    save, calls = training._save_checkpoint, []
+    def killing_save(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            die()
+        return save(*args, **kwargs)
+    training._save_checkpoint = killing_save
+elif point == "evaluation":  # the first checkpoint is saved, its evaluation never written
+    training._evaluate = lambda *args, **kwargs: die()
+elif point == "result":  # half of result.json's temporary file written, then killed
+    write = training.write_json_atomic
+    def killing_write(path, payload):
+        if Path(path).name == "result.json":
+            Path(str(path) + "xyz.tmp").write_text('{"spec": {"na')
+            die()
+        return write(path, payload)
+    training.write_json_atomic = killing_write
+training.train(spec, root, progress=False)
+"""
+
+
+@pytest.mark.parametrize("point", ["training", "evaluation", "result"])
+def test_a_sigkilled_training_process_reruns_to_the_uninterrupted_numbers(trained, tmp_path, point):
+    """A real subprocess SIGKILLed at ``point`` (on both paths, through ``trained``), then rerun:
+    the result equals the uninterrupted run's field by field, and no temporary file is left."""
+    import subprocess
+    import sys
+
+    spec, _, result = trained
+    name = spec.name
+    root = tmp_path / "results"
+    killed = subprocess.run([sys.executable, "-c", KILLER, name, str(root), point], capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert training.load_result(spec, root, published=False) is None
+    rerun = subprocess.run([sys.executable, "-c", KILLER, name, str(root), "none"], capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    again = training.load_result(spec, root, published=False)
+    _same(again, result)
+    assert again.spec == result.spec and again.pooled_from == result.pooled_from and again.versions == result.versions
+    assert not list(training.run_dir(spec, root).rglob("*.tmp"))
