@@ -190,6 +190,31 @@ def _listen(args: argparse.Namespace) -> None:
     listen.terminal_session(runner, paths, listen.sessions_dir(store))
 
 
+def _class_table(args: argparse.Namespace) -> None:
+    from musicrl import plots
+    from musicrl.music import listen
+    from musicrl.music import recommender as rec
+    from musicrl.store import Store, write_json_atomic
+
+    store = Store(args.results)
+    recommender, _ = listen.gtzan_recommender(args.policy, args.layer, gtzan=args.gtzan, models=args.models, store=store)
+    sessions, rejected = rec.load_class_sessions(args.sessions, recommender.catalogue)
+    for message in rejected:
+        print(f"skipped {message}", file=sys.stderr)
+    table = rec.class_table(sessions, recommender, seed=args.seed)
+    print(f"pooled {len(sessions)} sessions of {len({s.listener for s in sessions})} listeners; skipped {len(rejected)} files")
+    print(table.round(2).to_string())
+    out = Path(args.out) if args.out else store.root / "class"
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / "class-table.json", {"table": table.reset_index().to_dict(orient="records"),
+                                                 "rejected": rejected, "sessions": len(sessions)})
+    figure = plots.class_table_figure(table)
+    tmp = out / ".class-table.png"
+    figure.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+    tmp.replace(out / "class-table.png")
+    print(f"wrote {out / 'class-table.json'} and {out / 'class-table.png'}")
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="musicrl", description=__doc__)
     sub = top.add_subparsers(dest="command", required=True)
@@ -276,6 +301,17 @@ def parser() -> argparse.ArgumentParser:
     lis.add_argument("--models", default=None)
     lis.add_argument("--results", default=None, help="results directory; sessions go to <results>/sessions")
     lis.set_defaults(run=_listen)
+    cls = sub.add_parser("class-table", help="pool a class's saved sessions into its Table 1 (beside the thesis and simulated listeners)")
+    cls.add_argument("sessions", help="folder of saved sessions (session-*.json); bad and foreign files are named and skipped")
+    cls.add_argument("--policy", default="greedy", choices=("greedy", "lookahead", "random"),
+                     help="the policy of the simulated listeners' sessions")
+    cls.add_argument("--layer", default="third", choices=("second", "third", "last", "pooled"))
+    cls.add_argument("--seed", type=_seed, default=0)
+    cls.add_argument("--gtzan", default=None)
+    cls.add_argument("--models", default=None)
+    cls.add_argument("--results", default=None, help="results directory (features cache); the table goes to <results>/class")
+    cls.add_argument("--out", default=None, help="folder for class-table.json and class-table.png")
+    cls.set_defaults(run=_class_table)
     return top
 
 

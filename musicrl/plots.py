@@ -265,3 +265,19 @@ def plot_scaling(table) -> plt.Figure:
     right.set(xticks=dims, xlabel="features d", ylabel="train minutes per seed (one core)")
     left.legend(loc="upper left", bbox_to_anchor=(0.0, -0.18), ncol=3, frameon=False)
     return fig
+
+
+def class_table_figure(table):
+    """A class's Table 1 as bars: mean rating difference per genre for the thesis's author, the
+    class and each simulated listener."""
+    columns = [c for c in table.columns if c not in ("targets", "class sessions")]
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    width = 0.8 / len(columns)
+    x = np.arange(len(table))
+    for i, column in enumerate(columns):
+        ax.bar(x + (i - (len(columns) - 1) / 2) * width, table[column].to_numpy(dtype=float), width, label=column)
+    ax.set_xticks(x, table.index, rotation=30, ha="right")
+    ax.set_ylabel("mean |rating - ideal rating|")
+    ax.legend(frameon=False, fontsize=8, ncols=len(columns), loc="upper center", bbox_to_anchor=(0.5, 1.18))
+    fig.tight_layout()
+    return fig

@@ -225,3 +225,27 @@ def test_wrongly_typed_sessions_are_rejected_and_the_rest_loaded(catalogue, gree
     assert len(loaded) == 1 and len(rejected) == 3
     assert any("session-bad.json" in r and message in r for r in rejected), rejected
     assert any("session-null.json" in r and "a session is a JSON object, got NoneType" in r for r in rejected)
+
+
+def test_a_class_folder_pools_into_table1_naming_corrupt_and_foreign_files(catalogue, greedy, tmp_path):
+    recommender = rec.Recommender(greedy, catalogue, "greedy")
+    targets = rec.choose_targets(catalogue, per_genre=2, seed=1)
+    for i, target in enumerate(t for ts in targets.values() for t in ts):
+        session = recommender.play(target, rec.NoisyListener(rec.FeatureListener(catalogue), seed=i), seed=i)
+        session.listener = f"student{i % 3}"
+        session.save(tmp_path)
+    (tmp_path / "session-broken.json").write_text('{"target": "blues.00000", "steps": [')
+    (tmp_path / "notes.txt").write_text("bring headphones")
+    sessions, rejected = rec.load_class_sessions(tmp_path, catalogue)
+    assert len(sessions) == 10 and len(rejected) == 2
+    assert any("notes.txt: not a saved session" in r for r in rejected)
+    assert any("session-broken.json" in r for r in rejected)
+    table = rec.class_table(sessions, recommender)
+    assert table["class sessions"].sum() == 10 and set(table.dropna(subset=["class"]).index) == set(targets)
+    assert {"thesis (the author)", "class", "feature", "genre"} <= set(table.columns)
+    with pytest.raises(ValueError, match="no valid session to pool"):
+        rec.class_table([], recommender)
+    with pytest.raises(FileNotFoundError, match="no such folder of saved sessions"):
+        rec.load_class_sessions(tmp_path / "nope", catalogue)
+    from musicrl import plots
+    assert plots.class_table_figure(table).axes

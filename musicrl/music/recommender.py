@@ -402,3 +402,39 @@ def ranking_comparison(table: pd.DataFrame) -> pd.DataFrame:
 def catalogue_targets(catalogue: Catalogue) -> tuple[int, ...]:
     """Flat grid indices of the catalogue's songs, one per song: targets drawn from them follow the songs."""
     return tuple(int(i) for i in users.position_to_index(catalogue.positions))
+
+
+CLASS_LISTENER = "class"
+
+
+def load_class_sessions(directory: Path | str, catalogue: Catalogue) -> tuple[list[Session], list[str]]:
+    """The saved sessions of a class in ``directory`` (every student's ``session-*.json``) and the
+    messages of the files set aside: damaged or wrongly typed sessions, and foreign files."""
+    folder = Path(directory)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such folder of saved sessions (musicrl listen and the ListenerPanel "
+                                f"save them to <results>/sessions)")
+    rejected = [f"{path}: not a saved session (expected session-*.json, as musicrl listen and the ListenerPanel write)"
+                for path in sorted(folder.iterdir())
+                if path.is_file() and not (path.name.startswith("session-") and path.suffix == ".json")]
+    sessions = load_sessions(folder, catalogue, rejected)
+    return sessions, rejected
+
+
+def class_table(sessions: list[Session], recommender: Recommender, seed: int = 0) -> pd.DataFrame:
+    """Table 1 of a class: the people's sessions pooled as the listener ``class``, beside the thesis's
+    column and the simulated feature and genre listeners on the same target songs."""
+    if not sessions:
+        raise ValueError("no valid session to pool; each student saves one with musicrl listen or the ListenerPanel")
+    from dataclasses import replace as replaced
+
+    catalogue = recommender.catalogue
+    people = [replaced(s, listener=CLASS_LISTENER) for s in sessions]
+    genre = dict(zip(catalogue.ids, catalogue.genres))
+    targets: dict[str, list[str]] = {}
+    for target in sorted({s.target for s in sessions}):
+        targets.setdefault(str(genre[target]), []).append(target)
+    simulated = simulate(recommender, [FeatureListener(catalogue), GenreListener(catalogue)], targets, seed)
+    table = table1(session_frame(people + simulated, catalogue))
+    table.insert(2, "class sessions", session_frame(people, catalogue).groupby("genre").size())
+    return table
