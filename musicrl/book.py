@@ -45,6 +45,7 @@ def execute_chapter(name: str, profile: str, root: Path = ROOT, parameters: dict
             kernel_name="python3",
             progress_bar=False,
         )
+        _one_parameters_cell(partial)
         os.replace(partial, output)
     finally:
         if env_before is None:
@@ -77,6 +78,30 @@ def write_placeholder(name: str, root: Path = ROOT) -> Path:
     path = root / "book" / f"{name}.ipynb"
     nbformat.write(notebook, path)
     return path
+
+
+def _one_parameters_cell(path: Path) -> None:
+    """Show one parameters cell: the chapter's own, with the values papermill injected written into
+    it (marked), and papermill's injected cell removed from the page (kept in the notebook)."""
+    import re
+
+    import nbformat
+
+    notebook = nbformat.read(path, as_version=4)
+    injected = next((c for c in notebook.cells if "injected-parameters" in c.metadata.get("tags", [])), None)
+    own = next((c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])), None)
+    if injected is None or own is None:
+        return
+    values = {m.group(1): m.group(2) for m in re.finditer(r"^(\w+) = (.*)$", injected.source, flags=re.M)}
+    lines = []
+    for line in own.source.splitlines():
+        match = re.match(r"^(\w+) = ", line)
+        if match and match.group(1) in values:
+            line = f"{match.group(1)} = {values[match.group(1)]}  # set for this build (papermill)"
+        lines.append(line)
+    own.source = "\n".join(lines)
+    injected.metadata.setdefault("tags", []).append("remove-cell")
+    nbformat.write(notebook, path)
 
 
 def build_html(root: Path = ROOT) -> Path:
