@@ -133,8 +133,23 @@ def reference_hash(clip_hashes: Iterable[str]) -> str:
 
 
 def _keras():
-    import keras
+    """Keras (TensorFlow behind it), imported with the C++ start-up logs of TensorFlow (oneDNN,
+    CPU features) kept off stderr: they are not errors and filled the chapters' outputs.
+    ``TF_CPP_MIN_LOG_LEVEL`` no longer silences them; an import error still raises."""
+    import os
+    import sys
 
+    if "keras" in sys.modules:
+        return sys.modules["keras"]
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import keras
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
     return keras
 
 
