@@ -175,9 +175,9 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=100, help="A2C updates per training-throughput figure")
     parser.add_argument("--measure-quick", action="store_true", help="train every quick experiment (seed 0) now")
     parser.add_argument("--seeds", type=int, default=5, help="seeds the multi-seed path trains together (the full profile's 5)")
-    parser.add_argument("--fast-path", nargs="*", default=["fig21", "fig14", "fig25", "scale-d8-factored-LSTM-A2C",
+    parser.add_argument("--fast-path", nargs="*", default=["fig21", "fig14", "fig25", "fig14-gru", "fig25-gru", "scale-d8-factored-LSTM-A2C",
                                                            "scale-d8-factored-A2C-8-frames"],
-                        help="runs whose agent is timed on both paths (MLP A2C, LSTM-A2C 2D and 4D, factored d = 8)")
+                        help="runs whose agent is timed on both paths (MLP A2C, LSTM-A2C and GRU-A2C 2D and 4D, factored d = 8)")
     parser.add_argument("--only-large-d", action="store_true", help="print only the block of the environment beyond the thesis")
     args = parser.parse_args()
     torch.set_num_threads(1)
