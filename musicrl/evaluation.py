@@ -248,3 +248,20 @@ def format_ci(mean: float, low: float, high: float, runs: int | None = None) -> 
         return f"{mean:.1f} (all runs)"
     k = decimals_for(low, high)
     return f"{mean:.{k}f} [{low:.{k}f}, {high:.{k}f}]"
+
+
+def turns_to_success(episode: Episode) -> int | None:
+    """Proposals until the first top rating (0: the start was top-rated); None if never."""
+    return next((i for i, r in enumerate(episode.ratings) if r == MAX_RATING), None)
+
+
+def conversational_metrics(episodes: Sequence[Episode], horizons: Sequence[int] = (3, 5, 10, EPISODE_STEPS)) -> dict[str, float]:
+    """The multi-round conversational recommendation metrics (Lei et al., 2020): SR@T, the share of
+    sessions that reach a top-rated position within T proposals, and AT, the average turns, a
+    failed session counting the full ``EPISODE_STEPS``."""
+    if not episodes:
+        raise ValueError("conversational_metrics needs at least one episode")
+    turns = [turns_to_success(e) for e in episodes]
+    found = {f"SR@{t}": float(np.mean([u is not None and u <= t for u in turns])) for t in horizons}
+    found["AT"] = float(np.mean([EPISODE_STEPS if u is None else u for u in turns]))
+    return found

@@ -86,3 +86,13 @@ def test_numbers_are_rounded_to_what_the_ci_supports():
     assert format_ci(1.2345, 1.22, 1.25, 5) == "1.23 [1.22, 1.25]"
     assert format_ci(42.0, 42.0, 42.0, 2) == "42.0 (all runs)"
     assert format_ci(42.0, 42.0, 42.0, 1) == "42.0 (1 run)"
+
+
+def test_conversational_metrics_count_turns_to_the_first_top_rating():
+    from musicrl.evaluation import Episode, conversational_metrics, turns_to_success
+
+    quick = Episode(target=0, positions=[12, 3, 0], closer=[0, 1, 1], ratings=[1, 3, 4], rewards=[0, 0, 10])
+    never = Episode(target=0, positions=[12] * 3, closer=[0] * 3, ratings=[1, 1, 1], rewards=[0, 0, 0])
+    assert turns_to_success(quick) == 2 and turns_to_success(never) is None
+    metrics = conversational_metrics([quick, never], horizons=(1, 2))
+    assert metrics == {"SR@1": 0.0, "SR@2": 0.5, "AT": (2 + 21) / 2}
