@@ -646,7 +646,8 @@ def figure_table(runs: dict[str, list[RunResult]], profile: str, store: Store | 
             "thesis": f"{THESIS_ALGORITHM[e.agent.algorithm]}: {e.thesis.mean:.0f}\n(std {e.thesis.std:.0f})" if e.thesis
             else f"{THESIS_ALGORITHM[e.agent.algorithm]}: –",
             "ours": f"{SHORT_NAMES[e.agent.algorithm]}\n{int(m['seeds'])} seeds",
-            "pooled mean [95% CI]": format_ci(m["pooled mean"], m["pooled low"], m["pooled high"], int(m["seeds"])).replace(" [", "\n["),
+            "pooled mean [95% CI]": format_ci(m["pooled mean"], m["pooled low"], m["pooled high"], int(m["seeds"])).replace(" [", "\n[")
+            + f"\n(std {m['pooled std']:.0f})",
             "final [95% CI]": format_ci(m["final mean"], m["final low"], m["final high"], int(m["seeds"])).replace(" [", "\n["),
             "optimum or bracket": best.replace(" (", "\n("), "greedy": f"{m['greedy']:.1f}",
             "trained after: thesis / ours": f"{_thousands(e.converged)} / {_thousands(c['ours: median'])}"
