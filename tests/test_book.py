@@ -134,3 +134,23 @@ def test_the_readme_partial_build_builds_the_pages_it_has(tmp_path):
     assert "not executed in this build" in text and "musicrl book --chapters experiments_2d" in text
     assert 'id="fast-path"' in page  # the label rerun.md links to
     assert (tmp_path / "_build" / "html" / "book" / "environment.html").exists()
+
+
+READER_DEFECTS = {
+    "a raw Markdown table": re.compile(r"<p>\|[^<]*\|[^<]*\|"),
+    "a build-machine path": re.compile(r"(/work/|/tmp/|/root/|/home/\w+/)"),
+    "a nan cell": re.compile(r">\s*-?nan\s*<", re.I),
+    "a -0.0": re.compile(r"(?<![\d.])-0\.0+(?!\d*[1-9])\b"),
+    "a TensorFlow log line": re.compile(r"(I0000 |oneDNN custom operations|absl::InitializeLog|cpu_feature_guard)"),
+}
+
+
+@pytest.mark.book
+def test_built_pages_have_no_raw_tables_machine_paths_nan_negative_zero_or_log_lines(built):
+    _, html = built
+    found = []
+    for page in sorted((html / "book").glob("*.html")):
+        text = re.sub(r"<script.*?</script>", "", page.read_text(), flags=re.S)
+        found += [f"{page.name}: {label}: …{text[max(0, m.start() - 50):m.end() + 50]}…"
+                  for label, pattern in READER_DEFECTS.items() for m in pattern.finditer(text)]
+    assert not found, "\n".join(found[:20])
