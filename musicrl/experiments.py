@@ -831,3 +831,15 @@ def gru_table(runs: dict[str, list[RunResult]], weight: float = 0.99) -> pd.Data
             "gru mean": gru_ci[0], "lstm mean": lstm_ci[0],
         })
     return pd.DataFrame(rows)
+
+
+def wall_minutes(runs: dict[str, list[RunResult]]) -> float:
+    """Minutes of wall time the runs took: seeds trained together in one process (the fast
+    path, ``trainer["seeds_together"] > 1``) share one wall time, counted once per experiment;
+    a run carried across machines counts its recorded time."""
+    total = 0.0
+    for results in runs.values():
+        together = [r for r in results if r.trainer.get("seeds_together", 1) > 1]
+        total += max((r.wall_time for r in together), default=0.0)
+        total += sum(r.wall_time for r in results if r.trainer.get("seeds_together", 1) <= 1)
+    return total / 60

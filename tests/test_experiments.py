@@ -243,3 +243,12 @@ def test_claims_verdicts_follow_the_confidence_intervals():
     assert experiments.claims_table(runs).set_index("claim")["verdict"].filter(like="n = 20 is the best").item() == experiments.NOT_HELD
     gru = experiments.gru_table({"fig14": run([150, 151, 152]), "fig14-gru": run([185, 190, 195])})
     assert gru.loc[0, "GRU reaches the thesis"] == experiments.HELD and gru.loc[0, "GRU above LSTM"] == experiments.HELD
+
+
+def test_wall_minutes_counts_seeds_trained_together_once():
+    def run(seconds, together):
+        return RunResult(spec={}, curve=np.array([1.0]), checkpoints=[1], returns=[np.array([1.0])], pooled_from=[1],
+                         wall_time=seconds, env_steps=1, trainer={"path": "multiseed" if together > 1 else "sb3",
+                                                                  "seeds_together": together})
+    runs = {"fig14": [run(600, 3), run(600, 3), run(600, 3)], "fig17": [run(60, 1), run(120, 1)]}
+    assert experiments.wall_minutes(runs) == pytest.approx(10 + 3)
