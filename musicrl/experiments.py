@@ -20,6 +20,7 @@ from musicrl import baselines, multiseed, training, users
 from musicrl.agents import AgentConfig
 from musicrl.envs import BULLSEYE_REWARD, EPISODE_STEPS, EnvConfig, REWARDS
 from musicrl.evaluation import (
+    conversational_metrics,
     decimals_for,
     format_ci,
     evaluate_policy,
@@ -479,7 +480,39 @@ def sampling_stats(spec: RunSpec, root=None, repeats: int = SAMPLING_REPEATS) ->
     return {
         "repeats": repeats, "sampled": float(sampled.mean), "missed": len(missed) / len(episodes),
         "stuck": float(np.mean([ep.stuck for ep in missed])) if missed else float("nan"),
+        "conversational": conversational_metrics(episodes),
     }
+
+
+def agent_conversational(spec: RunSpec, result: RunResult | None = None, root=None) -> dict[str, float] | None:
+    """SR@T and AT (:func:`musicrl.evaluation.conversational_metrics`) of a run's final checkpoint,
+    deterministic, one episode per target: from the published extras, else from the local weights;
+    None when neither holds them (runs published before the metrics were recorded)."""
+    stored = (result.extras.get("sampling") or {}).get("conversational") if result is not None else None
+    if stored:
+        return stored
+    try:
+        policy = load_policy(spec, root=root)
+    except ValueError:
+        return None
+    return conversational_metrics(rollout(policy, spec.env, range(spec.env.n_positions))[1])
+
+
+def conversational_table(runs: dict[str, list[RunResult]], profile: str, root=None) -> pd.DataFrame:
+    """Per experiment: the trained agents' SR@T and AT (mean over the seeds that have them) beside
+    greedy's on the same environment; ``seeds`` counts the seeds measured (0: no weights, no record)."""
+    rows = []
+    for name, results in runs.items():
+        e = experiment(name)
+        measured = [m for r in results if (m := agent_conversational(run_spec(name, profile, r.spec["seed"]), r, root))]
+        greedy_config = _baseline_config(e.env)
+        _, episodes = rollout(baselines.make_baseline("greedy", greedy_config), greedy_config, range(greedy_config.n_positions))
+        greedy = conversational_metrics(episodes)
+        ours = {k: float(np.mean([m[k] for m in measured])) if measured else float("nan") for k in greedy}
+        rows.append({"experiment": name, "figure": e.figure, "ours": SHORT_NAMES[e.agent.algorithm], "d": e.env.d,
+                     "seeds": len(measured), **{f"ours: {k}": v for k, v in ours.items()},
+                     **{f"greedy: {k}": v for k, v in greedy.items()}})
+    return pd.DataFrame(rows)
 
 
 def _sampling(result: RunResult, spec: RunSpec, repeats: int, root) -> dict[str, float]:
@@ -830,6 +863,39 @@ def gru_table(runs: dict[str, list[RunResult]], weight: float = 0.99) -> pd.Data
             "GRU above LSTM": _above(gru_ci, lstm_ci),
             "gru mean": gru_ci[0], "lstm mean": lstm_ci[0],
         })
+    return pd.DataFrame(rows)
+
+
+def memory_diagnosis(runs: dict[str, list[RunResult]], profile: str, weight: float = 0.99, root=None) -> pd.DataFrame:
+    """Where a recurrent agent loses return, per experiment of ``GRU_OF`` and memory (LSTM, GRU):
+    seeds collapsed, the final checkpoint's share of targets never found (return 0) and spread
+    of the seeds' pooled means, and the policy's entropy at the last checkpoint (nats; from the
+    published extras or the local weights, NaN where neither holds it)."""
+    rows = []
+    for name in GRU_OF:
+        for memory, key in (("LSTM-A2C", name), ("GRU-A2C", f"{name}-gru")):
+            results = runs.get(key)
+            if not results:
+                continue
+            entropies = []
+            for r in results:
+                stored = r.extras.get("entropy")
+                if stored:
+                    entropies.append(stored[max(stored, key=int)])
+                    continue
+                try:
+                    spec = run_spec(key, profile, r.spec["seed"])
+                    entropies.append(policy_entropy(spec, spec.checkpoints[-1], root))
+                except ValueError:  # published without the entropy, and no weights here
+                    pass
+            pooled = [r.pooled.mean for r in results]
+            rows.append({
+                "experiment": name, "memory": memory, "seeds": len(results),
+                "collapsed": sum(collapsed(r.curve, weight) for r in results),
+                "targets never found": float(np.mean([np.mean(np.asarray(r.returns[-1]) == 0) for r in results])),
+                "worst seed": min(pooled), "best seed": max(pooled),
+                "entropy, last checkpoint": float(np.mean(entropies)) if entropies else np.nan,
+            })
     return pd.DataFrame(rows)
 
 

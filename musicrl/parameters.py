@@ -34,6 +34,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "smoothing": (lambda v: _probability(v) and v < 1, "a number in [0, 1)"),
     "gtzan": (lambda v: v is None or isinstance(v, str), "None or a folder path"),
     "models": (lambda v: v is None or isinstance(v, str), "None or a folder path"),
+    "sessions": (lambda v: v is None or (isinstance(v, str) and bool(v)), "None or a folder of saved sessions"),
     "layer": (lambda v: v in LAYERS, f"one of {list(LAYERS)}"),
     "noise": (lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(map(_probability, v)),
               "two probabilities (p, q), e.g. [0.2, 0.1]"),
@@ -46,6 +47,7 @@ CHAPTER_PARAMETERS = {
     "recommender": ("profile", "agent_profile", "layer", "targets_per_genre", "noise", "seed", "gtzan", "models"),
     "beyond": ("profile", "address", "train_missing"),
     "conclusions": ("profile", "train_missing", "smoothing"),
+    "teaching": ("profile", "sessions", "layer", "seed", "gtzan", "models"),
 }
 
 

@@ -13,8 +13,11 @@ from musicrl import users
 from musicrl.evaluation import Episode, smooth
 
 
+PALETTE = sns.color_palette("tab10")  # distinct hues: seaborn's "colorblind" has two near-identical oranges
+
+
 def use_style() -> None:
-    sns.set_theme(context="notebook", style="whitegrid", palette="colorblind")
+    sns.set_theme(context="notebook", style="whitegrid", palette=PALETTE)
     plt.rcParams.update({"figure.dpi": 100, "savefig.bbox": "tight"})
 
 
@@ -190,10 +193,10 @@ def plot_pipeline() -> plt.Figure:
     arrow("policy", "song", "position")
     arrow("song", "listener", "8 s of the song")
     ax.annotate("", xy=(7.6, 1.55), xytext=(10.5, 2.8), arrowprops={"arrowstyle": "->", "color": "0.3"})
-    ax.text(9.3, 2.3, "songs at each position", fontsize=8, color="0.3")
+    ax.text(9.3, 1.75, "songs at each position", fontsize=8, color="0.3")
     ax.annotate("", xy=(4.0, 1.45), xytext=(5.3, 2.0), arrowprops={"arrowstyle": "->", "color": "0.3"})
     ax.annotate("", xy=(5.5, 2.3), xytext=(3.6, 1.5), arrowprops={"arrowstyle": "->", "color": "0.6"})
-    ax.text(3.0, 2.05, "position  /  closer, rating", fontsize=8, color="0.3")
+    ax.text(2.4, 2.4, "position  /  closer, rating", fontsize=8, color="0.3")
     ax.annotate("", xy=(10.0, 0.3), xytext=(3.3, 0.3), arrowprops={"arrowstyle": "-", "color": "0.6", "ls": "--"})
     ax.text(6.6, 0.05, "listener's answers: recorded (and, with drive='listener', fed to the policy)", ha="center", fontsize=8, color="0.4")
     return fig

@@ -10,7 +10,8 @@ import pytest
 from musicrl import book, experiments
 
 ROOT = Path(__file__).resolve().parent.parent
-MIN_FIGURES = {"environment": 3, "experiments_2d": 5, "higher_dimensions": 1, "music_features": 5, "recommender": 1, "beyond": 2, "conclusions": 0}
+MIN_FIGURES = {"environment": 3, "experiments_2d": 5, "higher_dimensions": 1, "music_features": 5, "recommender": 1, "beyond": 2, "conclusions": 0,
+               "teaching": 1}
 
 
 @pytest.fixture(scope="module")
@@ -20,6 +21,7 @@ def built(tmp_path_factory):
     shutil.copytree(ROOT / "book", root / "book", ignore=shutil.ignore_patterns("*.ipynb"))
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy(ROOT / name, root / name)
+    shutil.copytree(ROOT / "_static", root / "_static")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MUSICRL_RESULTS", str(root / "results"))
         html = book.build(profile="smoke", root=root)
@@ -154,3 +156,70 @@ def test_built_pages_have_no_raw_tables_machine_paths_nan_negative_zero_or_log_l
         found += [f"{page.name}: {label}: …{text[max(0, m.start() - 50):m.end() + 50]}…"
                   for label, pattern in READER_DEFECTS.items() for m in pattern.finditer(text)]
     assert not found, "\n".join(found[:20])
+
+
+@pytest.mark.book
+def test_every_chapter_has_exercises_whose_solutions_ran_and_render_collapsed(built):
+    root, html = built
+    for chapter in book.CHAPTERS:
+        cells = json.loads((root / "book" / f"{chapter}.ipynb").read_text())["cells"]
+        sources = ["".join(c["source"]) for c in cells]
+        labels = re.findall(r"```\{exercise\}\n:label: ([\w-]+)", "\n".join(sources))
+        assert 2 <= len(labels) <= 4, (chapter, labels)
+        for label in labels:
+            start = next(i for i, s in enumerate(sources) if s.startswith(f"````{{solution-start}} {label}"))
+            end = next(i for i in range(start, len(cells)) if sources[i].startswith("````{solution-end}"))
+            solution = [c for c in cells[start:end] if c["cell_type"] == "code"]
+            assert solution and all(c["execution_count"] for c in solution), (chapter, label)
+            assert all(c.get("outputs") for c in solution), (chapter, label)  # each shows its answer
+        page = (html / "book" / f"{chapter}.html").read_text()
+        for label in labels:
+            assert re.search(rf'<div class="exercise admonition" id="{label}"', page), (chapter, label)
+        assert len(re.findall(r'class="solution dropdown admonition[^"]*"', page)) == len(labels), chapter
+
+
+@pytest.mark.book
+def test_every_table_sits_in_a_container_that_scrolls(built):
+    """Tables fit their column or scroll inside it: every table of a page is inside a
+    notebook output (``div.cell_output``, which the book's stylesheet lets scroll) or the
+    theme's scrollable table container, and every page links that stylesheet."""
+    from html.parser import HTMLParser
+
+    css = (ROOT / "_static" / "musicrl.css").read_text()
+    assert re.search(r"div\.cell_output[^{]*\{[^}]*overflow-x:\s*auto", css)
+
+    class Tables(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.stack, self.loose = [], []
+
+        def handle_starttag(self, tag, attrs):
+            classes = (dict(attrs).get("class") or "").split()
+            if tag == "table" and not any({"cell_output", "pst-scrollable-table-container"} & set(c) for c in self.stack):
+                self.loose.append(self.getpos())
+            if tag == "div":
+                self.stack.append(classes)
+
+        def handle_endtag(self, tag):
+            if tag == "div" and self.stack:
+                self.stack.pop()
+
+    loose = []
+    for page in sorted((html / "book").glob("*.html")):
+        text = page.read_text()
+        assert "_static/musicrl.css" in text, page.name
+        parser = Tables()
+        parser.feed(text)
+        loose += [f"{page.name}: table at line {line}" for line, _ in parser.loose]
+    assert not loose, loose
+
+
+@pytest.mark.book
+def test_teaching_page_pools_the_simulated_class_and_names_the_bad_files(built):
+    _, html = built
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", (html / "book" / "teaching.html").read_text()))
+    for phrase in ("A 90-minute lab", "musicrl class-table", "musicrl listen", "ListenerPanel", "simulated students",
+                   "class sessions", "thesis (the author)", "skipped <sessions>/notes.txt: not a saved session",
+                   "skipped <sessions>/session-cut-off.json: not valid JSON, the file is damaged or cut off",
+                   "pooled 24 sessions (the original folder: 24)"):
+        assert phrase in text, phrase

@@ -254,7 +254,11 @@ def load_sessions(directory: Path | str, catalogue: Catalogue, rejected: list[st
     sessions = []
     for path in sorted(Path(directory).glob("session-*.json")):
         try:
-            sessions.append(Session.from_json(json.loads(path.read_text()), catalogue))
+            try:
+                data = json.loads(path.read_text())
+            except json.JSONDecodeError as error:
+                raise ValueError(f"not valid JSON, the file is damaged or cut off ({error})") from error
+            sessions.append(Session.from_json(data, catalogue))
         except (ValueError, UnicodeDecodeError, OSError) as error:
             if rejected is None:
                 raise ValueError(f"{path}: {error}") from error
