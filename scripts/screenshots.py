@@ -1,0 +1,67 @@
+"""Screenshots of the built book at 1300 px in headless Chromium, and every table's width.
+
+    .venv/bin/python scripts/screenshots.py [_build/html] [--out screenshots]
+
+Writes one full-page PNG per chapter, one PNG of the first exercise with its collapsed
+solution, and prints, for every table, its width against the width of its column and
+whether its container scrolls (a table wider than its column must scroll, not be cut off).
+Needs Chromium (``apt-get install chromium``) and playwright (a test dependency).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+WIDTH = 1300
+TABLES = """() => Array.from(document.querySelectorAll('article table')).map(t => {
+  let box = t.parentElement;
+  while (box && getComputedStyle(box).overflowX !== 'auto' && getComputedStyle(box).overflowX !== 'scroll'
+         && box.tagName !== 'ARTICLE') box = box.parentElement;
+  const article = document.querySelector('article');
+  return {width: Math.round(t.getBoundingClientRect().width), column: Math.round(article.clientWidth),
+          scrolls: !!box && box.tagName !== 'ARTICLE'};
+})"""
+
+
+def main() -> None:
+    from playwright.sync_api import sync_playwright
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("html", nargs="?", default="_build/html")
+    parser.add_argument("--out", default="screenshots")
+    args = parser.parse_args()
+    html, out = Path(args.html).resolve(), Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        raise SystemExit("no Chromium: apt-get install chromium")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": WIDTH, "height": 1000})
+        cut_off = 0
+        for path in sorted((html / "book").glob("*.html")):
+            page.goto(path.as_uri())
+            page.wait_for_load_state("load")
+            page.screenshot(path=str(out / f"{path.stem}.png"), full_page=True)
+            for i, t in enumerate(page.evaluate(TABLES)):
+                wide = t["width"] > t["column"]
+                cut_off += wide and not t["scrolls"]
+                if wide:
+                    print(f"{path.stem}: table {i}: {t['width']} px in a {t['column']} px column, "
+                          f"{'scrolls' if t['scrolls'] else 'CUT OFF'}")
+            exercise = page.locator("div.exercise").first
+            if exercise.count():
+                exercise.scroll_into_view_if_needed()
+                box = exercise.bounding_box()
+                solution = page.locator("div.solution").first.bounding_box()
+                bottom = (solution or box)["y"] + (solution or box)["height"]
+                page.screenshot(path=str(out / f"{path.stem}-exercise.png"), full_page=True,
+                                clip={"x": 0, "y": box["y"] - 10, "width": WIDTH, "height": bottom - box["y"] + 20})
+        browser.close()
+    print(f"screenshots in {out}; {cut_off} table(s) cut off")
+
+
+if __name__ == "__main__":
+    main()
