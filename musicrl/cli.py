@@ -206,7 +206,7 @@ def _class_table(args: argparse.Namespace) -> None:
     print(table.round(2).to_string())
     out = Path(args.out) if args.out else store.root / "class"
     out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / "class-table.json", {"table": table.reset_index().to_dict(orient="records"),
+    write_json_atomic(out / "class-table.json", {"table": table.reset_index(names="target genre").to_dict(orient="records"),
                                                  "rejected": rejected, "sessions": len(sessions)})
     figure = plots.class_table_figure(table)
     tmp = out / ".class-table.png"

@@ -83,3 +83,39 @@ def test_carry_command_packs_unfinished_runs_only(tmp_path, capsys):
     assert [p.name for p in carry.iterdir()] == [f"{run.key}.tar.gz"]
     assert main(["carry", "fig13", "--seed", "0", "--carry", str(carry), *args]) == 0
     assert "nothing to carry" in capsys.readouterr().out
+
+
+def test_class_table_command_pools_a_folder_and_names_a_corrupt_and_a_foreign_file(tmp_path, capsys, monkeypatch):
+    import json
+
+    import numpy as np
+
+    from musicrl import baselines
+    from musicrl.envs import EnvConfig
+    from musicrl.music import listen
+    from musicrl.music import recommender as rec
+    from musicrl.music.catalogue import Catalogue
+
+    rng = np.random.default_rng(0)
+    ids = [f"{g}.{i:05d}" for g in ("jazz", "metal", "pop") for i in range(20)]
+    catalogue = Catalogue.build(rng.normal(size=(60, 6)), ids, [i.split(".")[0] for i in ids], k=4)
+    toy = rec.Recommender(baselines.make_baseline("greedy", EnvConfig(d=4)), catalogue, "greedy")
+    monkeypatch.setattr(listen, "gtzan_recommender", lambda *a, **k: (toy, {}))
+    sessions = tmp_path / "class"
+    for i, target in enumerate(["jazz.00001", "metal.00002", "pop.00003"]):
+        session = toy.play(target, rec.FeatureListener(catalogue), seed=i)
+        session.listener = f"student{i}"
+        session.save(sessions)
+    (sessions / "session-cut.json").write_text('{"target": "jazz.00001", "steps": [')
+    (sessions / "notes.txt").write_text("bring headphones")
+    out = tmp_path / "out"
+    assert main(["class-table", str(sessions), "--out", str(out), "--results", str(tmp_path / "results")]) == 0
+    captured = capsys.readouterr()
+    assert "session-cut.json: not valid JSON, the file is damaged or cut off" in captured.err
+    assert "notes.txt: not a saved session" in captured.err
+    assert "pooled 3 sessions of 3 listeners; skipped 2 files" in captured.out
+    written = json.loads((out / "class-table.json").read_text())
+    assert written["sessions"] == 3 and len(written["rejected"]) == 2
+    assert {row["target genre"] for row in written["table"]} >= {"jazz", "metal", "pop"}
+    assert "genre" in written["table"][0]  # the simulated genre listener's column beside the class's
+    assert (out / "class-table.png").stat().st_size > 0
