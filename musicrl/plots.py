@@ -64,6 +64,24 @@ def thousands(x: float, _pos=None) -> str:
     return f"{x / 1000:g}k" if abs(x) >= 1000 else f"{x:g}"
 
 
+REFERENCE_STYLES = (("0.15", "--"), ("#8c564b", ":"), ("#7f7f7f", "-."))
+
+
+def reference_lines(ax: plt.Axes, references: Mapping[str, float] | None) -> None:
+    """Dashed horizontal levels (optimum, greedy, ...), each in its own colour and dash and named
+    at the right edge, the names moved apart where the levels nearly coincide."""
+    placed: list[float] = []
+    low, high = ax.get_ylim()
+    gap = 0.06 * (high - low if high > low else 1.0)
+    for j, (label, level) in enumerate(sorted((references or {}).items(), key=lambda kv: -kv[1])):
+        colour, dash = REFERENCE_STYLES[j % len(REFERENCE_STYLES)]
+        ax.axhline(level, color=colour, ls=dash, lw=1.3, label=label)
+        y = level if not placed or placed[-1] - level >= gap else placed[-1] - gap
+        placed.append(y)
+        ax.annotate(f"{label} {level:.0f}", xy=(1.0, y), xycoords=("axes fraction", "data"), xytext=(3, 0),
+                    textcoords="offset points", va="center", fontsize="x-small", color=colour, annotation_clip=False)
+
+
 def plot_curves(
     curves: Mapping[str, np.ndarray],
     references: Mapping[str, float] | None = None,
@@ -81,8 +99,7 @@ def plot_curves(
         updates = np.arange(1, len(curve) + 1)
         ax.plot(updates, curve, color=f"C{i}", alpha=0.25, lw=0.8)
         ax.plot(updates, smooth(curve, weight), color=f"C{i}", lw=1.8, label=label)
-    for j, (label, level) in enumerate((references or {}).items()):
-        ax.axhline(level, color="0.3", ls=("--", ":", "-.")[j % 3], lw=1.2, label=label)
+    reference_lines(ax, references)
     ax.set(xlabel="update", ylabel="avg return, last 10 episodes", title=title)
     ax.xaxis.set_major_formatter(FuncFormatter(thousands))
     ax.legend(loc="lower right", fontsize="small", frameon=True)
@@ -97,8 +114,7 @@ def plot_checkpoint_returns(
     ax = ax or plt.subplots(figsize=(7, 3.4))[1]
     for i, (label, (updates, means)) in enumerate(checkpoints.items()):
         ax.plot(updates, means, "-o", color=f"C{i}", ms=3, label=label)
-    for j, (label, level) in enumerate((references or {}).items()):
-        ax.axhline(level, color="0.3", ls=("--", ":", "-.")[j % 3], lw=1.2, label=label)
+    reference_lines(ax, references)
     ax.set(xlabel="update", ylabel="mean return, all targets", title=title)
     ax.xaxis.set_major_formatter(FuncFormatter(thousands))
     ax.legend(loc="lower right", fontsize="small")
