@@ -51,14 +51,16 @@ def main() -> None:
                 if wide:
                     print(f"{path.stem}: table {i}: {t['width']} px in a {t['column']} px column, "
                           f"{'scrolls' if t['scrolls'] else 'CUT OFF'}")
-            exercise = page.locator("div.exercise").first
-            if exercise.count():
-                exercise.scroll_into_view_if_needed()
-                box = exercise.bounding_box()
-                solution = page.locator("div.solution").first.bounding_box()
-                bottom = (solution or box)["y"] + (solution or box)["height"]
+            box = page.evaluate("""() => {
+              const e = document.querySelector('div.exercise');
+              if (!e) return null;
+              const s = document.querySelector('div.solution') || e;
+              const top = e.getBoundingClientRect().top + window.scrollY;
+              return {top: top, bottom: s.getBoundingClientRect().bottom + window.scrollY};
+            }""")
+            if box:
                 page.screenshot(path=str(out / f"{path.stem}-exercise.png"), full_page=True,
-                                clip={"x": 0, "y": box["y"] - 10, "width": WIDTH, "height": bottom - box["y"] + 20})
+                                clip={"x": 0, "y": box["top"] - 10, "width": WIDTH, "height": box["bottom"] - box["top"] + 20})
         browser.close()
     print(f"screenshots in {out}; {cut_off} table(s) cut off")
 
