@@ -6,7 +6,9 @@ profile as a parameter. Papermill records the parameters in each notebook's meta
 every chapter ends with a table of the package versions. Jupyter Book runs with execution
 off and warnings as errors. Before the chapters run, one Ray sweep trains (in parallel)
 every run the chapters need that neither the results store nor the published results
-hold yet (under ``full``, only with ``train_missing=True``).
+hold yet (under ``full``, only with ``train_missing=True``). The chapters then run in
+``jobs`` processes at once (:data:`CHAINS`: a chapter that reads what another computes runs
+after it, in the same process); their notebooks do not depend on ``jobs``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
 from pathlib import Path
 
 from tqdm import tqdm
@@ -115,13 +119,23 @@ def build_html(root: Path = ROOT) -> Path:
 
 RL_CHAPTERS = ("experiments_2d", "higher_dimensions", "conclusions")  # trained in one sweep before the chapters run
 TRAINING_CHAPTERS = (*RL_CHAPTERS, "beyond")  # their notebooks take train_missing
+# Chapters that must run one after the other: the recommender and the teaching page read the
+# features and the catalogue the music chapter extracts (running them at once would extract twice).
+# Longest first, so that a pool of two processes finishes the chains at about the same time.
+CHAINS = (("music_features", "recommender", "teaching"), ("environment",), ("beyond",), ("experiments_2d",),
+          ("higher_dimensions",), ("conclusions",))
 
 
 def train_for(chapters: tuple[str, ...], profile: str, root: Path = ROOT, address: str | None = None) -> None:
     """Train every run the chosen chapters need, all in one parallel sweep (cached runs are read)."""
     from musicrl import beyond
 
-    names = sorted({name for chapter in chapters if chapter in RL_CHAPTERS for name in CHAPTER_EXPERIMENTS[chapter]})
+    from musicrl.experiments import VARIANTS
+
+    names = {name for chapter in chapters if chapter in RL_CHAPTERS for name in CHAPTER_EXPERIMENTS[chapter]}
+    if "experiments_2d" in chapters:  # its TRPO section reads the entropy-bonus variants, its GRU section the GRUs
+        names |= set(VARIANTS)
+    names = sorted(names)
     specs = run_specs(names, profile)
     if "beyond" in chapters:
         specs += [*beyond.noise_specs(profile), *beyond.scaling_specs(profile)]
@@ -129,23 +143,64 @@ def train_for(chapters: tuple[str, ...], profile: str, root: Path = ROOT, addres
         train_many(specs, root=root / "results", address=address)
 
 
+def chains(chapters: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """The chosen chapters as :data:`CHAINS` (each in its order), longest chain first."""
+    picked = [tuple(name for name in chain if name in chapters) for chain in CHAINS]
+    return [chain for chain in picked if chain]
+
+
+def _run_chain(chain: tuple[str, ...], profile: str, root: Path, train_missing: bool) -> tuple[str, ...]:
+    for name in chain:
+        execute_chapter(name, profile, root, {"train_missing": train_missing} if name in TRAINING_CHAPTERS else None)
+    return chain
+
+
+def execute_chapters(chapters: tuple[str, ...], profile: str, root: Path = ROOT, train_missing: bool = True,
+                     jobs: int = 1) -> None:
+    """Execute ``chapters``: one after the other with ``jobs=1``, else their :func:`chains` in
+    ``jobs`` processes at once. A chapter that fails stops the build with its error once the
+    chapters already running have finished."""
+    if jobs < 1:
+        raise ValueError(f"jobs must be an integer >= 1 (processes running chapters at once), got {jobs!r}")
+    bar = tqdm(total=len(chapters), desc=f"chapters ({profile})")
+    if jobs == 1:
+        for name in chapters:
+            _run_chain((name,), profile, root, train_missing)
+            bar.update()
+        bar.close()
+        return
+    # spawn: a forked copy of this process (Ray, tqdm's lock, open kernels) is not safe to reuse
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+        futures = [pool.submit(_run_chain, chain, profile, root, train_missing) for chain in chains(chapters)]
+        try:
+            for future in as_completed(futures):
+                bar.update(len(future.result()))
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+        finally:
+            bar.close()
+
+
 def build(profile: str = "quick", chapters: tuple[str, ...] = CHAPTERS, html: bool = True, root: Path = ROOT,
-          train_missing: bool | None = None) -> Path:
+          train_missing: bool | None = None, jobs: int | None = None) -> Path:
     """Execute the chapters and render the book.
 
     ``train_missing`` (default: yes, except under ``full``) trains the runs the RL chapters
     need that neither the local store nor the published results hold; without it they
     show what is there and list the rest. The recommender's 4D agents train at the
-    ``quick`` budget under ``full`` (see its ``agent_profile``).
+    ``quick`` budget under ``full`` (see its ``agent_profile``). ``jobs`` chapters run at once
+    (default: one per core, at most two: the chapters themselves use several cores at times).
     """
     check_choice("profile", profile, PROFILES)
     for name in chapters:
         check_choice("chapter", name, CHAPTERS)
     train_missing = profile != "full" if train_missing is None else train_missing
+    jobs = min(2, os.cpu_count() or 1) if jobs is None else jobs
     if train_missing:
         train_for(chapters, profile, root)
-    for name in tqdm(chapters, desc=f"chapters ({profile})"):
-        execute_chapter(name, profile, root, {"train_missing": train_missing} if name in TRAINING_CHAPTERS else None)
+    execute_chapters(chapters, profile, root, train_missing, jobs)
     for name in CHAPTERS:  # a partial build: the chapters not executed (now or before) get a page that says so
         if name not in chapters and not (root / "book" / f"{name}.ipynb").exists():
             write_placeholder(name, root)

@@ -17,7 +17,8 @@ def _book(args: argparse.Namespace) -> None:
     from musicrl import book
 
     chapters = tuple(args.chapters) if args.chapters else book.CHAPTERS
-    out = book.build(profile=args.profile, chapters=chapters, html=not args.no_html, train_missing=args.train_missing)
+    out = book.build(profile=args.profile, chapters=chapters, html=not args.no_html, train_missing=args.train_missing,
+                     jobs=args.jobs)
     print(f"book written to {out}")
 
 
@@ -225,6 +226,8 @@ def parser() -> argparse.ArgumentParser:
     book.add_argument("--train-missing", action=argparse.BooleanOptionalAction, default=None,
                       help="train the runs that neither results/ nor published/ holds (default: yes, except --profile full, "
                            "whose chapters show the published runs and list the missing ones)")
+    book.add_argument("--jobs", type=_positive, default=None,
+                      help="chapters executed at once (default: one per core, at most 2); the pages do not depend on it")
     book.set_defaults(run=_book)
     base = sub.add_parser("baselines", help="evaluate the baselines with the thesis's protocol")
     base.add_argument("--d", type=int, default=2)
