@@ -93,6 +93,27 @@ def test_unknown_profile_or_chapter_is_rejected():
         book.execute_chapter("agents", "smoke")
 
 
+def test_chains_cover_every_chapter_once_and_keep_the_music_chapter_first():
+    assert sorted(name for chain in book.CHAINS for name in chain) == sorted(book.CHAPTERS)
+    assert book.chains(("teaching", "environment", "music_features")) == [("music_features", "teaching"), ("environment",)]
+    assert book.chains(("conclusions",)) == [("conclusions",)]
+
+
+def test_zero_jobs_is_rejected_before_any_chapter_runs(tmp_path):
+    with pytest.raises(ValueError, match="jobs must be an integer >= 1"):
+        book.execute_chapters(("environment",), "smoke", root=tmp_path, jobs=0)
+    assert not (tmp_path / "book").exists()
+
+
+def test_the_sweep_trains_the_variants_the_2d_chapter_reads(monkeypatch):
+    trained = []
+    monkeypatch.setattr(book, "train_many", lambda specs, root, address=None: trained.extend(specs))
+    book.train_for(("experiments_2d",), "smoke")
+    names = {s.name for s in trained}
+    assert set(experiments.VARIANTS) <= names and set(experiments.CHAPTER_EXPERIMENTS["experiments_2d"]) <= names
+    assert len(trained) == len(names) * len(experiments.TRAINING["smoke"].seeds)
+
+
 @pytest.mark.book
 def test_music_chapter_checks_the_thesis_and_compares_with_choi(built):
     _, html = built
