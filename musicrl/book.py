@@ -31,6 +31,11 @@ CHAPTERS = ("environment", "experiments_2d", "higher_dimensions", "music_feature
             "teaching")
 
 
+# The kernel's torch and BLAS: one thread. Two chapters run at once, and a kernel with a thread
+# per core on a busy machine ran its small networks ten times slower (63 s against 6 s).
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+
+
 def execute_chapter(name: str, profile: str, root: Path = ROOT, parameters: dict | None = None) -> Path:
     """Run ``notebooks/<name>.ipynb`` with papermill into ``book/<name>.ipynb``."""
     import papermill
@@ -39,8 +44,9 @@ def execute_chapter(name: str, profile: str, root: Path = ROOT, parameters: dict
     check_choice("profile", profile, PROFILES)
     source, output = root / "notebooks" / f"{name}.ipynb", root / "book" / f"{name}.ipynb"
     partial = output.with_name(f".{name}.partial.ipynb")
-    env_before = os.environ.get("MUSICRL_RESULTS")
+    env_before = {name: os.environ.get(name) for name in ("MUSICRL_RESULTS", *ONE_THREAD)}
     os.environ.setdefault("MUSICRL_RESULTS", str(root / "results"))
+    os.environ.update(ONE_THREAD)
     try:
         papermill.execute_notebook(
             str(source),
@@ -53,8 +59,11 @@ def execute_chapter(name: str, profile: str, root: Path = ROOT, parameters: dict
         _one_parameters_cell(partial)
         os.replace(partial, output)
     finally:
-        if env_before is None:
-            os.environ.pop("MUSICRL_RESULTS", None)
+        for name, value in env_before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
         if partial.exists():
             partial.unlink()
     return output

@@ -247,3 +247,21 @@ def test_teaching_page_pools_the_simulated_class_and_names_the_bad_files(built):
                    "skipped <sessions>/session-cut-off.json: not valid JSON, the file is damaged or cut off",
                    "pooled 24 sessions (the original folder: 24)"):
         assert phrase in text, phrase
+
+
+def test_a_chapter_kernel_runs_with_one_thread_and_leaves_the_environment_as_it_was(tmp_path, monkeypatch):
+    import nbformat
+
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "book").mkdir()
+    cells = [nbformat.v4.new_code_cell("profile = 'smoke'", metadata={"tags": ["parameters"]}),
+             nbformat.v4.new_code_cell("import os; print(os.environ['OMP_NUM_THREADS'], os.environ['MUSICRL_RESULTS'])")]
+    notebook = nbformat.v4.new_notebook(cells=cells)
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(notebook, tmp_path / "notebooks" / "teaching.ipynb")
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    monkeypatch.delenv("MUSICRL_RESULTS", raising=False)
+    out = book.execute_chapter("teaching", "smoke", root=tmp_path)
+    printed = nbformat.read(out, as_version=4).cells[-1].outputs[0]["text"].split()
+    assert printed == ["1", str(tmp_path / "results")]
+    assert __import__("os").environ["OMP_NUM_THREADS"] == "7" and "MUSICRL_RESULTS" not in __import__("os").environ

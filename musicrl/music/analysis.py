@@ -32,7 +32,7 @@ def music_chapter(profile: str) -> MusicChapter:
     check_choice("profile", profile, ("smoke", "quick", "full"))
     return {
         "smoke": MusicChapter(per_genre=4, balanced_only=True, cv_folds=2, cv_repeats=2, pcs=(2, 4, "all")),
-        "quick": MusicChapter(per_genre=None, balanced_only=False, cv_folds=5, cv_repeats=10, pcs=PCS),
+        "quick": MusicChapter(per_genre=None, balanced_only=False, cv_folds=5, cv_repeats=5, pcs=PCS),
         "full": MusicChapter(per_genre=None, balanced_only=False, cv_folds=5, cv_repeats=50, pcs=PCS),
     }[profile]
 
