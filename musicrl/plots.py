@@ -252,7 +252,7 @@ def _with_errors(ax: plt.Axes, frame, x: str, label: str, offset: float, **style
 
 def plot_noise(table) -> plt.Figure:
     """Return against the noise level for each agent and baseline (95% CIs), and each one's share of the filter's."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 4.2))  # narrow: the page shrinks it less
     levels = list(dict.fromkeys(table["noise"]))
     table = table.assign(level=table["noise"].map({n: i for i, n in enumerate(levels)}))
     policies = list(dict.fromkeys(table["policy"]))
@@ -264,13 +264,14 @@ def plot_noise(table) -> plt.Figure:
     labels = [f"{n}\np={p:g}, q={q:g}" for n, p, q in table.drop_duplicates("noise")[["noise", "p (rating)", "q (closer)"]].values]
     for ax, ylabel in ((left, "mean return"), (right, "share of the Bayesian filter's return")):
         ax.set(xticks=range(len(levels)), xticklabels=labels, xlabel="noise", ylabel=ylabel)
-    right.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    fig.legend(*right.get_legend_handles_labels(), loc="lower center", ncols=3, frameon=False, bbox_to_anchor=(0.5, -0.02))
+    fig.tight_layout(rect=(0, 0.12, 1, 1))  # the legend below both panels, not beside them
     return fig
 
 
 def plot_scaling(table) -> plt.Figure:
     """Return (95% CIs over seeds) and training wall time against the number of features d."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 4.2))
     policies = list(dict.fromkeys(table["policy"].str.replace(" (sampled)", "", regex=False)))
     table = table.assign(policy=table["policy"].str.replace(" (sampled)", "", regex=False))
     for k, policy in enumerate(policies):
