@@ -847,14 +847,14 @@ def claims_table(runs: dict[str, list[RunResult]]) -> pd.DataFrame:
         if thesis is None or not runs.get(name):
             continue
         e = experiment(name)
-        rows.append(_reaches_row(f"Figure {e.figure} ({e.caption}): {THESIS_ALGORITHM[e.agent.algorithm]} reaches a mean "
+        rows.append(_reaches_row(f"Thesis figure {e.figure} ({e.caption}): {THESIS_ALGORITHM[e.agent.algorithm]} reaches a mean "
                                  f"return of {thesis:g}", thesis, SHORT_NAMES[e.agent.algorithm], runs[name]))
     for name in GRU_OF:
         thesis = t(name)
         if thesis is None or not runs.get(f"{name}-gru"):
             continue
         e = experiment(name)
-        rows.append(_reaches_row(f"Figure {e.figure} ({e.caption}): A2C reaches a mean return of {thesis:g}, with the "
+        rows.append(_reaches_row(f"Thesis figure {e.figure} ({e.caption}): A2C reaches a mean return of {thesis:g}, with the "
                                  f"thesis's own agent (GRU-A2C)", thesis, "GRU-A2C", runs[f"{name}-gru"]))
     return pd.DataFrame([r for r in rows if r is not None],
                         columns=["claim", "thesis", "ours (mean [95% CI])", "verdict", "why"])

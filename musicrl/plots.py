@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 from typing import Mapping
 
 import matplotlib.pyplot as plt
@@ -100,7 +102,8 @@ def plot_curves(
         ax.plot(updates, curve, color=f"C{i}", alpha=0.25, lw=0.8)
         ax.plot(updates, smooth(curve, weight), color=f"C{i}", lw=1.8, label=label)
     reference_lines(ax, references)
-    ax.set(xlabel="update", ylabel="avg return, last 10 episodes", title=title)
+    ax.set(xlabel="update", ylabel="avg return, last 10 episodes")
+    ax.set_title(textwrap.fill(title, 48), fontsize="medium")  # a long caption wraps instead of running into its neighbour
     ax.xaxis.set_major_formatter(FuncFormatter(thousands))
     ax.legend(loc="lower right", fontsize="small", frameon=True)
     return ax

@@ -62,7 +62,7 @@ def test_training_chapters_name_their_stand_ins_and_compare_with_the_thesis(buil
                    "Deterministic and sampled returns", "of those, stuck on one position",
                    "Why the TRPO stand-in collapses", "line search", "How the runs were trained", "multiseed (2 seeds)"):
         assert phrase in text
-    assert "Figure 21 (A2C, BoardObs" in text
+    assert "Thesis figure 21 (A2C, BoardObs" in text
     higher = re.sub(r"<[^>]+>", " ", (html / "book" / "higher_dimensions.html").read_text())
     assert "Updates to convergence" in higher and "130,000" in higher
     finished = [p.parent.name for p in (root / "results" / "runs").glob("*/result.json")]

@@ -236,16 +236,16 @@ def test_claims_verdicts_follow_the_confidence_intervals():
     claims = experiments.claims_table(runs).set_index("claim")["verdict"]
     assert claims.filter(like="n = 20 is the best").item() == experiments.HELD
     assert claims.filter(like="RNN stabilises").item() == experiments.UNDECIDED
-    assert claims.filter(like="Figure 11 ").item() == experiments.NOT_HELD  # 120 < the thesis's 168
-    assert claims.filter(like="Figure 14 ").item() == experiments.HELD  # reaches 188
+    assert claims.filter(like="Thesis figure 11 ").item() == experiments.NOT_HELD  # 120 < the thesis's 168
+    assert claims.filter(like="Thesis figure 14 ").item() == experiments.HELD  # reaches 188
     assert not claims.filter(like="each added feature").size  # fig24, fig25 missing: left out
     runs["fig12"] = run([300, 301, 302])
     assert experiments.claims_table(runs).set_index("claim")["verdict"].filter(like="n = 20 is the best").item() == experiments.NOT_HELD
     runs.update({"fig14-gru": run([196, 197, 198]), "fig13-gru": run([175, 180, 185]), "fig12-gru": run([150, 160, 170])})
     claims = experiments.claims_table(runs).set_index("claim")["verdict"]
     assert claims.filter(like="best n-step length, with the thesis's own agent").item() == experiments.HELD
-    assert claims.filter(like="Figure 14 (").filter(like="GRU-A2C").item() == experiments.HELD
-    assert claims.filter(like="Figure 12 (").filter(like="GRU-A2C").item() == experiments.HELD  # 170 reaches 155
+    assert claims.filter(like="Thesis figure 14 (").filter(like="GRU-A2C").item() == experiments.HELD
+    assert claims.filter(like="Thesis figure 12 (").filter(like="GRU-A2C").item() == experiments.HELD  # 170 reaches 155
     assert claims.filter(like="n = 20 is the best").size == 2  # the stand-in's verdict stays beside the GRU's
     gru = experiments.gru_table({"fig14": run([150, 151, 152]), "fig14-gru": run([185, 190, 195])})
     assert gru.loc[0, "GRU reaches the thesis"] == experiments.HELD and gru.loc[0, "GRU above LSTM"] == experiments.HELD
