@@ -22,7 +22,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from musicrl.experiments import CHAPTER_EXPERIMENTS, PROFILES, run_specs
+from musicrl.experiments import CHAPTER_EXPERIMENTS, PROFILES, VARIANTS, run_specs
 from musicrl.training import train_many
 from musicrl.users import check_choice
 
@@ -44,7 +44,7 @@ def execute_chapter(name: str, profile: str, root: Path = ROOT, parameters: dict
     check_choice("profile", profile, PROFILES)
     source, output = root / "notebooks" / f"{name}.ipynb", root / "book" / f"{name}.ipynb"
     partial = output.with_name(f".{name}.partial.ipynb")
-    env_before = {name: os.environ.get(name) for name in ("MUSICRL_RESULTS", *ONE_THREAD)}
+    env_before = {var: os.environ.get(var) for var in ("MUSICRL_RESULTS", *ONE_THREAD)}
     os.environ.setdefault("MUSICRL_RESULTS", str(root / "results"))
     os.environ.update(ONE_THREAD)
     try:
@@ -59,11 +59,11 @@ def execute_chapter(name: str, profile: str, root: Path = ROOT, parameters: dict
         _one_parameters_cell(partial)
         os.replace(partial, output)
     finally:
-        for name, value in env_before.items():
+        for var, value in env_before.items():
             if value is None:
-                os.environ.pop(name, None)
+                os.environ.pop(var, None)
             else:
-                os.environ[name] = value
+                os.environ[var] = value
         if partial.exists():
             partial.unlink()
     return output
@@ -138,8 +138,6 @@ CHAINS = (("music_features", "recommender", "teaching"), ("environment",), ("bey
 def train_for(chapters: tuple[str, ...], profile: str, root: Path = ROOT, address: str | None = None) -> None:
     """Train every run the chosen chapters need, all in one parallel sweep (cached runs are read)."""
     from musicrl import beyond
-
-    from musicrl.experiments import VARIANTS
 
     names = {name for chapter in chapters if chapter in RL_CHAPTERS for name in CHAPTER_EXPERIMENTS[chapter]}
     if "experiments_2d" in chapters:  # its TRPO section reads the entropy-bonus variants, its GRU section the GRUs
