@@ -196,8 +196,9 @@ def build(profile: str = "quick", chapters: tuple[str, ...] = CHAPTERS, html: bo
 
     ``train_missing`` (default: yes, except under ``full``) trains the runs the RL chapters
     need that neither the local store nor the published results hold; without it they
-    show what is there and list the rest. The recommender's 4D agents train at the
-    ``quick`` budget under ``full`` (see its ``agent_profile``). ``jobs`` chapters run at once
+    show what is there and list the rest. The recommender's 4D agent plays at the
+    ``full`` budget under ``full`` only if its weights are published, else at ``quick``
+    (see :func:`musicrl.experiments.playable_profile`). ``jobs`` chapters run at once
     (default: one per core, at most two: the chapters themselves use several cores at times).
     """
     check_choice("profile", profile, PROFILES)

@@ -81,9 +81,10 @@ def _train(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     specs = experiments.run_specs([args.experiment], args.profile, args.seed)
     if specs[0].trainer == "multiseed":  # the seeds train together in this process
-        results = training.train_seeds(specs, root=args.results, progress=not args.quiet)
+        results = training.train_seeds(specs, root=args.results, progress=not args.quiet, published=not args.weights)
     else:
-        results = [training.train(spec, root=args.results, progress=not args.quiet) for spec in specs]
+        results = [training.train(spec, root=args.results, progress=not args.quiet, published=not args.weights)
+                   for spec in specs]
     for spec, result in zip(specs, results):
         _print_result(result)
         print(f"  stored in {training.run_dir(spec, args.results)}")
@@ -111,6 +112,8 @@ def _publish(args: argparse.Namespace) -> None:
     files = sorted((published / "runs").glob("*.json.gz")) if (published / "runs").exists() else []
     print(f"published {len(written)} new runs; {published / 'runs'} holds {len(files)} runs, "
           f"{sum(f.stat().st_size for f in files) / 1e6:.2f} MB")
+    if args.weights:
+        _publish_weights(args.experiments, args.profile, args.seed, args.results, published)
     missing = experiments.missing_runs(names, args.profile, root=args.results, published=published)
     if missing:
         def progress(spec) -> str:
@@ -119,6 +122,19 @@ def _publish(args: argparse.Namespace) -> None:
         print(f"not run yet ({len(missing)}): " + ", ".join(f"{s.name} seed {s.seed}{progress(s)}" for s in missing))
         print("  e.g. musicrl train " + missing[0].name + f" --profile {args.profile} --seed "
               + " ".join(str(s.seed) for s in missing if s.name == missing[0].name))
+
+
+def _publish_weights(names: list[str], profile: str, seeds, results, published: Path) -> None:
+    from musicrl import experiments, training
+
+    if not names:
+        raise ValueError("musicrl publish --weights needs the experiments whose weights to publish, e.g. fig25 fig25-gru")
+    for spec in experiments.run_specs(names, profile, seeds):
+        target = training.publish_weights(spec, root=results, published=published)
+        size = sum(f.stat().st_size for f in target.iterdir())
+        print(f"{spec.name} seed {spec.seed}: final weights, {size / 1e6:.2f} MB -> {target}")
+    folders = list((published / "weights").glob("*/*"))
+    print(f"{published / 'weights'} holds {sum(f.stat().st_size for f in folders) / 1e6:.2f} MB")
 
 
 def _carry(args: argparse.Namespace) -> None:
@@ -245,6 +261,9 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=_seed, nargs="+", default=[0], help="one or more seeds (default 0)")
     train.add_argument("--results", default=None, help="results directory (default $MUSICRL_RESULTS or ./results)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--weights", action="store_true",
+                       help="train (resuming from carry/) even the runs published/ holds, whose results come without "
+                            "weights; then `musicrl publish --weights` publishes their final checkpoints")
     train.add_argument("--threads", type=_positive, default=1,
                        help="torch threads (default 1: the networks are small, and parallel runs then share the cores)")
     train.set_defaults(run=_train)
@@ -262,6 +281,10 @@ def parser() -> argparse.ArgumentParser:
     pub.add_argument("--results", default=None, help="results directory (default $MUSICRL_RESULTS or ./results)")
     pub.add_argument("--published", default=None, help="published results (default $MUSICRL_PUBLISHED or <repo>/published)")
     pub.add_argument("--quiet", action="store_true", help="no progress bar")
+    pub.add_argument("--seed", type=_seed, nargs="+", default=None, help="seeds whose weights --weights publishes (default: the profile's)")
+    pub.add_argument("--weights", action="store_true",
+                     help="also publish the final weights (published/weights/, ~0.6 MB a run) of the named experiments, "
+                          "which need their final checkpoints in --results (musicrl train <experiment> --weights)")
     pub.set_defaults(run=_publish)
     car = sub.add_parser("carry", help="pack unfinished runs' last checkpoints into carry/ to resume on another machine")
     car.add_argument("experiments", nargs="*", help="experiments (default: all, with the variants)")

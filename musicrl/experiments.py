@@ -333,6 +333,18 @@ def catalogue_target_runs(name: str, targets: Sequence[int], profile: str, root=
     return list(zip(specs, train_many(specs, root=root, progress=progress)))
 
 
+def playable_profile(name: str, profile: str, root=None, published=None) -> str:
+    """The budget whose trained agents of ``name`` a chapter can play: ``profile``, except under
+    ``full`` when some seed has neither its final checkpoint locally nor published weights
+    (``musicrl publish --weights``); then ``quick``, which the build trains."""
+    if profile != "full":
+        return profile
+    def playable(spec: RunSpec) -> bool:
+        local = spec.checkpoints[-1] in training.saved_checkpoints(spec, root)
+        return training.load_result(spec, root, published) is not None and (local or training.has_weights(spec, published))
+    return "full" if all(playable(spec) for spec in run_specs([name], profile)) else "quick"
+
+
 def experiments_frame(names: Sequence[str], profile: str) -> pd.DataFrame:
     """The registry as a table: what each experiment runs, with its budget under ``profile``."""
     rows = []

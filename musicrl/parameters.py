@@ -21,9 +21,11 @@ def _probability(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1
 
 
+RECOMMENDER_AGENTS = ("fig25", "fig25-gru")  # the trained 4D agents that can play the recommender's sessions
 RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "profile": (lambda v: v in PROFILES, f"one of {list(PROFILES)}"),
     "agent_profile": (lambda v: v is None or v in PROFILES, f"None or one of {list(PROFILES)}"),
+    "agent": (lambda v: v in RECOMMENDER_AGENTS, f"one of {list(RECOMMENDER_AGENTS)}"),
     "target_seed": _integer(0),
     "seed": _integer(0),
     "k": _integer(1),
@@ -44,7 +46,7 @@ CHAPTER_PARAMETERS = {
     "experiments_2d": ("profile", "address", "train_missing", "smoothing"),
     "higher_dimensions": ("profile", "address", "train_missing", "smoothing"),
     "music_features": ("profile", "gtzan", "models", "k", "seed", "workers"),
-    "recommender": ("profile", "agent_profile", "layer", "targets_per_genre", "noise", "seed", "gtzan", "models"),
+    "recommender": ("profile", "agent", "agent_profile", "layer", "targets_per_genre", "noise", "seed", "gtzan", "models"),
     "beyond": ("profile", "address", "train_missing"),
     "conclusions": ("profile", "train_missing", "smoothing"),
     "teaching": ("profile", "sessions", "layer", "seed", "gtzan", "models"),

@@ -463,13 +463,14 @@ def publish_finished(specs: Sequence[RunSpec], extras: Callable[[RunSpec], dict[
     return written
 
 
-def train(spec: RunSpec, root: Path | str | None = None, progress: bool = True) -> RunResult:
-    """Run (or resume, or just read) one training run and return its result."""
-    found = load_result(spec, root)
+def train(spec: RunSpec, root: Path | str | None = None, progress: bool = True, published: bool = True) -> RunResult:
+    """Run (or resume, or just read) one training run and return its result. ``published=False``
+    trains a run even if the published results hold it (they have no weights: see :func:`publish`)."""
+    found = load_result(spec, root, published=None if published else False)
     if found is not None:
         return found
     if spec.trainer == "multiseed":
-        return train_seeds([spec], root, progress)[0]
+        return train_seeds([spec], root, progress, published)[0]
     started = time.perf_counter()
     folder, model, env, done, saved = _open(spec, root, tensorboard=True)
     recent, curve, before = saved["recent"], saved["curve"], saved["wall_time"]
@@ -543,22 +544,25 @@ def _check_one_configuration(specs: Sequence[RunSpec]) -> None:
         raise ValueError("train_seeds trains distinct seeds of one configuration; the specs differ in more than the seed")
 
 
-def train_seeds(specs: Sequence[RunSpec], root: Path | str | None = None, progress: bool = True) -> list[RunResult]:
+def train_seeds(specs: Sequence[RunSpec], root: Path | str | None = None, progress: bool = True,
+                published: bool = True) -> list[RunResult]:
     """Train the seeds of one configuration together with :mod:`musicrl.multiseed` (the fast path).
 
     Same store layout, checkpoints and evaluations as :func:`train`; finished seeds are
     read, unfinished ones resume from their own last checkpoint. Each run's
     ``wall_time`` is that of the process, which trained ``seeds_together`` seeds at once.
+    ``published=False`` trains the seeds that only the published results hold, as :func:`train`.
     """
     specs = list(specs)
     _check_one_configuration(specs)
-    results = {i: r for i, s in enumerate(specs) if (r := load_result(s, root)) is not None}
+    where = None if published else False
+    results = {i: r for i, s in enumerate(specs) if (r := load_result(s, root, where)) is not None}
     runs = [_open_run(s, root) for i, s in enumerate(specs) if i not in results]
     if runs:
         _train_together(runs, progress)
         for i, spec in enumerate(specs):
             if i not in results:
-                results[i] = load_result(spec, root)  # type: ignore[assignment]
+                results[i] = load_result(spec, root, False)  # type: ignore[assignment]
     return [results[i] for i in range(len(specs))]
 
 
@@ -615,17 +619,89 @@ def _train_together(runs: list[_OpenRun], progress: bool) -> None:
         write_json_atomic(r.folder / "result.json", result.to_json())
 
 
-def load_policy(spec: RunSpec, updates: int | None = None, root: Path | str | None = None) -> NormalizedPolicy:
-    """A stored checkpoint (the last one by default) as a policy for :mod:`musicrl.evaluation`."""
+def load_policy(spec: RunSpec, updates: int | None = None, root: Path | str | None = None,
+                published: Path | str | None = None) -> NormalizedPolicy:
+    """A stored checkpoint (the last one by default) as a policy for :mod:`musicrl.evaluation`;
+    the last one comes from the published weights (:func:`publish_weights`) when the local
+    store lacks it."""
     updates = spec.checkpoints[-1] if updates is None else updates
     if updates not in spec.checkpoints:
         raise ValueError(f"{spec.key} saves checkpoints at updates {list(spec.checkpoints)}, not {updates}")
     folder = run_dir(spec, root)
-    if not (folder / "checkpoints" / _checkpoint_name(updates) / "state.pkl").exists():
-        raise ValueError(f"no checkpoint at update {updates} in {folder}; train it first (musicrl train {spec.name})")
     env = make_training_env(spec.env, spec.agent, spec.seed)
-    model, env, _ = _load_checkpoint(folder, updates, spec, env)
+    if (folder / "checkpoints" / _checkpoint_name(updates) / "state.pkl").exists():
+        model, env, _ = _load_checkpoint(folder, updates, spec, env)
+    elif updates == spec.checkpoints[-1] and has_weights(spec, published):
+        model, env = _load_weights(weights_path(spec, published), spec, env)
+    else:
+        env.close()
+        hint = " or publish its weights (musicrl publish --weights)" if updates == spec.checkpoints[-1] else ""
+        raise ValueError(f"no checkpoint at update {updates} in {folder} and no published weights; "
+                         f"train it first (musicrl train {spec.name}){hint}")
     return trained_policy(model, env, spec.agent)
+
+
+WEIGHT_FILES = ("model.zip", "normalizer.pkl")
+
+
+def weights_path(spec: RunSpec, published: Path | str | None = None) -> Path:
+    """Where the published final weights of ``spec`` live: ``published/weights/<key>/``."""
+    return Path(published if published is not None else PUBLISHED_ROOT) / "weights" / spec.key
+
+
+def has_weights(spec: RunSpec, published: Path | str | None = None) -> bool:
+    return (weights_path(spec, published) / "model.zip").exists()
+
+
+def _load_weights(folder: Path, spec: RunSpec, env: VecEnv) -> tuple[BaseAlgorithm, VecEnv]:
+    if (folder / "normalizer.pkl").exists():
+        with open(folder / "normalizer.pkl", "rb") as handle:
+            normalizer = pickle.load(handle)
+        normalizer.set_venv(env.venv if isinstance(env, VecNormalize) else env)
+        env = normalizer
+    model = algorithm_class(spec.agent.algorithm).load(folder / "model.zip", env=env, device=spec.agent.device)
+    return model, env
+
+
+def publish_weights(spec: RunSpec, root: Path | str | None = None, published: Path | str | None = None) -> Path:
+    """Copy a finished local run's final weights (the SB3 zip and its observation normalizer,
+    about 0.6 MB) to :func:`weights_path`, so that :func:`load_policy` works on a fresh clone.
+
+    Refuses when the published result of the run differs from the local one: weights that did
+    not produce the published curve and returns would not belong beside them.
+    """
+    result, final = load_result(spec, root, published=False), spec.checkpoints[-1]
+    folder = run_dir(spec, root)
+    checkpoint = folder / "checkpoints" / _checkpoint_name(final)
+    if result is None or not (checkpoint / "state.pkl").exists():
+        raise ValueError(f"{spec.key} has no finished run with its final checkpoint (update {final}) in {folder}; "
+                         f"train it first (musicrl train {spec.name} --weights)")
+    shown = read_json_checked(published_path(spec, published), RunResult.from_json, gzipped=True)
+    if shown is not None and not (np.array_equal(shown.curve, result.curve, equal_nan=True)
+                                  and all(np.array_equal(a, b) for a, b in zip(shown.returns, result.returns))):
+        raise ValueError(f"{spec.key}: the local run's curve or returns differ from the published ones, so its weights "
+                         "are not those of the published result; publish the run itself again or retrain it")
+    target = weights_path(spec, published)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    try:
+        shutil.copy2(checkpoint / "model.zip", tmp / "model.zip")
+        with open(checkpoint / "state.pkl", "rb") as handle:
+            normalizer = pickle.load(handle)["normalizer"]
+        if normalizer is not None:  # SB3 pickles a VecNormalize only once set_venv has given it its attributes
+            env = make_training_env(spec.env, spec.agent, spec.seed)
+            normalizer.set_venv(env.venv if isinstance(env, VecNormalize) else env)
+            with open(tmp / "normalizer.pkl", "wb") as handle:
+                pickle.dump(normalizer, handle)
+            env.close()
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    carry_path(spec).unlink(missing_ok=True)
+    return target
 
 
 def _train_quietly(specs: list[RunSpec], root: str) -> list[dict[str, Any]]:

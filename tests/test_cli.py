@@ -119,3 +119,20 @@ def test_class_table_command_pools_a_folder_and_names_a_corrupt_and_a_foreign_fi
     assert {row["target genre"] for row in written["table"]} >= {"jazz", "metal", "pop"}
     assert "genre" in written["table"][0]  # the simulated genre listener's column beside the class's
     assert (out / "class-table.png").stat().st_size > 0
+
+
+def test_train_and_publish_weights_commands(tmp_path, capsys, monkeypatch):
+    from musicrl import training
+
+    results, published = str(tmp_path / "results"), tmp_path / "published"
+    monkeypatch.setattr(training, "PUBLISHED_ROOT", published)
+    assert main(["publish", "--profile", "smoke", "--weights", "--published", str(published)]) == 2
+    assert "needs the experiments whose weights to publish" in capsys.readouterr().err
+    assert main(["train", "fig25", "--profile", "smoke", "--seed", "0", "--weights", "--quiet", "--results", results]) == 0
+    publish = ["publish", "fig25", "--profile", "smoke", "--weights", "--results", results, "--published", str(published), "--quiet"]
+    assert main(publish) == 2  # seed 1 has not trained
+    assert "fig25-s1-" in capsys.readouterr().err
+    assert main([*publish, "--seed", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "published 0 new runs" in out and "fig25 seed 0: final weights" in out
+    assert len(list((published / "weights").glob("fig25-s0-*/model.zip"))) == 1

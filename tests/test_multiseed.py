@@ -155,3 +155,47 @@ def test_entropy_probe_follows_the_lstm_state(tmp_path):
     train(spec, tmp_path, progress=False)
     entropy = experiments.policy_entropy(spec, spec.checkpoints[-1], tmp_path)
     assert 0 < entropy <= np.log(spec.env.n_positions)
+
+
+@pytest.mark.parametrize("name", ["fig25", "fig25-gru"])
+def test_published_weights_play_as_the_final_checkpoint(tmp_path, monkeypatch, name):
+    """A run only published/ holds trains again with published=False (to the same numbers), and
+    its published final weights make the same policy on a clone without the local run."""
+    local, published = tmp_path / "results", tmp_path / "published"
+    monkeypatch.setattr(training, "PUBLISHED_ROOT", published)
+    spec = experiments.run_spec(name, "smoke", 0)
+    trained = train_seeds([spec], local, progress=False)[0]
+    experiments.publish_runs([name], "smoke", root=local, published=published, progress=False)
+    shutil.rmtree(local)
+    assert train_seeds([spec], local, progress=False)[0].env_steps == trained.env_steps
+    assert not training.run_dir(spec, local).exists()  # read from published/, nothing trained
+    with pytest.raises(ValueError, match="no published weights.*publish --weights"):
+        load_policy(spec, root=local, published=published)
+    with pytest.raises(ValueError, match="final checkpoint.*--weights"):
+        training.publish_weights(spec, local, published)
+    again = train_seeds([spec], local, progress=False, published=False)[0]
+    np.testing.assert_array_equal(again.curve, trained.curve)
+    target = training.publish_weights(spec, local, published)
+    assert sorted(p.name for p in target.iterdir()) == sorted(training.WEIGHT_FILES)
+    assert not training.carry_path(spec).exists()
+    shutil.rmtree(local)
+    from musicrl.evaluation import evaluate_policy
+    played = evaluate_policy(load_policy(spec, root=local, published=published), spec.env)
+    np.testing.assert_array_equal(played.returns, trained.returns[-1])
+    with pytest.raises(ValueError, match="saves checkpoints at"):
+        load_policy(spec, spec.checkpoints[-1] + 1, root=local, published=published)
+
+
+def test_weights_are_not_published_beside_a_result_they_did_not_produce(tmp_path, monkeypatch):
+    local, published = tmp_path / "results", tmp_path / "published"
+    monkeypatch.setattr(training, "PUBLISHED_ROOT", published)
+    spec = experiments.run_spec("fig25", "smoke", 0)
+    train_seeds([spec], local, progress=False)
+    experiments.publish_runs(["fig25"], "smoke", root=local, published=published, progress=False)
+    shown = training.load_result(spec, tmp_path / "elsewhere", published=published)
+    shown.curve = shown.curve + 1.0
+    from musicrl.store import write_gzip_json_atomic
+    write_gzip_json_atomic(training.published_path(spec, published), shown.to_json())
+    with pytest.raises(ValueError, match="differ from the published ones"):
+        training.publish_weights(spec, local, published)
+    assert not training.weights_path(spec, published).exists()

@@ -35,6 +35,7 @@ def test_every_chapter_checks_its_defaults_first(chapter):
     ("experiments_2d", "train_missing", "no", "True or False, got 'no'"),
     ("recommender", "noise", [0.2, 3], r"two probabilities \(p, q\)"),
     ("recommender", "layer", "fourth", "one of \\['second', 'third', 'last'\\]"),
+    ("recommender", "agent", "fig24", "'agent' .* must be one of \\['fig25', 'fig25-gru'\\], got 'fig24'"),
 ])
 def test_a_bad_parameter_is_named_with_what_is_accepted(chapter, name, value, message):
     namespace = {**_defaults(chapter), name: value}
