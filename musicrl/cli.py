@@ -106,6 +106,9 @@ def _publish(args: argparse.Namespace) -> None:
     from musicrl.store import PUBLISHED_ROOT
 
     torch.set_num_threads(1)
+    if args.replace and not args.weights:
+        raise ValueError("musicrl publish: --replace only goes with --weights (it replaces a published run by the local "
+                         "one whose weights are published)")
     names = args.experiments or [*experiments.EXPERIMENTS, *experiments.VARIANTS]
     published = Path(args.published) if args.published else PUBLISHED_ROOT
     written = experiments.publish_runs(names, args.profile, root=args.results, published=published, progress=not args.quiet)
@@ -113,7 +116,7 @@ def _publish(args: argparse.Namespace) -> None:
     print(f"published {len(written)} new runs; {published / 'runs'} holds {len(files)} runs, "
           f"{sum(f.stat().st_size for f in files) / 1e6:.2f} MB")
     if args.weights:
-        _publish_weights(args.experiments, args.profile, args.seed, args.results, published)
+        _publish_weights(args.experiments, args.profile, args.seed, args.results, published, args.replace)
     missing = experiments.missing_runs(names, args.profile, root=args.results, published=published)
     if missing:
         def progress(spec) -> str:
@@ -124,13 +127,19 @@ def _publish(args: argparse.Namespace) -> None:
               + " ".join(str(s.seed) for s in missing if s.name == missing[0].name))
 
 
-def _publish_weights(names: list[str], profile: str, seeds, results, published: Path) -> None:
+def _publish_weights(names: list[str], profile: str, seeds, results, published: Path, replace: bool = False) -> None:
     from musicrl import experiments, training
 
     if not names:
         raise ValueError("musicrl publish --weights needs the experiments whose weights to publish, e.g. fig25 fig25-gru")
     for spec in experiments.run_specs(names, profile, seeds):
-        target = training.publish_weights(spec, root=results, published=published)
+        before = training.published_result(spec, published)
+        extras = (lambda s: experiments.run_extras(s, results)) if replace else None
+        target = training.publish_weights(spec, root=results, published=published, replace_with=extras)
+        after = training.published_result(spec, published)
+        if before is not None and after is not None and before.final.mean != after.final.mean:
+            print(f"{spec.name} seed {spec.seed}: published result replaced, final mean {before.final.mean:.2f} -> "
+                  f"{after.final.mean:.2f}")
         size = sum(f.stat().st_size for f in target.iterdir())
         print(f"{spec.name} seed {spec.seed}: final weights, {size / 1e6:.2f} MB -> {target}")
     folders = list((published / "weights").glob("*/*"))
@@ -285,6 +294,9 @@ def parser() -> argparse.ArgumentParser:
     pub.add_argument("--weights", action="store_true",
                      help="also publish the final weights (published/weights/, ~0.6 MB a run) of the named experiments, "
                           "which need their final checkpoints in --results (musicrl train <experiment> --weights)")
+    pub.add_argument("--replace", action="store_true",
+                     help="with --weights: where the local run's numbers differ from the published ones (retrained beside "
+                          "other batch-mates), replace the published run by the local one, so weights and numbers agree")
     pub.set_defaults(run=_publish)
     car = sub.add_parser("carry", help="pack unfinished runs' last checkpoints into carry/ to resume on another machine")
     car.add_argument("experiments", nargs="*", help="experiments (default: all, with the variants)")

@@ -421,6 +421,11 @@ def load_result(spec: RunSpec, root: Path | str | None = None, published: Path |
     return found
 
 
+def published_result(spec: RunSpec, published: Path | str | None = None) -> RunResult | None:
+    """The run's result in the published results only (None if they do not hold it)."""
+    return read_json_checked(published_path(spec, published), RunResult.from_json, gzipped=True)
+
+
 def publish(spec: RunSpec, extras: dict[str, Any], root: Path | str | None = None,
             published: Path | str | None = None) -> Path:
     """Copy a finished local run into the published results (gzip JSON, no weights) with ``extras``."""
@@ -663,12 +668,17 @@ def _load_weights(folder: Path, spec: RunSpec, env: VecEnv) -> tuple[BaseAlgorit
     return model, env
 
 
-def publish_weights(spec: RunSpec, root: Path | str | None = None, published: Path | str | None = None) -> Path:
+def publish_weights(spec: RunSpec, root: Path | str | None = None, published: Path | str | None = None,
+                    replace_with: Callable[[RunSpec], dict[str, Any]] | None = None) -> Path:
     """Copy a finished local run's final weights (the SB3 zip and its observation normalizer,
     about 0.6 MB) to :func:`weights_path`, so that :func:`load_policy` works on a fresh clone.
 
     Refuses when the published result of the run differs from the local one: weights that did
-    not produce the published curve and returns would not belong beside them.
+    not produce the published curve and returns would not belong beside them. With
+    ``replace_with`` (the published record's extras of a spec) the local run replaces the
+    published result instead, so that result and weights are again one run. The fast path
+    reproduces a run bit for bit only beside the same batch-mates: a run resumed beside
+    others agrees to float32 ulps, and over thousands of updates one sampled action flips.
     """
     result, final = load_result(spec, root, published=False), spec.checkpoints[-1]
     folder = run_dir(spec, root)
@@ -676,11 +686,14 @@ def publish_weights(spec: RunSpec, root: Path | str | None = None, published: Pa
     if result is None or not (checkpoint / "state.pkl").exists():
         raise ValueError(f"{spec.key} has no finished run with its final checkpoint (update {final}) in {folder}; "
                          f"train it first (musicrl train {spec.name} --weights)")
-    shown = read_json_checked(published_path(spec, published), RunResult.from_json, gzipped=True)
+    shown = published_result(spec, published)
     if shown is not None and not (np.array_equal(shown.curve, result.curve, equal_nan=True)
                                   and all(np.array_equal(a, b) for a, b in zip(shown.returns, result.returns))):
-        raise ValueError(f"{spec.key}: the local run's curve or returns differ from the published ones, so its weights "
-                         "are not those of the published result; publish the run itself again or retrain it")
+        if replace_with is None:
+            raise ValueError(f"{spec.key}: the local run's curve or returns differ from the published ones, so its weights "
+                             "are not those of the published result; replace the published run by it (musicrl publish "
+                             f"{spec.name} --weights --replace) or retrain it with its published batch-mates")
+        publish(spec, replace_with(spec), root, published)
     target = weights_path(spec, published)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))

@@ -128,6 +128,8 @@ def test_train_and_publish_weights_commands(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(training, "PUBLISHED_ROOT", published)
     assert main(["publish", "--profile", "smoke", "--weights", "--published", str(published)]) == 2
     assert "needs the experiments whose weights to publish" in capsys.readouterr().err
+    assert main(["publish", "fig25", "--profile", "smoke", "--replace", "--published", str(published)]) == 2
+    assert "--replace only goes with --weights" in capsys.readouterr().err
     assert main(["train", "fig25", "--profile", "smoke", "--seed", "0", "--weights", "--quiet", "--results", results]) == 0
     publish = ["publish", "fig25", "--profile", "smoke", "--weights", "--results", results, "--published", str(published), "--quiet"]
     assert main(publish) == 2  # seed 1 has not trained

@@ -258,3 +258,29 @@ def test_wall_minutes_counts_seeds_trained_together_once():
                                                                   "seeds_together": together})
     runs = {"fig14": [run(600, 3), run(600, 3), run(600, 3)], "fig17": [run(60, 1), run(120, 1)]}
     assert experiments.wall_minutes(runs) == pytest.approx(10 + 3)
+
+
+def test_the_recommender_plays_the_full_budget_agent_only_with_its_weights(tmp_path):
+    """Under full, fig25's published weights (all five seeds) make its full-budget agents
+    playable on a fresh clone; without them (an empty published folder) the chapter falls back to quick."""
+    from musicrl import training
+
+    assert experiments.playable_profile("fig25", "quick", root=tmp_path) == "quick"
+    assert experiments.playable_profile("fig25", "full", root=tmp_path, published=tmp_path / "empty") == "quick"
+    specs = experiments.run_specs(["fig25"], "full")
+    assert all(training.has_weights(spec) for spec in specs), "published/weights lacks fig25's final weights"
+    assert experiments.playable_profile("fig25", "full", root=tmp_path) == "full"
+    sizes = [sum(f.stat().st_size for f in training.weights_path(spec).iterdir()) for spec in specs]
+    assert all(0.1e6 < size < 1.5e6 for size in sizes)  # the SB3 zip and the normalizer, not the whole checkpoint
+
+
+@pytest.mark.parametrize("name, seed", [("fig25", 0), ("fig25", 4), ("fig24-gru", 2)])
+def test_published_weights_replay_the_published_final_returns(tmp_path, name, seed):
+    """The committed weights are those of the published run: they replay its final evaluation exactly."""
+    from musicrl import training
+    from musicrl.evaluation import evaluate_policy
+
+    spec = experiments.run_spec(name, "full", seed)
+    shown = training.load_result(spec, tmp_path)
+    played = evaluate_policy(training.load_policy(spec, root=tmp_path), spec.env)
+    np.testing.assert_array_equal(played.returns, shown.returns[-1])

@@ -196,6 +196,12 @@ def test_weights_are_not_published_beside_a_result_they_did_not_produce(tmp_path
     shown.curve = shown.curve + 1.0
     from musicrl.store import write_gzip_json_atomic
     write_gzip_json_atomic(training.published_path(spec, published), shown.to_json())
-    with pytest.raises(ValueError, match="differ from the published ones"):
+    with pytest.raises(ValueError, match="differ from the published ones.*--replace"):
         training.publish_weights(spec, local, published)
     assert not training.weights_path(spec, published).exists()
+    extras = experiments.run_extras(spec, local)
+    training.publish_weights(spec, local, published, replace_with=lambda s: extras)
+    replaced = training.published_result(spec, published)
+    np.testing.assert_array_equal(replaced.curve, training.load_result(spec, local, published=False).curve)
+    assert replaced.extras == extras
+    assert sorted(p.name for p in training.weights_path(spec, published).iterdir()) == sorted(training.WEIGHT_FILES)
