@@ -260,21 +260,22 @@ def test_wall_minutes_counts_seeds_trained_together_once():
     assert experiments.wall_minutes(runs) == pytest.approx(10 + 3)
 
 
-def test_the_recommender_plays_the_full_budget_agent_only_with_its_weights(tmp_path):
-    """Under full, fig25's published weights (all five seeds) make its full-budget agents
+@pytest.mark.parametrize("name", ["fig25", "fig25-gru", "fig24-gru"])
+def test_the_recommender_plays_the_full_budget_agent_only_with_its_weights(tmp_path, name):
+    """Under full, the published weights (all five seeds) make its full-budget agents
     playable on a fresh clone; without them (an empty published folder) the chapter falls back to quick."""
     from musicrl import training
 
-    assert experiments.playable_profile("fig25", "quick", root=tmp_path) == "quick"
-    assert experiments.playable_profile("fig25", "full", root=tmp_path, published=tmp_path / "empty") == "quick"
-    specs = experiments.run_specs(["fig25"], "full")
-    assert all(training.has_weights(spec) for spec in specs), "published/weights lacks fig25's final weights"
-    assert experiments.playable_profile("fig25", "full", root=tmp_path) == "full"
+    assert experiments.playable_profile(name, "quick", root=tmp_path) == "quick"
+    assert experiments.playable_profile(name, "full", root=tmp_path, published=tmp_path / "empty") == "quick"
+    specs = experiments.run_specs([name], "full")
+    assert all(training.has_weights(spec) for spec in specs), f"published/weights lacks {name}'s final weights"
+    assert experiments.playable_profile(name, "full", root=tmp_path) == "full"
     sizes = [sum(f.stat().st_size for f in training.weights_path(spec).iterdir()) for spec in specs]
     assert all(0.1e6 < size < 1.5e6 for size in sizes)  # the SB3 zip and the normalizer, not the whole checkpoint
 
 
-@pytest.mark.parametrize("name, seed", [("fig25", 0), ("fig25", 4), ("fig24-gru", 2)])
+@pytest.mark.parametrize("name, seed", [("fig25", 0), ("fig25", 4), ("fig24-gru", 2), ("fig25-gru", 3)])
 def test_published_weights_replay_the_published_final_returns(tmp_path, name, seed):
     """The committed weights are those of the published run: they replay its final evaluation exactly."""
     from musicrl import training
