@@ -24,6 +24,7 @@ removes the carried file once the run has finished.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pickle
@@ -35,7 +36,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -233,10 +234,7 @@ def _checkpoint_name(updates: int) -> str:
 def _save_checkpoint(
     folder: Path, updates: int, model: BaseAlgorithm, env: VecEnv, callback: CurveCallback, wall_time: float
 ) -> None:
-    final = folder / "checkpoints" / _checkpoint_name(updates)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}."))
-    try:
+    with _atomic_folder(folder / "checkpoints" / _checkpoint_name(updates)) as tmp:
         model.save(tmp / "model.zip")
         state = {
             "torch": torch.get_rng_state(), "numpy": np.random.get_state(), "random": random.getstate(),
@@ -245,6 +243,16 @@ def _save_checkpoint(
         }
         with open(tmp / "state.pkl", "wb") as handle:
             pickle.dump(state, handle)
+
+
+@contextlib.contextmanager
+def _atomic_folder(final: Path) -> Iterator[Path]:
+    """A scratch folder beside ``final`` that replaces it only once the block has written it
+    in full; an exception (or a kill) leaves ``final`` as it was."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}."))
+    try:
+        yield tmp
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
@@ -695,9 +703,7 @@ def publish_weights(spec: RunSpec, root: Path | str | None = None, published: Pa
                              f"{spec.name} --weights --replace) or retrain it with its published batch-mates")
         publish(spec, replace_with(spec), root, published)
     target = weights_path(spec, published)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
-    try:
+    with _atomic_folder(target) as tmp:
         shutil.copy2(checkpoint / "model.zip", tmp / "model.zip")
         with open(checkpoint / "state.pkl", "rb") as handle:
             normalizer = pickle.load(handle)["normalizer"]
@@ -707,12 +713,6 @@ def publish_weights(spec: RunSpec, root: Path | str | None = None, published: Pa
             with open(tmp / "normalizer.pkl", "wb") as handle:
                 pickle.dump(normalizer, handle)
             env.close()
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     carry_path(spec).unlink(missing_ok=True)
     return target
 
