@@ -260,7 +260,7 @@ def test_wall_minutes_counts_seeds_trained_together_once():
     assert experiments.wall_minutes(runs) == pytest.approx(10 + 3)
 
 
-@pytest.mark.parametrize("name", ["fig25", "fig25-gru", "fig24-gru"])
+@pytest.mark.parametrize("name", ["fig25", "fig25-gru", "fig24", "fig24-gru"])
 def test_the_recommender_plays_the_full_budget_agent_only_with_its_weights(tmp_path, name):
     """Under full, the published weights (all five seeds) make its full-budget agents
     playable on a fresh clone; without them (an empty published folder) the chapter falls back to quick."""
@@ -275,7 +275,7 @@ def test_the_recommender_plays_the_full_budget_agent_only_with_its_weights(tmp_p
     assert all(0.1e6 < size < 1.5e6 for size in sizes)  # the SB3 zip and the normalizer, not the whole checkpoint
 
 
-@pytest.mark.parametrize("name, seed", [("fig25", 0), ("fig25", 4), ("fig24-gru", 2), ("fig25-gru", 3)])
+@pytest.mark.parametrize("name, seed", [("fig25", 0), ("fig25", 4), ("fig24", 1), ("fig24-gru", 2), ("fig25-gru", 3)])
 def test_published_weights_replay_the_published_final_returns(tmp_path, name, seed):
     """The committed weights are those of the published run: they replay its final evaluation exactly."""
     from musicrl import training
