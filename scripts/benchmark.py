@@ -6,7 +6,10 @@
 
 The first figures are the issue-10 target: training throughput of SB3 against the
 multi-seed fast path (musicrl.multiseed) for the MLP A2C and the LSTM-A2C agents, measured
-side by side in one run, one torch thread.
+side by side in one run, one torch thread. The 4D ratios (fig25, 625 actions) stay near
+2x because a quarter of the fast path's time is ``torch.multinomial``, one call per seed
+per step with that seed's own generator: SB3 pays the same per seed, and batching it would
+leave SB3's random stream, which the fast path reproduces bit for bit.
 
 The bounds above the exact range use the quick profile's depths. Training throughput is
 A2C (the thesis's settings, 16 envs) on the batched VecEnv against SB3's DummyVecEnv of
