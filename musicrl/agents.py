@@ -21,6 +21,8 @@ coefficient, bootstrapping at truncation). Three algorithms:
   in the surrogate objective that the step maximizes and the line search checks
   (:class:`EntropyTRPO`); sb3-contrib's TRPO has none, and its policies turn
   deterministic and then collapse (see the 2D chapter).
+- ``ACKTR``: the thesis's ACKTR, ikostrikov's A2C with a K-FAC optimizer
+  (:mod:`musicrl.acktr`), feed-forward as the thesis's ACKTR runs were.
 - ``Wolpertinger``: a continuous proto-action, its ``k_nearest`` grid positions, the
   critic's best of them (:mod:`musicrl.wolpertinger`, on SB3's TD3), for action spaces
   too large to enumerate; feed-forward, so it sees the last ``frames`` observations.
@@ -45,11 +47,12 @@ from stable_baselines3 import A2C, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecFrameStack, VecMonitor, VecNormalize
 
+from musicrl.acktr import ACKTR, KFAC_SETTINGS
 from musicrl.envs import EnvConfig, PreferenceSearchVecEnv
 from musicrl.users import check_choice
 from musicrl.wolpertinger import LevelActions, Wolpertinger
 
-ALGORITHMS = ("A2C", "RecurrentA2C", "GRUA2C", "TRPO", "EntropyTRPO", "Wolpertinger")
+ALGORITHMS = ("A2C", "RecurrentA2C", "GRUA2C", "TRPO", "EntropyTRPO", "ACKTR", "Wolpertinger")
 # Wolpertinger's replay settings (TD3's machinery); one "update" is n_steps x n_envs transitions
 # followed by gradient_steps gradient steps (one per 32 transitions at the thesis's 20 x 16).
 REPLAY = {"buffer_size": 200_000, "batch_size": 256, "learning_starts": 5_000, "tau": 0.005, "learning_rate": 1e-3,
@@ -98,6 +101,9 @@ class AgentConfig:
             del fields["frames"]
         if self.algorithm != "Wolpertinger":
             del fields["k_nearest"], fields["exploration_noise"]
+        if self.algorithm == "ACKTR":  # K-FAC's SGD replaces RMSprop and the gradient clipping
+            del fields["rms_alpha"], fields["rms_eps"], fields["max_grad_norm"], fields["learning_rate"]
+            fields["kfac"] = dict(KFAC_SETTINGS)
         return fields
 
 
@@ -276,7 +282,7 @@ def algorithm_class(algorithm: str) -> type[BaseAlgorithm]:
     """The SB3 class behind an algorithm name (for loading checkpoints)."""
     check_choice("algorithm", algorithm, ALGORITHMS)
     return {"A2C": A2C, "RecurrentA2C": RecurrentPPO, "GRUA2C": GRUA2CModel, "TRPO": TRPO, "EntropyTRPO": EntropyTRPO,
-            "Wolpertinger": Wolpertinger}[algorithm]
+            "ACKTR": ACKTR, "Wolpertinger": Wolpertinger}[algorithm]
 
 
 def _optimizer(agent: AgentConfig) -> dict[str, Any]:
@@ -332,6 +338,12 @@ def make_agent(agent: AgentConfig, env: VecEnv, seed: int, tensorboard_log: str 
             buffer_size=REPLAY["buffer_size"], batch_size=REPLAY["batch_size"], learning_starts=REPLAY["learning_starts"],
             tau=REPLAY["tau"], train_freq=(agent.n_steps, "step"), gradient_steps=REPLAY["gradient_steps"],
             policy_kwargs={"net_arch": [agent.hidden, agent.hidden]}, **common,
+        )
+    if agent.algorithm == "ACKTR":
+        common["learning_rate"] = KFAC_SETTINGS["lr"]
+        return ACKTR(
+            "MlpPolicy", env, n_steps=agent.n_steps, gae_lambda=1.0, ent_coef=agent.ent_coef, vf_coef=agent.vf_coef,
+            normalize_advantage=False, policy_kwargs=_heads(agent), **common,
         )
     trpo = {"ent_coef": agent.ent_coef} if agent.algorithm == "EntropyTRPO" else {}
     return algorithm_class(agent.algorithm)(

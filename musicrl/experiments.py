@@ -167,6 +167,7 @@ STAND_INS = {
     "RecurrentA2C": "A2C with a 64-unit LSTM (sb3-contrib RecurrentPPO configured as A2C) for the thesis's GRU",
     "GRUA2C": "A2C with a 64-unit GRU shared by actor and critic (the thesis's own agent, ikostrikov's recurrent A2C)",
     "TRPO": "TRPO (sb3-contrib) for ACKTR, which SB3 does not have; feed-forward as in the thesis",
+    "ACKTR": "ACKTR (ikostrikov's A2C with a K-FAC optimizer, musicrl.acktr), the thesis's own; feed-forward as in the thesis",
     "EntropyTRPO": "TRPO with the entropy bonus of the thesis's ACKTR (musicrl.agents.EntropyTRPO); a diagnostic variant",
 }
 
@@ -276,12 +277,19 @@ VARIANTS: dict[str, Experiment] = {
                              caption="BoardObs, n = 20, Rating reward, TRPO with ACKTR's entropy bonus",
                              agent=replace(EXPERIMENTS["fig20"].agent, algorithm="EntropyTRPO")),
 }
-# The thesis's own agent (GRU shared by actor and critic) on every recurrent GridObs experiment.
-GRU_OF = ("fig11", "fig12", "fig13", "fig14", "fig15", "fig18", "fig24", "fig25")
+# The thesis's own agent (GRU shared by actor and critic) on every recurrent experiment.
+GRU_OF = ("fig11", "fig12", "fig13", "fig14", "fig15", "fig16", "fig18", "fig19", "fig24", "fig25")
 VARIANTS.update({
     f"{name}-gru": replace(EXPERIMENTS[name], name=f"{name}-gru", caption=f"{EXPERIMENTS[name].caption}, GRU-A2C",
                            agent=replace(EXPERIMENTS[name].agent, algorithm="GRUA2C"))
     for name in GRU_OF
+})
+# The thesis's ACKTR (K-FAC) where the experiments above run the TRPO stand-in.
+ACKTR_OF = ("fig17", "fig20")
+VARIANTS.update({
+    f"{name}-acktr": replace(EXPERIMENTS[name], name=f"{name}-acktr", caption=f"{EXPERIMENTS[name].caption}, ACKTR (K-FAC)",
+                             agent=replace(EXPERIMENTS[name].agent, algorithm="ACKTR"))
+    for name in ACKTR_OF
 })
 CHAPTER_EXPERIMENTS = {
     "experiments_2d": tuple(n for n, e in EXPERIMENTS.items() if e.env.d == 2),
@@ -361,8 +369,10 @@ def experiments_frame(names: Sequence[str], profile: str) -> pd.DataFrame:
     return frame
 
 
-SHORT_NAMES = {"A2C": "A2C", "RecurrentA2C": "LSTM-A2C", "GRUA2C": "GRU-A2C", "TRPO": "TRPO", "EntropyTRPO": "TRPO+entropy"}
-THESIS_ALGORITHM = {"A2C": "A2C", "RecurrentA2C": "A2C", "GRUA2C": "A2C", "TRPO": "ACKTR", "EntropyTRPO": "ACKTR"}
+SHORT_NAMES = {"A2C": "A2C", "RecurrentA2C": "LSTM-A2C", "GRUA2C": "GRU-A2C", "TRPO": "TRPO", "EntropyTRPO": "TRPO+entropy",
+               "ACKTR": "ACKTR"}
+THESIS_ALGORITHM = {"A2C": "A2C", "RecurrentA2C": "A2C", "GRUA2C": "A2C", "TRPO": "ACKTR", "EntropyTRPO": "ACKTR",
+                    "ACKTR": "ACKTR"}
 
 
 def _baseline_config(config: EnvConfig) -> EnvConfig:

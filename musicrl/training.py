@@ -724,7 +724,7 @@ def _train_quietly(specs: list[RunSpec], root: str) -> list[dict[str, Any]]:
     return [train(specs[0], root, progress=False).to_json()]
 
 
-_RELATIVE_COST = {"A2C": 1.0, "RecurrentA2C": 2.0, "GRUA2C": 2.0, "TRPO": 3.5, "EntropyTRPO": 3.5, "Wolpertinger": 4.0}
+_RELATIVE_COST = {"A2C": 1.0, "RecurrentA2C": 2.0, "GRUA2C": 2.0, "TRPO": 3.5, "EntropyTRPO": 3.5, "ACKTR": 1.5, "Wolpertinger": 4.0}
 
 
 def _cost(specs: list[RunSpec]) -> float:

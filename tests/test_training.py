@@ -38,7 +38,7 @@ def parameters(run_spec, root, updates):
     return torch.cat([p.detach().flatten() for p in model.policy.parameters()])
 
 
-@pytest.mark.parametrize("algorithm", ["A2C", "RecurrentA2C", "TRPO"])
+@pytest.mark.parametrize("algorithm", ["A2C", "RecurrentA2C", "TRPO", "ACKTR"])
 def test_interrupted_run_resumes_to_exactly_the_uninterrupted_result(algorithm, tmp_path, monkeypatch):
     run = spec(algorithm)
     whole = train(run, tmp_path / "whole", progress=False)
@@ -217,7 +217,7 @@ def test_one_worker_trains_in_this_process_without_ray(tmp_path, monkeypatch):
     assert results[1].trainer == {"path": "multiseed", "seeds_together": 2}
 
 
-@pytest.mark.parametrize("algorithm", ["A2C", "RecurrentA2C"])
+@pytest.mark.parametrize("algorithm", ["A2C", "RecurrentA2C", "ACKTR"])
 def test_a_loaded_checkpoint_reproduces_its_stored_evaluation(algorithm, tmp_path):
     run = spec(algorithm, obs="BoardObs", reward="Rating")
     result = train(run, tmp_path, progress=False)
