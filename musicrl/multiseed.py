@@ -27,7 +27,6 @@ from typing import Any, Callable
 import numpy as np
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.utils import get_device
 from stable_baselines3.common.vec_env import VecNormalize
 
 from musicrl.agents import AgentConfig
@@ -41,10 +40,12 @@ CLIP_RANGE = 0.2  # RecurrentPPO's default; with one epoch the ratio stays 1 and
 def supports(env: EnvConfig, agent: AgentConfig) -> bool:
     """Whether the fast path implements this configuration (else SB3 trains it).
 
-    CPU only: its sampling reproduces SB3's from the CPU generator's state.
+    Decided by the configuration alone, never by the machine, so that a run's trainer and key
+    are the same everywhere: the fast path always trains on the CPU (its sampling reproduces
+    SB3's from the CPU generator's state), also where ``agent.device`` would resolve to a GPU
+    (:func:`musicrl.training.run_device`).
     """
-    return (agent.algorithm in SUPPORTED and env.action in ("Discrete", "MultiDiscrete") and agent.normalize
-            and get_device(agent.device).type == "cpu")
+    return agent.algorithm in SUPPORTED and env.action in ("Discrete", "MultiDiscrete") and agent.normalize
 
 
 @dataclass

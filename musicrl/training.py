@@ -34,7 +34,7 @@ import tarfile
 import tempfile
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -74,8 +74,7 @@ class RunSpec:
         check_choice("trainer", self.trainer, TRAINERS)
         if self.trainer == "multiseed" and not multiseed.supports(self.env, self.agent):
             raise ValueError(
-                f"trainer 'multiseed' implements {multiseed.SUPPORTED} with Discrete or MultiDiscrete actions and normalization on the "
-                f"CPU; use trainer 'sb3' for {self.agent.algorithm} with {self.env.action} actions"
+                f"trainer 'multiseed' implements {multiseed.SUPPORTED} with Discrete or MultiDiscrete actions and normalization; use trainer 'sb3' for {self.agent.algorithm} with {self.env.action} actions"
             )
         for key in ("updates", "checkpoint_every"):
             value = getattr(self, key)
@@ -261,6 +260,12 @@ def _atomic_folder(final: Path) -> Iterator[Path]:
         raise
 
 
+def run_device(spec: RunSpec) -> str:
+    """The device a run trains and loads on: the CPU on the fast path (it reproduces SB3's CPU
+    random streams), else the agent's ``device``. The run's key never depends on it."""
+    return "cpu" if spec.trainer == "multiseed" else spec.agent.device
+
+
 def _load_checkpoint(folder: Path, updates: int, spec: RunSpec, env: VecEnv) -> tuple[BaseAlgorithm, VecEnv, dict]:
     checkpoint = folder / "checkpoints" / _checkpoint_name(updates)
     with open(checkpoint / "state.pkl", "rb") as handle:
@@ -269,7 +274,7 @@ def _load_checkpoint(folder: Path, updates: int, spec: RunSpec, env: VecEnv) -> 
         normalizer = state["normalizer"]
         normalizer.set_venv(env.venv if isinstance(env, VecNormalize) else env)
         env = normalizer
-    model = algorithm_class(spec.agent.algorithm).load(checkpoint / "model.zip", env=env, device=spec.agent.device)
+    model = algorithm_class(spec.agent.algorithm).load(checkpoint / "model.zip", env=env, device=run_device(spec))
     # load() reseeds the global generators from the saved seed; the saved states win.
     torch.set_rng_state(state["torch"])
     np.random.set_state(state["numpy"])
@@ -533,7 +538,8 @@ def _open(spec: RunSpec, root: Path | str | None, tensorboard: bool) -> tuple[Pa
     if done:
         model, env, saved = _load_checkpoint(folder, done, spec, env)
     else:
-        model = make_agent(spec.agent, env, seed=spec.seed, tensorboard_log=str(folder / "tb") if tensorboard else None)
+        agent = replace(spec.agent, device=run_device(spec))
+        model = make_agent(agent, env, seed=spec.seed, tensorboard_log=str(folder / "tb") if tensorboard else None)
         saved = {"recent": [], "curve": [], "wall_time": 0.0}
     return folder, model, env, done, saved
 
@@ -672,7 +678,7 @@ def _load_weights(folder: Path, spec: RunSpec, env: VecEnv) -> tuple[BaseAlgorit
             normalizer = pickle.load(handle)
         normalizer.set_venv(env.venv if isinstance(env, VecNormalize) else env)
         env = normalizer
-    model = algorithm_class(spec.agent.algorithm).load(folder / "model.zip", env=env, device=spec.agent.device)
+    model = algorithm_class(spec.agent.algorithm).load(folder / "model.zip", env=env, device=run_device(spec))
     return model, env
 
 

@@ -1,0 +1,35 @@
+"""A run's key depends on its configuration only: a CUDA machine finds every published run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from stable_baselines3.common.utils import get_device
+
+from musicrl import beyond, experiments, training
+
+PUBLISHED = Path(__file__).resolve().parents[1] / "published" / "runs"
+
+
+def _every_full_profile_key() -> set[str]:
+    names = (*experiments.EXPERIMENTS, *experiments.VARIANTS)
+    specs = experiments.run_specs(names, "full") + beyond.noise_specs("full") + beyond.scaling_specs("full")
+    return {spec.key for spec in specs}
+
+
+def test_a_cuda_machine_finds_every_published_run(monkeypatch):
+    published = {path.name.removesuffix(".json.gz") for path in PUBLISHED.glob("*.json.gz")}
+    on_cpu = _every_full_profile_key()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert get_device("auto").type == "cuda"  # the simulation reaches SB3's device choice
+    on_cuda = _every_full_profile_key()
+    assert on_cuda == on_cpu
+    assert len(published) >= 190 and published <= on_cuda
+
+
+def test_the_fast_path_trains_on_the_cpu_whatever_the_agents_device():
+    spec = experiments.run_spec("fig14-gru", "full", 0)
+    assert spec.trainer == "multiseed" and spec.agent.device == "auto"
+    assert training.run_device(spec) == "cpu"
+    assert training.run_device(experiments.run_spec("fig17-acktr", "full", 0)) == "auto"
