@@ -1,7 +1,7 @@
 """Build the book: papermill executes every chapter notebook, then Jupyter Book renders HTML.
 
-Source notebooks live in ``notebooks/`` with outputs stripped; papermill writes the
-executed copies into ``book/`` (atomically: a temporary file, then a rename), with the
+Chapter sources live in ``notebooks/`` as MyST markdown (jupytext, ``notebooks/<name>.md``);
+:func:`read_chapter` turns one into a notebook and papermill writes the executed copy into ``book/`` (atomically: a temporary file, then a rename), with the
 profile as a parameter. Papermill records the parameters in each notebook's metadata and
 every chapter ends with a table of the package versions. Jupyter Book runs with execution
 off and warnings as errors. Before the chapters run, one Ray sweep trains (in parallel)
@@ -36,20 +36,33 @@ CHAPTERS = ("environment", "experiments_2d", "higher_dimensions", "music_feature
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 
 
+def chapter_source(name: str, root: Path = ROOT) -> Path:
+    """The MyST markdown source of chapter ``name``."""
+    check_choice("chapter", name, CHAPTERS)
+    return root / "notebooks" / f"{name}.md"
+
+
+def read_chapter(name: str, root: Path = ROOT):
+    """Chapter ``name`` as an ``nbformat`` notebook, read from its MyST source with jupytext."""
+    import jupytext
+
+    return jupytext.read(chapter_source(name, root))
+
+
 def execute_chapter(name: str, profile: str, root: Path = ROOT, parameters: dict | None = None) -> Path:
-    """Run ``notebooks/<name>.ipynb`` with papermill into ``book/<name>.ipynb``."""
+    """Run chapter ``name`` (``notebooks/<name>.md``) with papermill into ``book/<name>.ipynb``."""
     import papermill
 
     check_choice("chapter", name, CHAPTERS)
     check_choice("profile", profile, PROFILES)
-    source, output = root / "notebooks" / f"{name}.ipynb", root / "book" / f"{name}.ipynb"
+    source, output = read_chapter(name, root), root / "book" / f"{name}.ipynb"
     partial = output.with_name(f".{name}.partial.ipynb")
     env_before = {var: os.environ.get(var) for var in ("MUSICRL_RESULTS", *ONE_THREAD)}
     os.environ.setdefault("MUSICRL_RESULTS", str(root / "results"))
     os.environ.update(ONE_THREAD)
     try:
         papermill.execute_notebook(
-            str(source),
+            source,
             str(partial),
             parameters={"profile": profile, **(parameters or {})},
             cwd=str(root / "book"),
@@ -77,7 +90,7 @@ def write_placeholder(name: str, root: Path = ROOT) -> Path:
     pages link to (each with its heading), and the command that builds it."""
     import nbformat
 
-    source = nbformat.read(root / "notebooks" / f"{name}.ipynb", as_version=4)
+    source = read_chapter(name, root)
     lines = [line for cell in source.cells if cell.cell_type == "markdown" for line in cell.source.splitlines()]
     title = next((line for line in lines if line.startswith("# ")), f"# {name}")
     text = [title, "", f"This chapter was not executed in this build. Build it with "

@@ -291,11 +291,31 @@ VARIANTS.update({
                              agent=replace(EXPERIMENTS[name].agent, algorithm="ACKTR"))
     for name in ACKTR_OF
 })
+# The thesis's own agent for each thesis figure: GRU-A2C where it ran A2C with a recurrent layer,
+# ACKTR (K-FAC) where it ran ACKTR, and feed-forward A2C (figure 21) as it is. The chapters lead
+# with these; the stand-ins (LSTM-A2C, TRPO) keep their published runs and a section of their own.
+THESIS_AGENT = {name: f"{name}-gru" if name in GRU_OF else f"{name}-acktr" if name in ACKTR_OF else name
+                for name in EXPERIMENTS}
+STAND_IN_OF = {agent: name for name, agent in THESIS_AGENT.items() if agent != name}
+
+
+def thesis_agents(names: Sequence[str]) -> tuple[str, ...]:
+    """The runs of the thesis's own agents for thesis experiments ``names``."""
+    return tuple(THESIS_AGENT[name] for name in names)
+
+
+_2D = tuple(n for n, e in EXPERIMENTS.items() if e.env.d == 2)
+_HIGHER = ("fig14", *(n for n, e in EXPERIMENTS.items() if e.env.d > 2))
 CHAPTER_EXPERIMENTS = {
-    "experiments_2d": tuple(n for n, e in EXPERIMENTS.items() if e.env.d == 2),
-    "higher_dimensions": ("fig14", *(n for n, e in EXPERIMENTS.items() if e.env.d > 2)),
-    "recommender": ("fig25",),
-    "conclusions": (*EXPERIMENTS, *(f"{name}-gru" for name in GRU_OF)),
+    "experiments_2d": thesis_agents(_2D),
+    "higher_dimensions": thesis_agents(_HIGHER),
+    "recommender": ("fig25-gru",),
+    "conclusions": (*thesis_agents(EXPERIMENTS), *STAND_IN_OF.values()),
+}
+# The stand-ins each chapter still shows, in its section "Stand-ins, and why they fell short".
+CHAPTER_STAND_INS = {
+    "experiments_2d": tuple(STAND_IN_OF[a] for a in thesis_agents(_2D) if a in STAND_IN_OF),
+    "higher_dimensions": tuple(STAND_IN_OF[a] for a in thesis_agents(_HIGHER) if a in STAND_IN_OF),
 }
 
 
@@ -841,45 +861,113 @@ def _reaches_row(claim: str, thesis: float, agent: str, results: list[RunResult]
     """A claim that ``agent``'s runs reach the thesis's mean return: held if the CI reaches it."""
     ci = _pooled(results)
     verdict = _reaches(ci, thesis)
-    return {"claim": claim, "thesis": f"{thesis:g}", "ours (mean [95% CI])": f"{agent} {_ci(ci)}", "verdict": verdict,
+    return {"claim": claim, "thesis": f"{thesis:g}", "ours (mean [95% CI])": f"{agent} {_ci(ci)}".strip(), "verdict": verdict,
             "why": "the CI reaches the thesis's mean" if verdict == HELD else "the whole CI lies below the thesis's mean"}
 
 
-def claims_table(runs: dict[str, list[RunResult]]) -> pd.DataFrame:
-    """Each claim of the thesis that its tables let us check, with the thesis's number, ours
-    (pooled mean over seeds with its 95% CI), and a verdict computed from the CIs: ``held``,
-    ``not held`` or ``undecided`` (the CIs overlap), and why. Claims whose runs are missing are left out."""
+GENERAL_CLAIMS = (
+    ("best_of", "n = 20 is the best n-step length (GridObs, WiderTopTarget, Bullseye)", ("fig14", "fig12", "fig13"),
+     ("n = 20", "n = 5", "n = 10")),
+    ("ranking", "The RNN stabilises learning: A2C with memory beats feed-forward A2C (BoardObs, Rating)",
+     ("fig19", "fig21"), ("with memory", "feed-forward")),
+    ("ranking", "Returns fall with each added feature (GridObs, Bullseye, n = 20)", ("fig14", "fig24", "fig25"),
+     ("2D", "3D", "4D")),
+)
+
+
+def _general_thesis_text(kind: str, names: Sequence[str]) -> str:
     t = _thesis_mean
-    rows = [
-        _best_of(runs, "n = 20 is the best n-step length (GridObs, WiderTopTarget, Bullseye)", "fig14", ("fig12", "fig13"),
-                 {"fig14": "n = 20", "fig12": "n = 5", "fig13": "n = 10"},
-                 f"n = 20: {t('fig14'):g}; n = 10: {t('fig13'):g}; n = 5: {t('fig12'):g}"),
-        _ranking(runs, "The RNN stabilises learning: A2C with memory beats feed-forward A2C (BoardObs, Rating)",
-                 ("fig19", "fig21"), ("with memory", "feed-forward"), f"with RNN: {t('fig19'):g}; without: {t('fig21'):g}"),
-        _ranking(runs, "Returns fall with each added feature (GridObs, Bullseye, n = 20)", ("fig14", "fig24", "fig25"),
-                 ("2D", "3D", "4D"), "lower returns in 3D and 4D (no table)"),
-        _best_of(runs, "n = 20 is the best n-step length, with the thesis's own agent (GRU-A2C)", "fig14-gru",
-                 ("fig12-gru", "fig13-gru"), {"fig14-gru": "n = 20", "fig12-gru": "n = 5", "fig13-gru": "n = 10"},
-                 f"n = 20: {t('fig14'):g}; n = 10: {t('fig13'):g}; n = 5: {t('fig12'):g}"),
-        _ranking(runs, "Returns fall with each added feature, with the thesis's own agent (GRU-A2C)",
-                 ("fig14-gru", "fig24-gru", "fig25-gru"), ("2D", "3D", "4D"), "lower returns in 3D and 4D (no table)"),
-    ]
+    if names[0] == "fig14" and kind == "best_of":
+        return f"n = 20: {t('fig14'):g}; n = 10: {t('fig13'):g}; n = 5: {t('fig12'):g}"
+    if names[0] == "fig19":
+        return f"with RNN: {t('fig19'):g}; without: {t('fig21'):g}"
+    return "lower returns in 3D and 4D (no table)"
+
+
+def _agent_of(names: Sequence[str]) -> str:
+    return " / ".join(dict.fromkeys(SHORT_NAMES[experiment(n).agent.algorithm] for n in names))
+
+
+def _claim(kind: str, runs: dict[str, list[RunResult]], claim: str, names: Sequence[str],
+           labels: Sequence[str]) -> dict | None:
+    if kind == "best_of":
+        return _best_of(runs, claim, names[0], names[1:], dict(zip(names, labels)), "")
+    return _ranking(runs, claim, names, labels, "")
+
+
+def _stand_in_names(names: Sequence[str]) -> tuple[str, ...]:
+    return tuple(STAND_IN_OF.get(n, n) for n in names)
+
+
+def _general_row(kind: str, claim: str, figures: Sequence[str], labels: Sequence[str],
+                 runs: dict[str, list[RunResult]]) -> dict | None:
+    faithful, stand_in = thesis_agents(figures), _stand_in_names(thesis_agents(figures))
+    mine = _claim(kind, runs, claim, faithful, labels)
+    other = _claim(kind, runs, claim, stand_in, labels) if stand_in != faithful else None
+    return _combine(claim, _general_thesis_text(kind, figures), mine, _agent_of(faithful), other, _agent_of(stand_in))
+
+
+def _combine(claim: str, thesis: str, mine: dict | None, agent: str, other: dict | None, stand_in: str) -> dict | None:
+    """One row: the verdict with the thesis's own agent, the stand-in's beside it; where the
+    thesis's agent has no runs, the stand-in's verdict is the row's, marked as resting on it."""
+    if mine is None and other is None:
+        return None
+    on_stand_in = mine is None
+    lead = other if on_stand_in else mine
+    assert lead is not None
+    return {
+        "claim": claim, "thesis": thesis, "agent": stand_in if on_stand_in else agent,
+        "ours (mean [95% CI])": lead["ours (mean [95% CI])"], "verdict": lead["verdict"], "why": lead["why"],
+        "stand-in": "–" if other is None or on_stand_in else f"{stand_in}: {other['ours (mean [95% CI])']}",
+        "stand-in verdict": "–" if other is None or on_stand_in else other["verdict"],
+        "rests on a stand-in": on_stand_in,
+    }
+
+
+def claims_table(runs: dict[str, list[RunResult]]) -> pd.DataFrame:
+    """One row per claim of the thesis that its tables let us check: the thesis's number, the
+    verdict with the thesis's own agent (GRU-A2C, ACKTR, A2C; :data:`THESIS_AGENT`) from its
+    pooled mean over seeds with its 95% CI, and the stand-in's (LSTM-A2C, TRPO) beside it.
+    Verdicts: ``held``, ``not held``, ``undecided`` (the CIs overlap). Where the thesis's agent
+    has no runs the stand-in decides and ``rests on a stand-in`` is true; claims with no runs
+    at all are left out. ``runs`` maps run names (``fig14-gru``, ``fig14``, ...) to results."""
+    rows = [_general_row(kind, claim, figures, labels, runs) for kind, claim, figures, labels in GENERAL_CLAIMS]
     for name in EXPERIMENTS:
-        thesis = t(name)
-        if thesis is None or not runs.get(name):
+        thesis = _thesis_mean(name)
+        if thesis is None:
             continue
-        e = experiment(name)
-        rows.append(_reaches_row(f"Thesis figure {e.figure} ({e.caption}): {THESIS_ALGORITHM[e.agent.algorithm]} reaches a mean "
-                                 f"return of {thesis:g}", thesis, SHORT_NAMES[e.agent.algorithm], runs[name]))
-    for name in GRU_OF:
-        thesis = t(name)
-        if thesis is None or not runs.get(f"{name}-gru"):
-            continue
-        e = experiment(name)
-        rows.append(_reaches_row(f"Thesis figure {e.figure} ({e.caption}): A2C reaches a mean return of {thesis:g}, with the "
-                                 f"thesis's own agent (GRU-A2C)", thesis, "GRU-A2C", runs[f"{name}-gru"]))
+        e, agent = experiment(name), THESIS_AGENT[name]
+        claim = f"Thesis figure {e.figure} ({e.caption}): {THESIS_ALGORITHM[e.agent.algorithm]} reaches a mean return of {thesis:g}"
+
+        def reaches(run: str) -> dict | None:
+            return _reaches_row(claim, thesis, "", runs[run]) if runs.get(run) else None
+
+        other = reaches(name) if agent != name else None
+        rows.append(_combine(claim, f"{thesis:g}", reaches(agent), _agent_of([agent]), other, _agent_of([name])))
     return pd.DataFrame([r for r in rows if r is not None],
-                        columns=["claim", "thesis", "ours (mean [95% CI])", "verdict", "why"])
+                        columns=["claim", "thesis", "agent", "ours (mean [95% CI])", "verdict", "why", "stand-in",
+                                 "stand-in verdict", "rests on a stand-in"])
+
+
+def code_check_table(build: dict[str, list[RunResult]], published: dict[str, list[RunResult]]) -> pd.DataFrame:
+    """This build's short runs beside the same seeds' published full-budget runs over the same
+    first updates: does the code still learn as it did? Per experiment: the updates of the short
+    run, the mean over its seeds of the curve's last tenth (:func:`final_level`), the same window
+    of the published curves (same seeds), and the difference."""
+    rows = []
+    for name, results in build.items():
+        reference = {r.spec["seed"]: r for r in published.get(name, [])}
+        updates = len(results[0].curve)
+        ours = [final_level(r.curve) for r in results]
+        theirs = [final_level(reference[r.spec["seed"]].curve[:updates]) for r in results if r.spec["seed"] in reference]
+        rows.append({
+            "experiment": name, "agent": SHORT_NAMES[experiment(name).agent.algorithm], "updates": updates,
+            "seeds": len(results), "this build": float(np.mean(ours)),
+            "published, same updates": float(np.mean(theirs)) if theirs else np.nan,
+            "difference": float(np.mean(ours) - np.mean(theirs)) if theirs else np.nan,
+        })
+    return pd.DataFrame(rows, columns=["experiment", "agent", "updates", "seeds", "this build", "published, same updates",
+                                       "difference"])
 
 
 def gru_table(runs: dict[str, list[RunResult]], weight: float = 0.99) -> pd.DataFrame:

@@ -259,7 +259,9 @@ def test_a_chapter_kernel_runs_with_one_thread_and_leaves_the_environment_as_it_
              nbformat.v4.new_code_cell("import os; print(os.environ['OMP_NUM_THREADS'], os.environ['MUSICRL_RESULTS'])")]
     notebook = nbformat.v4.new_notebook(cells=cells)
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(notebook, tmp_path / "notebooks" / "teaching.ipynb")
+    import jupytext
+
+    jupytext.write(notebook, tmp_path / "notebooks" / "teaching.md", fmt="md:myst")
     monkeypatch.setenv("OMP_NUM_THREADS", "7")
     monkeypatch.delenv("MUSICRL_RESULTS", raising=False)
     out = book.execute_chapter("teaching", "smoke", root=tmp_path)

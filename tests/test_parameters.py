@@ -2,7 +2,6 @@
 
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from musicrl import book, parameters
@@ -11,7 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _defaults(chapter: str) -> dict:
-    notebook = nbformat.read(ROOT / "notebooks" / f"{chapter}.ipynb", as_version=4)
+    notebook = book.read_chapter(chapter)
     cell = next(c for c in notebook.cells if "parameters" in c.metadata.get("tags", []))
     namespace: dict = {}
     exec(cell.source, namespace)
@@ -20,7 +19,7 @@ def _defaults(chapter: str) -> dict:
 
 @pytest.mark.parametrize("chapter", book.CHAPTERS)
 def test_every_chapter_checks_its_defaults_first(chapter):
-    notebook = nbformat.read(ROOT / "notebooks" / f"{chapter}.ipynb", as_version=4)
+    notebook = book.read_chapter(chapter)
     code = [c for c in notebook.cells if c.cell_type == "code"]
     assert f'parameters.check("{chapter}", globals())' in code[1].source  # right after the parameters cell
     namespace = _defaults(chapter)
@@ -47,6 +46,6 @@ def test_papermill_with_a_wrongly_typed_parameter_stops_at_the_check(tmp_path):
     import papermill
 
     with pytest.raises(papermill.PapermillExecutionError, match="'target_seed' of the chapter 'environment' must be"):
-        papermill.execute_notebook(str(ROOT / "notebooks" / "environment.ipynb"), str(tmp_path / "out.ipynb"),
+        papermill.execute_notebook(book.read_chapter("environment"), str(tmp_path / "out.ipynb"),
                                    parameters={"target_seed": "abc", "profile": "smoke"}, kernel_name="python3",
                                    progress_bar=False, cwd=str(tmp_path))
