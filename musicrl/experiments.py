@@ -949,6 +949,42 @@ def claims_table(runs: dict[str, list[RunResult]]) -> pd.DataFrame:
                                  "stand-in verdict", "rests on a stand-in"])
 
 
+VERDICT_PROFILE = "full"  # the thesis's budgets: the runs every verdict on the thesis is drawn from
+
+
+def code_check_runs(profile: str, train_missing: bool = True) -> dict[str, list[RunResult]] | None:
+    """This build's runs of the thesis's agents (trained if missing and ``train_missing``), or
+    None under :data:`VERDICT_PROFILE`, whose runs are the judged ones."""
+    if profile == VERDICT_PROFILE:
+        return None
+    built = experiment_runs(thesis_agents(EXPERIMENTS), profile, progress=False, train_missing=train_missing)
+    return {name: results for name, results in built.items() if results}
+
+
+def claims_counts(claims: pd.DataFrame) -> dict[str, int]:
+    """The page's headline numbers from :func:`claims_table`: claims, verdicts of the thesis's
+    agents (``n_held``, ``n_not_held``, ``n_undecided``), rows resting on a stand-in, and the
+    stand-ins' own verdicts where they ran beside the thesis's agent."""
+    verdicts = claims["verdict"].value_counts()
+    stand_in = claims.loc[claims["stand-in verdict"] != "–", "stand-in verdict"].value_counts()
+    counts = {"n_claims": len(claims), "n_on_stand_in": int(claims["rests on a stand-in"].sum()),
+              "n_stand_in_judged": int(stand_in.sum())}
+    for verdict in (HELD, NOT_HELD, UNDECIDED):
+        key = verdict.replace(" ", "_")
+        counts[f"n_{key}"] = int(verdicts.get(verdict, 0))
+        counts[f"n_stand_in_{key}"] = int(stand_in.get(verdict, 0))
+    return counts
+
+
+def claims_styled(claims: pd.DataFrame):
+    """:func:`claims_table` for the page: verdicts coloured, long cells wrapped."""
+    colours = {HELD: "background-color: #d9f0d3", NOT_HELD: "background-color: #f4cccc"}
+    shown = claims.assign(agent=[f"{a} (stand-in)" if s else a for a, s in zip(claims.agent, claims["rests on a stand-in"])])
+    shown = shown[["claim", "thesis", "agent", "ours (mean [95% CI])", "verdict", "stand-in", "stand-in verdict"]]
+    return shown.style.hide(axis="index").map(lambda v: colours.get(v, ""), subset=["verdict", "stand-in verdict"]) \
+        .set_table_styles([{"selector": "td", "props": "white-space: normal; vertical-align: top; max-width: 20em"}])
+
+
 def code_check_table(build: dict[str, list[RunResult]], published: dict[str, list[RunResult]]) -> pd.DataFrame:
     """This build's short runs beside the same seeds' published full-budget runs over the same
     first updates: does the code still learn as it did? Per experiment: the updates of the short

@@ -753,6 +753,17 @@ def _tasks(specs: list[RunSpec], todo: list[int]) -> list[list[int]]:
     return sorted(groups.values(), key=lambda group: -_cost([specs[i] for i in group]))
 
 
+def ray_init_arguments(address: str | None, workers: int | None = None) -> dict[str, Any]:
+    """``ray.init``'s arguments: without ``address`` a private instance of this process on the
+    loopback interface (never a cluster already running on the machine, nor one that died and
+    left its address in /tmp/ray; Ray has no authentication by default, so nothing listens on
+    the network), with ``workers`` CPUs; with ``address``, that cluster."""
+    init: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+    if address is None:
+        return {**init, "address": "local", "_node_ip_address": "127.0.0.1", "num_cpus": workers or os.cpu_count() or 1}
+    return {**init, "address": address}
+
+
 def train_many(
     specs: Iterable[RunSpec],
     root: Path | str | None = None,
@@ -784,10 +795,7 @@ def train_many(
 
         started_here = not ray.is_initialized()
         if started_here:
-            init: dict[str, Any] = {"address": address, "include_dashboard": False, "log_to_driver": False}
-            if address is None:
-                init["num_cpus"] = workers or os.cpu_count() or 1
-            ray.init(**init)
+            ray.init(**ray_init_arguments(address, workers))
         try:
             remote = ray.remote(num_cpus=1, max_retries=0)(_train_quietly)
             pending = {remote.remote([specs[i] for i in task], str(root)): task for task in _tasks(specs, todo)}

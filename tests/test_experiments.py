@@ -20,7 +20,16 @@ def test_every_thesis_training_figure_has_an_experiment():
     figures = sorted(e.figure for e in experiments.EXPERIMENTS.values())
     assert figures == [*range(11, 22), 24, 25]
     assert {e.env.d for e in experiments.EXPERIMENTS.values()} == {2, 3, 4}
-    assert set(experiments.CHAPTER_EXPERIMENTS["experiments_2d"]) == {f"fig{i}" for i in range(11, 22)}
+    assert {experiments.experiment(n).figure for n in experiments.CHAPTER_EXPERIMENTS["experiments_2d"]} == set(range(11, 22))
+
+
+def test_the_chapters_lead_with_the_thesis_agents():
+    algorithms = {n: experiments.experiment(n).agent.algorithm for n in experiments.CHAPTER_EXPERIMENTS["experiments_2d"]}
+    assert {n for n, a in algorithms.items() if a == "GRUA2C"} == {f"fig{i}-gru" for i in (11, 12, 13, 14, 15, 16, 18, 19)}
+    assert {n for n, a in algorithms.items() if a == "ACKTR"} == {"fig17-acktr", "fig20-acktr"}
+    assert {n for n, a in algorithms.items() if a == "A2C"} == {"fig21"}
+    assert set(experiments.CHAPTER_STAND_INS["experiments_2d"]) == {f"fig{i}" for i in range(11, 21)}
+    assert experiments.CHAPTER_EXPERIMENTS["higher_dimensions"] == ("fig14-gru", "fig24-gru", "fig25-gru")
 
 
 @pytest.mark.skipif(not SPEC.exists(), reason="environment-spec.md is not beside the repository")
@@ -225,30 +234,58 @@ def test_baseline_table_is_the_same_on_several_workers_and_fills_the_store(tmp_p
     assert again.equals(one)
 
 
+def _runs(values, curve=(1.0,)):
+    return [RunResult(spec={"seed": i}, curve=np.array(curve, dtype=float), checkpoints=[1], returns=[np.array([v])],
+                      pooled_from=[1], wall_time=0.0, env_steps=1) for i, v in enumerate(values)]
+
+
 def test_claims_verdicts_follow_the_confidence_intervals():
     """held: CI above; not held: CI below / reversed; undecided: overlap. Computed, never typed."""
-    def run(values):
-        return [RunResult(spec={}, curve=np.array([1.0]), checkpoints=[1], returns=[np.array([v])],
-                                   pooled_from=[1], wall_time=0.0, env_steps=1) for v in values]
-
-    runs = {"fig14": run([200, 201, 202]), "fig12": run([100, 101, 102]), "fig13": run([150, 151, 152]),
-            "fig19": run([100, 300, 200]), "fig21": run([190, 210, 200]), "fig11": run([100, 110, 120])}
-    claims = experiments.claims_table(runs).set_index("claim")["verdict"]
-    assert claims.filter(like="n = 20 is the best").item() == experiments.HELD
-    assert claims.filter(like="RNN stabilises").item() == experiments.UNDECIDED
-    assert claims.filter(like="Thesis figure 11 ").item() == experiments.NOT_HELD  # 120 < the thesis's 168
-    assert claims.filter(like="Thesis figure 14 ").item() == experiments.HELD  # reaches 188
-    assert not claims.filter(like="each added feature").size  # fig24, fig25 missing: left out
-    runs["fig12"] = run([300, 301, 302])
+    runs = {"fig14": _runs([200, 201, 202]), "fig12": _runs([100, 101, 102]), "fig13": _runs([150, 151, 152]),
+            "fig19": _runs([100, 300, 200]), "fig21": _runs([190, 210, 200]), "fig11": _runs([100, 110, 120])}
+    claims = experiments.claims_table(runs).set_index("claim")
+    verdict = claims["verdict"]
+    assert verdict.filter(like="n = 20 is the best").item() == experiments.HELD
+    assert verdict.filter(like="RNN stabilises").item() == experiments.UNDECIDED
+    assert verdict.filter(like="Thesis figure 11 ").item() == experiments.NOT_HELD  # 120 < the thesis's 168
+    assert verdict.filter(like="Thesis figure 14 ").item() == experiments.HELD  # reaches 188
+    assert not verdict.filter(like="each added feature").size  # fig24, fig25 missing: left out
+    assert claims["rests on a stand-in"].drop(index=claims.filter(like="Thesis figure 21", axis=0).index).all()  # A2C is fig21's own
+    assert (claims["stand-in verdict"] == "–").all()
+    runs["fig12"] = _runs([300, 301, 302])
     assert experiments.claims_table(runs).set_index("claim")["verdict"].filter(like="n = 20 is the best").item() == experiments.NOT_HELD
-    runs.update({"fig14-gru": run([196, 197, 198]), "fig13-gru": run([175, 180, 185]), "fig12-gru": run([150, 160, 170])})
-    claims = experiments.claims_table(runs).set_index("claim")["verdict"]
-    assert claims.filter(like="best n-step length, with the thesis's own agent").item() == experiments.HELD
-    assert claims.filter(like="Thesis figure 14 (").filter(like="GRU-A2C").item() == experiments.HELD
-    assert claims.filter(like="Thesis figure 12 (").filter(like="GRU-A2C").item() == experiments.HELD  # 170 reaches 155
-    assert claims.filter(like="n = 20 is the best").size == 2  # the stand-in's verdict stays beside the GRU's
-    gru = experiments.gru_table({"fig14": run([150, 151, 152]), "fig14-gru": run([185, 190, 195])})
+    runs.update({"fig14-gru": _runs([196, 197, 198]), "fig13-gru": _runs([175, 180, 185]), "fig12-gru": _runs([150, 160, 170])})
+    claims = experiments.claims_table(runs).set_index("claim")
+    best = claims.filter(like="n = 20 is the best", axis=0).iloc[0]
+    assert (best["verdict"], best["stand-in verdict"], best["agent"]) == (experiments.HELD, experiments.NOT_HELD, "GRU-A2C")
+    fig12 = claims.filter(like="Thesis figure 12 (", axis=0).iloc[0]
+    assert (fig12["verdict"], fig12["stand-in verdict"], fig12["rests on a stand-in"]) == (experiments.HELD, experiments.HELD, False)
+    assert fig12["ours (mean [95% CI])"] == "160 [150, 170]" and fig12["stand-in"] == "LSTM-A2C: 301 [300, 302]"
+    assert len(claims.filter(like="Thesis figure 14 (", axis=0)) == 1  # one row per claim
+    counts = experiments.claims_counts(claims.reset_index())
+    assert counts["n_claims"] == len(claims) == counts["n_held"] + counts["n_not_held"] + counts["n_undecided"]
+    assert counts["n_on_stand_in"] == int(claims["rests on a stand-in"].sum()) == 3  # RNN claim, fig11, fig19
+    assert counts["n_stand_in_judged"] == 4 and counts["n_stand_in_not_held"] == 2  # n = 20; fig14 (201 reaches 188)
+    gru = experiments.gru_table({"fig14": _runs([150, 151, 152]), "fig14-gru": _runs([185, 190, 195])})
     assert gru.loc[0, "GRU reaches the thesis"] == experiments.HELD and gru.loc[0, "GRU above LSTM"] == experiments.HELD
+
+
+def test_the_acktr_claim_is_judged_with_acktr_and_trpo_beside_it():
+    runs = {"fig17-acktr": _runs([185, 190, 195]), "fig17": _runs([90, 100, 110])}
+    row = experiments.claims_table(runs).iloc[0]
+    assert row["claim"].startswith("Thesis figure 17") and row["agent"] == "ACKTR"
+    assert (row["verdict"], row["stand-in verdict"], row["stand-in"]) == (experiments.HELD, experiments.NOT_HELD,
+                                                                        "TRPO: 100 [90, 110]")
+
+
+def test_code_check_sets_the_short_runs_beside_the_same_seeds_published_first_updates():
+    build = {"fig14-gru": _runs([0, 0], curve=[0.0] * 9 + [10.0])}
+    published = {"fig14-gru": [*_runs([0, 0], curve=[0.0] * 9 + [20.0] + [99.0] * 90), *_runs([0] * 3, curve=[5.0])[2:]]}
+    published["fig14-gru"][2].spec["seed"] = 7  # a seed the build did not run: left out
+    table = experiments.code_check_table(build, published)
+    assert table.to_dict("records") == [{"experiment": "fig14-gru", "agent": "GRU-A2C", "updates": 10, "seeds": 2,
+                                         "this build": 10.0, "published, same updates": 20.0, "difference": -10.0}]
+    assert np.isnan(experiments.code_check_table(build, {}).loc[0, "published, same updates"])
 
 
 def test_wall_minutes_counts_seeds_trained_together_once():

@@ -194,7 +194,8 @@ def test_checkpoints_include_the_end_and_pool_the_second_half():
     assert run.pooled_checkpoints == [18, 24, 25]
 
 
-def test_ray_sweep_trains_locally_into_the_same_store(tmp_path):
+def test_ray_sweep_trains_locally_into_the_same_store(tmp_path, monkeypatch):
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:9")  # a cluster that is gone: a local sweep must not try to join it
     specs = [spec(seed=5), spec("TRPO", seed=6)]
     results = train_many(specs, root=tmp_path, workers=2, progress=False)
     for run, result in zip(specs, results):
@@ -203,6 +204,20 @@ def test_ray_sweep_trains_locally_into_the_same_store(tmp_path):
         np.testing.assert_array_equal(stored.curve, result.curve)
     alone = train(specs[0], tmp_path / "alone", progress=False)
     np.testing.assert_allclose(alone.curve, results[0].curve, rtol=1e-5, equal_nan=True)
+
+
+def test_local_ray_is_a_private_instance_on_the_loopback_interface(monkeypatch):
+    import ray
+
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:9")
+    ray.init(**training.ray_init_arguments(None, workers=1))
+    try:
+        nodes = ray.nodes()
+        assert [n["NodeManagerAddress"] for n in nodes] == ["127.0.0.1"]
+        assert ray.cluster_resources()["CPU"] == 1
+    finally:
+        ray.shutdown()
+    assert training.ray_init_arguments("ray://head:10001")["address"] == "ray://head:10001"
 
 
 def test_one_worker_trains_in_this_process_without_ray(tmp_path, monkeypatch):
