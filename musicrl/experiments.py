@@ -1029,6 +1029,55 @@ def gru_table(runs: dict[str, list[RunResult]], weight: float = 0.99) -> pd.Data
     return pd.DataFrame(rows)
 
 
+def gru_reading(gru: pd.DataFrame, missing: Sequence[str] = ()) -> str:
+    """The sentence that reads :func:`gru_table`: where the GRU reaches the thesis, falls short,
+    and lies above the LSTM; ``missing`` names the GRU runs not published yet."""
+    if gru.empty:
+        return f"No GRU-A2C run is published yet ({', '.join(missing)})."
+    reached = gru[gru["GRU reaches the thesis"] == HELD].experiment.tolist()
+    short = gru[gru["GRU reaches the thesis"] == NOT_HELD].experiment.tolist()
+    above = gru[gru["GRU above LSTM"] == HELD].experiment.tolist()
+    judged = int(gru["GRU reaches the thesis"].ne("–").sum())
+    return (f"At the thesis's budgets the GRU reaches the thesis's number in {len(reached)} of {judged} experiments"
+            + (f" ({', '.join(reached)})" if reached else "") + (f" and falls short in {', '.join(short)}" if short else "")
+            + f"; its interval lies above the LSTM's in {len(above)} of {len(gru)}" + (f" ({', '.join(above)})" if above else "")
+            + "." + (f" Not published yet: {', '.join(missing)}." if missing else ""))
+
+
+def diagnosis_reading(diagnosis: pd.DataFrame) -> str:
+    """The sentence that reads :func:`memory_diagnosis`: the memory and experiment that miss most targets."""
+    if diagnosis.empty:
+        return ""
+    worst = diagnosis.sort_values("targets never found").iloc[-1]
+    return (f"The largest share of targets never found is {worst['memory']}'s in {worst.experiment} "
+            f"({worst['targets never found']:.0%} of them, mean over {worst.seeds} seeds, {worst.collapsed} collapsed): "
+            "a target the final policy never reaches scores 0 for all 21 steps, which is where a mean return far below "
+            "the thesis's comes from.")
+
+
+def memory_comparison(names: Sequence[str], weight: float = 0.99, root=None) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """GRU-A2C beside the LSTM stand-in for the recurrent experiments among ``names`` (thesis
+    names or their runs), from the runs at the thesis's budgets (:data:`VERDICT_PROFILE`,
+    local or published): :func:`gru_table`, :func:`memory_diagnosis` and the sentences that
+    read them."""
+    figures = [n for n in GRU_OF if n in names or THESIS_AGENT[n] in names]
+    found = experiment_runs([*figures, *thesis_agents(figures)], VERDICT_PROFILE, root, progress=False, train_missing=False)
+    found = {name: results for name, results in found.items() if results}
+    gru = gru_table(found, weight)
+    missing = [THESIS_AGENT[n] for n in figures if THESIS_AGENT[n] not in found]
+    diagnosis = memory_diagnosis(found, VERDICT_PROFILE, weight, root)
+    return gru, diagnosis, " ".join(filter(None, (gru_reading(gru, missing), diagnosis_reading(diagnosis))))
+
+
+def memory_styled(gru: pd.DataFrame, diagnosis: pd.DataFrame):
+    """The two tables of :func:`memory_comparison` for the page."""
+    first = gru.drop(columns=["gru mean", "lstm mean"]).style.hide(axis="index").format(precision=0, subset=["thesis"],
+                                                                                       na_rep="–")
+    second = diagnosis.style.hide(axis="index").format(precision=1, subset=["worst seed", "best seed"]).format(
+        "{:.0%}", subset=["targets never found"]).format(precision=2, subset=["entropy, last checkpoint"], na_rep="–")
+    return first, second
+
+
 def memory_diagnosis(runs: dict[str, list[RunResult]], profile: str, weight: float = 0.99, root=None) -> pd.DataFrame:
     """Where a recurrent agent loses return, per experiment of ``GRU_OF`` and memory (LSTM, GRU):
     seeds collapsed, the final checkpoint's share of targets never found (return 0) and spread
