@@ -22,7 +22,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from musicrl.experiments import CHAPTER_EXPERIMENTS, PROFILES, VARIANTS, run_specs
+from musicrl.experiments import CHAPTER_EXPERIMENTS, PROFILES, run_specs
 from musicrl.training import train_many
 from musicrl.users import check_choice
 
@@ -152,10 +152,7 @@ def train_for(chapters: tuple[str, ...], profile: str, root: Path = ROOT, addres
     """Train every run the chosen chapters need, all in one parallel sweep (cached runs are read)."""
     from musicrl import beyond
 
-    names = {name for chapter in chapters if chapter in RL_CHAPTERS for name in CHAPTER_EXPERIMENTS[chapter]}
-    if "experiments_2d" in chapters:  # its TRPO section reads the entropy-bonus variants, its GRU section the GRUs
-        names |= set(VARIANTS)
-    names = sorted(names)
+    names = sorted({name for chapter in chapters if chapter in RL_CHAPTERS for name in CHAPTER_EXPERIMENTS[chapter]})
     specs = run_specs(names, profile)
     if "beyond" in chapters:
         specs += [*beyond.noise_specs(profile), *beyond.scaling_specs(profile)]

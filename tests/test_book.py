@@ -67,7 +67,7 @@ def test_training_chapters_name_their_stand_ins_and_compare_with_the_thesis(buil
     assert "Updates to convergence" in higher and "130,000" in higher
     finished = [p.parent.name for p in (root / "results" / "runs").glob("*/result.json")]
     thesis = [n for n in finished if n.startswith("fig") and "-catalogue-" not in n]
-    assert len(thesis) == 2 * (len(experiments.EXPERIMENTS) + len(experiments.VARIANTS))
+    assert len(thesis) == 2 * len(experiments.EXPERIMENTS)  # the thesis's agents; the stand-ins are read, never trained
     catalogue = [n for n in finished if "-catalogue-" in n]
     assert len(catalogue) == 2 and all(n.startswith("fig25-gru-catalogue-") for n in catalogue)  # the recommender's agent
 
@@ -106,13 +106,31 @@ def test_zero_jobs_is_rejected_before_any_chapter_runs(tmp_path):
     assert not (tmp_path / "book").exists()
 
 
-def test_the_sweep_trains_the_variants_the_2d_chapter_reads(monkeypatch):
+def test_the_sweep_trains_the_thesis_agents_and_no_stand_in(monkeypatch):
     trained = []
     monkeypatch.setattr(book, "train_many", lambda specs, root, address=None: trained.extend(specs))
-    book.train_for(("experiments_2d",), "smoke")
+    book.train_for(("experiments_2d", "conclusions"), "smoke")
     names = {s.name for s in trained}
-    assert set(experiments.VARIANTS) <= names and set(experiments.CHAPTER_EXPERIMENTS["experiments_2d"]) <= names
+    assert names == set(experiments.thesis_agents(experiments.EXPERIMENTS))
+    assert {s.agent.algorithm for s in trained} == {"GRUA2C", "ACKTR", "A2C"}
     assert len(trained) == len(names) * len(experiments.TRAINING["smoke"].seeds)
+
+
+def glued(notebook_path: Path) -> dict[str, str]:
+    """The values a chapter glued (myst_nb), as their text."""
+    executed = json.loads(notebook_path.read_text())
+    return {o["metadata"]["scrapbook"]["name"]: o["data"].get("application/papermill.record/text/plain")
+            for c in executed["cells"] for o in c.get("outputs", []) if o.get("metadata", {}).get("scrapbook")}
+
+
+@pytest.mark.book
+def test_the_conclusions_count_the_verdicts_of_the_published_thesis_budget_runs(built):
+    root, _ = built
+    values = glued(root / "book" / "conclusions.ipynb")
+    runs = experiments.experiment_runs(experiments.VERDICT_RUNS, "full", progress=False, train_missing=False)
+    expected = experiments.claims_counts(experiments.claims_table({n: rs for n, rs in runs.items() if rs}))
+    assert {k: int(v) for k, v in values.items() if k in expected} == expected  # the smoke build judges the full runs
+    assert expected["n_claims"] == expected["n_held"] + expected["n_not_held"] + expected["n_undecided"]
 
 
 @pytest.mark.book
