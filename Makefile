@@ -4,7 +4,7 @@ PROFILE ?= quick
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: book test benchmark clean
+.PHONY: book test lint benchmark clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,12 @@ book: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q
+
+# ruff on the package, tests and scripts, and on every chapter's code (jupytext hands ruff its
+# Python form; a chapter imports in its cells and ends cells with an expression to show it).
+lint: $(STAMP)
+	$(VENV)/bin/ruff check musicrl tests scripts
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/jupytext --check "ruff check --ignore E402,I001,E501,B018 {}" notebooks/*.md
 
 benchmark: $(STAMP)
 	$(VENV)/bin/python scripts/benchmark.py

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from musicrl import users
 from musicrl.envs import EPISODE_STEPS, MAX_STEP_REWARD, EnvConfig, reward_of
 

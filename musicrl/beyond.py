@@ -268,7 +268,8 @@ def _seed_seconds(result: RunResult) -> float:
 
 def scaling_table(found: list[tuple[RunSpec, RunResult]], profile: str, root=None, store: Store | None = None) -> pd.DataFrame:
     """Per d and policy: return (mean over seeds, 95% CI), share of episodes that reach a
-    top-rated position and the target itself, and the step they first do (:data:`EPISODE_COLUMNS`), training wall time per seed (one core) and env steps per second; the env's memory."""
+    top-rated position and the target itself, and the step they first do (:data:`EPISODE_COLUMNS`),
+    training wall time per seed (one core) and env steps per second; the env's memory."""
     store, chosen = store or Store(root), profile_of(profile)
     rows = []
     for d in chosen.dims:

@@ -1,14 +1,15 @@
 """Build the book: papermill executes every chapter notebook, then Jupyter Book renders HTML.
 
 Chapter sources live in ``notebooks/`` as MyST markdown (jupytext, ``notebooks/<name>.md``);
-:func:`read_chapter` turns one into a notebook and papermill writes the executed copy into ``book/`` (atomically: a temporary file, then a rename), with the
-profile as a parameter. Papermill records the parameters in each notebook's metadata and
-every chapter ends with a table of the package versions. Jupyter Book runs with execution
-off and warnings as errors. Before the chapters run, one Ray sweep trains (in parallel)
-every run the chapters need that neither the results store nor the published results
-hold yet (under ``full``, only with ``train_missing=True``). The chapters then run in
-``jobs`` processes at once (:data:`CHAINS`: a chapter that reads what another computes runs
-after it, in the same process); their notebooks do not depend on ``jobs``.
+:func:`read_chapter` turns one into a notebook and papermill writes the executed copy into
+``book/`` (atomically: a temporary file, then a rename), with the profile as a parameter.
+Papermill records the parameters in each notebook's metadata and every chapter ends with a
+table of the package versions. Jupyter Book runs with execution off and warnings as errors.
+Before the chapters run, one Ray sweep trains (in parallel) every run the chapters need that
+neither the results store nor the published results hold yet (under ``full``, only with
+``train_missing=True``). The chapters then run in ``jobs`` processes at once (:data:`CHAINS`:
+a chapter that reads what another computes runs after it, in the same process); their
+notebooks do not depend on ``jobs``.
 """
 
 from __future__ import annotations

@@ -7,9 +7,9 @@ Every knob a chapter uses is here, by profile, so a reader sees them in one plac
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -18,14 +18,14 @@ from tqdm import tqdm
 
 from musicrl import baselines, multiseed, training, users
 from musicrl.agents import AgentConfig
-from musicrl.envs import BULLSEYE_REWARD, EPISODE_STEPS, EnvConfig, REWARDS
+from musicrl.envs import BULLSEYE_REWARD, EPISODE_STEPS, REWARDS, EnvConfig
 from musicrl.evaluation import (
     conversational_metrics,
     decimals_for,
-    format_ci,
     evaluate_policy,
     evaluate_sampled,
     final_level,
+    format_ci,
     mean_ci,
     rollout,
     updates_to_convergence,
@@ -234,7 +234,8 @@ class TrainingProfile:
 
 TRAINING = {
     "smoke": TrainingProfile(updates=10, checkpoint_every=5, seeds=(0, 1)),
-    "quick": TrainingProfile(updates=800, checkpoint_every=100, seeds=(0, 1, 2), scale={"TRPO": 0.25, "EntropyTRPO": 0.25}),  # a TRPO update costs ~4 A2C ones
+    # a TRPO update costs ~4 A2C ones
+    "quick": TrainingProfile(updates=800, checkpoint_every=100, seeds=(0, 1, 2), scale={"TRPO": 0.25, "EntropyTRPO": 0.25}),
     "full": TrainingProfile(updates=None, checkpoint_every=5000, seeds=(0, 1, 2, 3, 4)),
 }
 
@@ -943,11 +944,9 @@ def claims_table(runs: dict[str, list[RunResult]]) -> pd.DataFrame:
         e, agent = experiment(name), THESIS_AGENT[name]
         claim = f"Thesis figure {e.figure} ({e.caption}): {THESIS_ALGORITHM[e.agent.algorithm]} reaches a mean return of {thesis:g}"
 
-        def reaches(run: str) -> dict | None:
-            return _reaches_row(claim, thesis, "", runs[run]) if runs.get(run) else None
-
-        other = reaches(name) if agent != name else None
-        rows.append(_combine(claim, f"{thesis:g}", reaches(agent), _agent_of([agent]), other, _agent_of([name])))
+        mine = _reaches_row(claim, thesis, "", runs[agent]) if runs.get(agent) else None
+        other = _reaches_row(claim, thesis, "", runs[name]) if agent != name and runs.get(name) else None
+        rows.append(_combine(claim, f"{thesis:g}", mine, _agent_of([agent]), other, _agent_of([name])))
     return pd.DataFrame([r for r in rows if r is not None],
                         columns=["claim", "thesis", "agent", "ours (mean [95% CI])", "verdict", "why", "stand-in",
                                  "stand-in verdict", "rests on a stand-in"])

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import random
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -330,7 +331,7 @@ class MultiSeedTrainer:
                         buffer[key][t] = value
                     obs, starts = new_obs, dones.astype(np.float32)
                 _, last_values, _ = self._act(policy, obs, starts, state)
-            for s, seed in enumerate(seeds):
+            for seed in seeds:
                 seed.curve.append(float(np.mean(seed.recent)) if seed.recent else float("nan"))
             advantages, returns = self._advantages(buffer, last_values.cpu().numpy(), starts)
             losses.append(self._update(policy, optimizer, buffer, advantages, returns, initial, shufflers))
@@ -385,7 +386,7 @@ class MultiSeedTrainer:
     def _update(self, policy, optimizer, buffer, advantages, returns, initial, shufflers) -> torch.Tensor:
         agent = self.agent
         T, S, E = buffer["actions"].shape[:3]
-        as_tensor = lambda a: torch.as_tensor(np.ascontiguousarray(a), device=self.device)  # noqa: E731
+        as_tensor = lambda a: torch.as_tensor(np.ascontiguousarray(a), device=self.device)
         obs = as_tensor(buffer["obs"].transpose(1, 0, 2, 3))  # (S, T, E, k)
         actions = as_tensor(np.swapaxes(buffer["actions"], 0, 1)).reshape(S, T * E, *buffer["actions"].shape[3:])
         if self.recurrent:

@@ -7,7 +7,8 @@ passes strings, lists and numbers as typed on the command line).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 PROFILES = ("smoke", "quick", "full")
 LAYERS = ("second", "third", "last")

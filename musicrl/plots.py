@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import textwrap
-from typing import Mapping
+from collections.abc import Mapping
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -12,7 +12,6 @@ from matplotlib.ticker import FuncFormatter
 
 from musicrl import users
 from musicrl.evaluation import Episode, smooth
-
 
 PALETTE = sns.color_palette("tab10")  # distinct hues: seaborn's "colorblind" has two near-identical oranges
 

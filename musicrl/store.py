@@ -15,9 +15,10 @@ import os
 import platform
 import tempfile
 import warnings
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 PACKAGES = ("musicrl", "numpy", "gymnasium", "torch", "stable-baselines3", "sb3-contrib", "pandas", "papermill",
             "jupyter-book", "tensorflow-cpu", "keras", "librosa", "scikit-learn")

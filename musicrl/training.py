@@ -25,7 +25,6 @@ removes the carried file once the run has finished.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import pickle
 import random
@@ -34,9 +33,10 @@ import tarfile
 import tempfile
 import time
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,8 +49,7 @@ from musicrl import multiseed
 from musicrl.agents import AgentConfig, algorithm_class, make_agent, make_training_env
 from musicrl.envs import EPISODE_STEPS, EnvConfig, PreferenceSearchVecEnv
 from musicrl.evaluation import EvalResult, evaluate_policy, pool
-from musicrl.store import (DEFAULT_ROOT, PUBLISHED_ROOT, config_hash, read_json_checked, versions, write_gzip_json_atomic,
-                           write_json_atomic)
+from musicrl.store import DEFAULT_ROOT, PUBLISHED_ROOT, config_hash, read_json_checked, versions, write_gzip_json_atomic, write_json_atomic
 from musicrl.users import check_choice
 from musicrl.wolpertinger import box_to_levels
 
@@ -74,7 +73,8 @@ class RunSpec:
         check_choice("trainer", self.trainer, TRAINERS)
         if self.trainer == "multiseed" and not multiseed.supports(self.env, self.agent):
             raise ValueError(
-                f"trainer 'multiseed' implements {multiseed.SUPPORTED} with Discrete or MultiDiscrete actions and normalization; use trainer 'sb3' for {self.agent.algorithm} with {self.env.action} actions"
+                f"trainer 'multiseed' implements {multiseed.SUPPORTED} with Discrete or MultiDiscrete actions and "
+                f"normalization; use trainer 'sb3' for {self.agent.algorithm} with {self.env.action} actions"
             )
         for key in ("updates", "checkpoint_every"):
             value = getattr(self, key)
@@ -617,7 +617,8 @@ def _train_together(runs: list[_OpenRun], progress: bool) -> None:
             for done in sorted({r.done for r in active}):
                 group = [r for r in active if r.done == done]
                 trainer = multiseed.MultiSeedTrainer(spec.agent, [r.state for r in group])
-                losses = trainer.train(checkpoint - done, on_update=lambda: bar.update(len(group)))
+                size = len(group)
+                losses = trainer.train(checkpoint - done, on_update=lambda n=size: bar.update(n))
                 for k, r in enumerate(group):
                     _log_segment(r, losses[:, :, k], done)
                     r.state.restore_global_rng()

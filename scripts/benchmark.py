@@ -24,11 +24,11 @@ import argparse
 import tempfile
 import time
 
-import musicrl  # noqa: F401  first: it keeps TensorFlow out of SB3's TensorBoard writer
 import numpy as np
 import torch
 from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor, VecNormalize
 
+import musicrl  # noqa: F401  first: it keeps TensorFlow out of SB3's TensorBoard writer
 from musicrl import agents, baselines, beyond, experiments, training
 from musicrl.envs import EnvConfig, PreferenceSearchEnv, PreferenceSearchVecEnv
 from musicrl.evaluation import evaluate_policy
@@ -56,7 +56,7 @@ def env_throughput(config: EnvConfig, seconds: float) -> dict[str, float]:
         batched = PreferenceSearchVecEnv(n, config, seed=0)
         batched.reset()
         actions = rng.integers(0, config.n_positions, size=n)
-        figures[f"batched N={n}"] = steps_per_second(lambda: batched.step(actions), n, seconds)
+        figures[f"batched N={n}"] = steps_per_second(lambda env=batched, a=actions: env.step(a), n, seconds)
     dummy = DummyVecEnv([lambda: PreferenceSearchEnv(**config.to_dict()) for _ in range(16)])
     dummy.seed(0)
     dummy.reset()
@@ -110,7 +110,7 @@ def training_throughput(config: EnvConfig, updates: int) -> dict[str, float]:
         model = agents.make_agent(agent, env, seed=0)
         model.learn(10 * agent.steps_per_update)  # warm-up
         steps = updates * agent.steps_per_update
-        _, seconds = timed(lambda: model.learn(steps, reset_num_timesteps=False))
+        _, seconds = timed(lambda m=model, s=steps: m.learn(s, reset_num_timesteps=False))
         figures[name] = steps / seconds
     return figures
 
@@ -219,7 +219,7 @@ def main() -> None:
                 value, seconds = timed(planner.expected_return)
                 print(f"  d={d}  {'bound m=' + str(reveal[d]):<10} {value:8.2f}  {seconds:8.2f}s")
                 continue
-            result, seconds = timed(lambda: evaluate_policy(baselines.make_baseline(name, config), config))
+            result, seconds = timed(lambda n=name, c=config: evaluate_policy(baselines.make_baseline(n, c), c))
             print(f"  d={d}  {name:<10} {result.mean:8.2f}  {seconds:8.2f}s")
 
 

@@ -18,10 +18,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-import reference_tagger  # noqa: E402
+import reference_tagger
 
-from musicrl.music import features, tagger  # noqa: E402
-from musicrl.music.audio import load_clip  # noqa: E402
+from musicrl.music import features, tagger
+from musicrl.music.audio import load_clip
 
 
 def main() -> None:

@@ -80,8 +80,9 @@ def test_entropy_trpo_without_entropy_is_sb3_contrib_trpo():
 
 
 def test_entropy_trpo_keeps_the_policy_stochastic():
-    import numpy as np
     from dataclasses import replace as dc_replace
+
+    import numpy as np
 
     from musicrl import experiments
     from musicrl.agents import make_agent, make_training_env

@@ -1,10 +1,10 @@
 from dataclasses import replace
 
-import musicrl  # noqa: F401
 import numpy as np
 import pandas as pd
 import pytest
 
+import musicrl  # noqa: F401
 from musicrl import beyond
 from musicrl.store import Store
 from musicrl.training import RunResult

@@ -2,10 +2,9 @@ import json
 
 import numpy as np
 import pytest
-
-from musicrl import store
 import torch
 
+from musicrl import store
 from musicrl.baselines import GreedyPolicy, StayPolicy
 from musicrl.envs import EnvConfig
 from musicrl.evaluation import EvalResult, Policy, evaluate_policy, evaluate_sampled, pool, rollout
@@ -62,7 +61,7 @@ def test_pool_concatenates_checkpoints():
 def test_store_computes_once_and_records_config_and_versions(tmp_path):
     calls = []
     results = store.Store(tmp_path)
-    compute = lambda: calls.append(1) or {"value": 3}  # noqa: E731
+    compute = lambda: calls.append(1) or {"value": 3}
     assert results.get_or_compute("kind", {"a": 1}, compute) == {"value": 3}
     assert results.get_or_compute("kind", {"a": 1}, compute) == {"value": 3}
     assert len(calls) == 1

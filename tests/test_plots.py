@@ -1,10 +1,10 @@
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from musicrl import plots  # noqa: E402
+from musicrl import plots
 
 
 def test_long_training_curves_label_their_updates_in_thousands():

@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-
 import reference_tagger
+
 from musicrl.music import features, gtzan_dir, tagger
 from musicrl.music.audio import load_clip
 

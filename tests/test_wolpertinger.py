@@ -1,12 +1,12 @@
 import itertools
 
 import gymnasium as gym
-import musicrl  # noqa: F401
 import numpy as np
 import pytest
 import torch
 from stable_baselines3.common.vec_env import DummyVecEnv
 
+import musicrl  # noqa: F401
 from musicrl import users
 from musicrl.agents import AgentConfig, make_training_env
 from musicrl.envs import EnvConfig
@@ -72,7 +72,7 @@ def test_the_evaluation_policy_stacks_frames_as_vec_frame_stack_does():
     rng = np.random.default_rng(0)
     observation, raw = env.reset(), env.unwrapped._observations()
     stacked, state = policy.predict(raw, None, np.ones(3, bool))
-    for step in range(30):
+    for _ in range(30):
         np.testing.assert_array_equal(stacked, observation)
         observation, _, dones, _ = env.step(rng.integers(0, 25, size=3))
         stacked, state = policy.predict(env.unwrapped._observations(), state, dones)

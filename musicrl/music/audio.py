@@ -82,7 +82,7 @@ def _decode(path: Path, seconds: float) -> tuple[np.ndarray, int, int]:
             rate, total = int(handle.samplerate), int(handle.frames)
             data = handle.read(frames=min(total, int(np.ceil(seconds * rate))), dtype="float32", always_2d=True)
         return data.mean(axis=1), rate, total
-    except Exception as first:  # noqa: BLE001 - soundfile raises several types; fall back for mp3 etc.
+    except Exception as first:
         import librosa
 
         try:
@@ -91,7 +91,7 @@ def _decode(path: Path, seconds: float) -> tuple[np.ndarray, int, int]:
                 data, rate = librosa.load(str(path), sr=None, mono=True, duration=seconds)
                 total = round(librosa.get_duration(path=str(path)) * rate)
             return data.astype(np.float32), int(rate), max(int(total), data.size)
-        except Exception as second:  # noqa: BLE001
+        except Exception as second:
             reasons = "; ".join(r for r in (str(first), str(second)) if r) or type(second).__name__
             raise AudioError(f"{path}: cannot decode audio ({reasons})") from second
 

@@ -32,7 +32,7 @@ class Catalogue:
 
     @classmethod
     def build(cls, features: np.ndarray, ids, genres, k: int = 4, levels: int = LEVELS,
-              fit_on: np.ndarray | None = None) -> "Catalogue":
+              fit_on: np.ndarray | None = None) -> Catalogue:
         from sklearn.decomposition import PCA
 
         features = np.asarray(features, dtype=np.float64)

@@ -110,7 +110,7 @@ class FeatureSet:
             raise ValueError(f"block must be 1..{BLOCKS} or 'all', got {block!r}")
         return values[:, block - 1]
 
-    def select(self, mask: np.ndarray) -> "FeatureSet":
+    def select(self, mask: np.ndarray) -> FeatureSet:
         mask = np.asarray(mask, bool)
         return FeatureSet(self.tracks[mask].reset_index(drop=True), self.pooled[mask], self.tags[mask], self.failed, self.settings)
 

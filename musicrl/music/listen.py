@@ -4,8 +4,8 @@ or in a terminal (``musicrl listen``). Each finished session is saved as JSON in
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from musicrl.music.audio import SR, load_clip
 from musicrl.music.recommender import PLAY_SECONDS, Recommender, SessionRunner

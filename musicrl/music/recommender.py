@@ -195,7 +195,7 @@ class Session:
                 "settings": self.settings, "steps": [asdict(s) | {"position": list(s.position)} for s in self.steps]}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any], catalogue: Catalogue) -> "Session":
+    def from_json(cls, data: dict[str, Any], catalogue: Catalogue) -> Session:
         """A saved session, checked against ``catalogue``: the version, known clip ids, ratings 0..4,
         closer 0/1, positions of the catalogue's levels, at most ``EPISODE_STEPS + 1`` steps."""
         if not isinstance(data, dict):
@@ -273,7 +273,7 @@ class SessionRunner:
     with a simulated listener's.
     """
 
-    def __init__(self, recommender: "Recommender", target: str, listener: str, seed: int, drive: str, started: str) -> None:
+    def __init__(self, recommender: Recommender, target: str, listener: str, seed: int, drive: str, started: str) -> None:
         self.recommender, self.target, self.listener, self.drive = recommender, target, listener, drive
         rec = recommender
         self.rng = np.random.default_rng(seed)

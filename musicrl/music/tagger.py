@@ -33,9 +33,9 @@ Keras 1's default ``epsilon`` of 1e-3 is kept.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
@@ -76,7 +76,7 @@ class TaggerWeights:
     sha256: str  # of the two weight files, in WEIGHT_FILES order
 
     @classmethod
-    def load(cls, directory: Path | str | None = None) -> "TaggerWeights":
+    def load(cls, directory: Path | str | None = None) -> TaggerWeights:
         """Read the TensorFlow file (network) and the Theano file (its ``dense_1`` only)."""
         import h5py
 
@@ -124,7 +124,7 @@ class BatchStats:
         return {"mean": self.mean.tolist(), "var": self.var.tolist(), "reference": self.reference, "n_clips": self.n_clips}
 
     @classmethod
-    def from_json(cls, data: dict) -> "BatchStats":
+    def from_json(cls, data: dict) -> BatchStats:
         return cls(np.asarray(data["mean"], np.float32), np.asarray(data["var"], np.float32), data["reference"], data["n_clips"])
 
 
