@@ -24,6 +24,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from musicrl.experiments import CHAPTER_EXPERIMENTS, PROFILES, run_specs
+from musicrl.store import results_root
 from musicrl.training import train_many
 from musicrl.users import check_choice
 
@@ -59,7 +60,7 @@ def execute_chapter(name: str, profile: str, root: Path = ROOT, parameters: dict
     source, output = read_chapter(name, root), root / "book" / f"{name}.ipynb"
     partial = output.with_name(f".{name}.partial.ipynb")
     env_before = {var: os.environ.get(var) for var in ("MUSICRL_RESULTS", *ONE_THREAD)}
-    os.environ.setdefault("MUSICRL_RESULTS", str(root / "results"))
+    os.environ.setdefault("MUSICRL_RESULTS", str(results_root() if root == ROOT else root / "results"))
     os.environ.update(ONE_THREAD)
     try:
         papermill.execute_notebook(
@@ -158,7 +159,7 @@ def train_for(chapters: tuple[str, ...], profile: str, root: Path = ROOT, addres
     if "beyond" in chapters:
         specs += [*beyond.noise_specs(profile), *beyond.scaling_specs(profile)]
     if specs:
-        train_many(specs, root=root / "results", address=address)
+        train_many(specs, root=results_root() if root == ROOT else root / "results", address=address)
 
 
 def chains(chapters: tuple[str, ...]) -> list[tuple[str, ...]]:

@@ -7,6 +7,7 @@ passes strings, lists and numbers as typed on the command line).
 
 from __future__ import annotations
 
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -54,8 +55,25 @@ CHAPTER_PARAMETERS = {
 }
 
 
+# What a kernel's namespace holds before the chapter's first cell: IPython's own names.
+KERNEL_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit", "open"})
+
+
+def unknown(chapter: str, namespace: dict[str, Any]) -> list[str]:
+    """Names in ``namespace`` that are no parameter of ``chapter`` (a misspelt ``-p``): every public
+    name that is not a module, not IPython's, and not among the chapter's parameters."""
+    return sorted(name for name, value in namespace.items()
+                  if not name.startswith("_") and name not in KERNEL_NAMES and name not in CHAPTER_PARAMETERS[chapter]
+                  and not isinstance(value, types.ModuleType))
+
+
 def check(chapter: str, namespace: dict[str, Any]) -> None:
-    """Raise ``ValueError`` for the first parameter of ``chapter`` in ``namespace`` that is not accepted."""
+    """Raise ``ValueError`` for a name that is no parameter of ``chapter`` (papermill only warns),
+    then for the first parameter whose value is not accepted."""
+    extra = unknown(chapter, namespace)
+    if extra:
+        raise ValueError(f"unknown parameter{'s' if len(extra) > 1 else ''} {', '.join(map(repr, extra))} for the chapter "
+                         f"{chapter!r}; accepted: {', '.join(CHAPTER_PARAMETERS[chapter])}")
     for name in CHAPTER_PARAMETERS[chapter]:
         accepted, description = RULES[name]
         value = namespace[name]

@@ -22,7 +22,34 @@ from typing import Any
 
 PACKAGES = ("musicrl", "numpy", "gymnasium", "torch", "stable-baselines3", "sb3-contrib", "pandas", "papermill",
             "jupyter-book", "tensorflow-cpu", "keras", "librosa", "scikit-learn")
-DEFAULT_ROOT = Path(os.environ.get("MUSICRL_RESULTS", "results"))
+REPOSITORY = Path(__file__).resolve().parent.parent
+
+
+def results_root() -> Path:
+    """Where computed results go: ``MUSICRL_RESULTS`` as set now, else ``results/`` beside the
+    package, whatever the working directory (a kernel started in ``book/`` writes there too)."""
+    return Path(os.environ.get("MUSICRL_RESULTS") or REPOSITORY / "results")
+
+
+def atomic_file(path: Path) -> tuple[int, str]:
+    """A temporary file beside ``path`` for an atomic write (then ``os.replace``), with the mode a
+    plain ``open`` would give it under the current umask (``mkstemp`` makes every file 0600,
+    which a shared results or sessions folder cannot read)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)
+    return fd, tmp
+
+
+def atomic_folder(parent: Path, prefix: str) -> Path:
+    """A temporary folder in ``parent`` (for a write that ends in a rename), with the mode
+    ``mkdir`` would give it under the current umask (``mkdtemp`` makes it 0700)."""
+    folder = Path(tempfile.mkdtemp(dir=parent, prefix=prefix))
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
+    return folder
 # Results committed to the repository (no model weights); the book reads them like the local store.
 PUBLISHED_ROOT = Path(os.environ.get("MUSICRL_PUBLISHED", Path(__file__).resolve().parent.parent / "published"))
 
@@ -79,7 +106,7 @@ def read_json_checked(path: Path, check: Callable[[Any], Any] = lambda payload: 
 def write_json_atomic(path: Path, payload: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_leftovers(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    fd, tmp = atomic_file(path)
     try:
         with os.fdopen(fd, "w") as handle:
             json.dump(payload, handle, indent=1, sort_keys=True)
@@ -94,7 +121,7 @@ def write_gzip_json_atomic(path: Path, payload: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     data = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
     _remove_leftovers(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    fd, tmp = atomic_file(path)
     try:
         with os.fdopen(fd, "wb") as handle, gzip.GzipFile(fileobj=handle, mode="wb", mtime=0, filename="") as zipped:
             zipped.write(data)
@@ -113,7 +140,7 @@ class Store:
     """``get_or_compute(kind, config, fn)``: the stored result, or ``fn()`` stored first."""
 
     def __init__(self, root: Path | str | None = None) -> None:
-        self.root = Path(root) if root is not None else DEFAULT_ROOT
+        self.root = Path(root) if root is not None else results_root()
 
     def path(self, kind: str, config: dict[str, Any]) -> Path:
         return self.root / kind / f"{config_hash(config)}.json"

@@ -49,7 +49,17 @@ from musicrl import multiseed
 from musicrl.agents import AgentConfig, algorithm_class, make_agent, make_training_env
 from musicrl.envs import EPISODE_STEPS, EnvConfig, PreferenceSearchVecEnv
 from musicrl.evaluation import EvalResult, evaluate_policy, pool
-from musicrl.store import DEFAULT_ROOT, PUBLISHED_ROOT, config_hash, read_json_checked, versions, write_gzip_json_atomic, write_json_atomic
+from musicrl.store import (
+    PUBLISHED_ROOT,
+    atomic_file,
+    atomic_folder,
+    config_hash,
+    read_json_checked,
+    results_root,
+    versions,
+    write_gzip_json_atomic,
+    write_json_atomic,
+)
 from musicrl.users import check_choice
 from musicrl.wolpertinger import box_to_levels
 
@@ -249,7 +259,7 @@ def _atomic_folder(final: Path) -> Iterator[Path]:
     """A scratch folder beside ``final`` that replaces it only once the block has written it
     in full; an exception (or a kill) leaves ``final`` as it was."""
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}."))
+    tmp = atomic_folder(final.parent, f".{final.name}.")
     try:
         yield tmp
         if final.exists():
@@ -350,7 +360,7 @@ def _evaluate_saved(folder: Path, spec: RunSpec) -> int:
 
 
 def run_dir(spec: RunSpec, root: Path | str | None = None) -> Path:
-    return Path(root if root is not None else DEFAULT_ROOT) / "runs" / spec.key
+    return Path(root if root is not None else results_root()) / "runs" / spec.key
 
 
 CARRY_ROOT = Path(os.environ.get("MUSICRL_CARRY", Path(__file__).resolve().parent.parent / "carry"))
@@ -382,7 +392,7 @@ def carry(spec: RunSpec, root: Path | str | None = None, carry_root: Path | str 
         return None
     path = carry_path(spec, carry_root)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    fd, tmp = atomic_file(path)
     os.close(fd)
     try:
         with tarfile.open(tmp, "w:gz") as tar:
@@ -782,7 +792,7 @@ def train_many(
     ``root``, which on a cluster must be a filesystem all nodes share.
     """
     specs = list(specs)
-    root = Path(root if root is not None else DEFAULT_ROOT).resolve()
+    root = Path(root if root is not None else results_root()).resolve()
     results: dict[int, RunResult] = {i: r for i, s in enumerate(specs) if (r := load_result(s, root)) is not None}
     todo = [i for i in range(len(specs)) if i not in results]
     if todo and workers == 1 and address is None:  # one at a time: no need for Ray's processes

@@ -95,3 +95,27 @@ def test_conversational_metrics_count_turns_to_the_first_top_rating():
     assert turns_to_success(quick) == 2 and turns_to_success(never) is None
     metrics = conversational_metrics([quick, never], horizons=(1, 2))
     assert metrics == {"SR@1": 0.0, "SR@2": 0.5, "AT": (2 + 21) / 2}
+
+
+def test_atomic_writes_honour_the_umask_and_the_results_root_ignores_the_working_directory(tmp_path, monkeypatch):
+    import os
+
+    from musicrl import store
+
+    previous = os.umask(0o022)
+    try:
+        store.write_json_atomic(tmp_path / "a.json", {"x": 1})
+        store.write_gzip_json_atomic(tmp_path / "b.json.gz", {"x": 1})
+        folder = store.atomic_folder(tmp_path, ".c.")
+        os.umask(0o077)
+        store.write_json_atomic(tmp_path / "d.json", {"x": 1})
+    finally:
+        os.umask(previous)
+    modes = {name: (tmp_path / name).stat().st_mode & 0o777 for name in ("a.json", "b.json.gz", "d.json")}
+    assert modes == {"a.json": 0o644, "b.json.gz": 0o644, "d.json": 0o600}
+    assert folder.stat().st_mode & 0o777 == 0o755
+    monkeypatch.delenv("MUSICRL_RESULTS", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert store.results_root() == store.REPOSITORY / "results" and store.Store().root.is_absolute()
+    monkeypatch.setenv("MUSICRL_RESULTS", str(tmp_path / "elsewhere"))
+    assert store.Store().root == tmp_path / "elsewhere"

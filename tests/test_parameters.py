@@ -23,7 +23,7 @@ def test_every_chapter_checks_its_defaults_first(chapter):
     code = [c for c in notebook.cells if c.cell_type == "code"]
     assert f'parameters.check("{chapter}", globals())' in code[1].source  # right after the parameters cell
     namespace = _defaults(chapter)
-    assert set(parameters.CHAPTER_PARAMETERS[chapter]) <= set(namespace)
+    assert set(parameters.CHAPTER_PARAMETERS[chapter]) == {n for n in namespace if not n.startswith("_")}
     parameters.check(chapter, namespace)
 
 
@@ -48,4 +48,14 @@ def test_papermill_with_a_wrongly_typed_parameter_stops_at_the_check(tmp_path):
     with pytest.raises(papermill.PapermillExecutionError, match="'target_seed' of the chapter 'environment' must be"):
         papermill.execute_notebook(book.read_chapter("environment"), str(tmp_path / "out.ipynb"),
                                    parameters={"target_seed": "abc", "profile": "smoke"}, kernel_name="python3",
+                                   progress_bar=False, cwd=str(tmp_path))
+
+
+def test_a_misspelt_parameter_is_rejected_with_the_accepted_names(tmp_path):
+    import papermill
+
+    with pytest.raises(papermill.PapermillExecutionError,
+                       match="unknown parameter 'smothing' for the chapter 'conclusions'; accepted: profile, train_missing, smoothing"):
+        papermill.execute_notebook(book.read_chapter("conclusions"), str(tmp_path / "out.ipynb"),
+                                   parameters={"smothing": 0.9, "profile": "smoke"}, kernel_name="python3",
                                    progress_bar=False, cwd=str(tmp_path))
