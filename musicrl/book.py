@@ -20,6 +20,7 @@ import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -168,29 +169,52 @@ def chains(chapters: tuple[str, ...]) -> list[tuple[str, ...]]:
     return [chain for chain in picked if chain]
 
 
-def _run_chain(chain: tuple[str, ...], profile: str, root: Path, train_missing: bool) -> tuple[str, ...]:
+def chapter_parameters(chapters: tuple[str, ...], given: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each chapter's share of ``given`` (``musicrl book -p NAME VALUE``): the names it accepts.
+    A name none of ``chapters`` accepts, or a value one rejects, raises ``ValueError`` before any work."""
+    from musicrl import parameters
+
+    shares: dict[str, dict[str, Any]] = {}
+    for name in chapters:
+        accepted = parameters.CHAPTER_PARAMETERS[name]
+        shares[name] = {k: v for k, v in given.items() if k in accepted}
+        for key, value in shares[name].items():
+            rule, description = parameters.RULES[key]
+            if not rule(value):
+                raise ValueError(f"parameter {key!r} of the chapter {name!r} must be {description}, got {value!r}")
+    orphans = sorted(set(given) - {k for share in shares.values() for k in share})
+    if orphans:
+        raise ValueError(f"no chosen chapter takes the parameter{'s' if len(orphans) > 1 else ''} {', '.join(map(repr, orphans))}; "
+                         + "; ".join(f"{name}: {', '.join(parameters.CHAPTER_PARAMETERS[name])}" for name in chapters))
+    return shares
+
+
+def _run_chain(chain: tuple[str, ...], profile: str, root: Path, train_missing: bool,
+               given: dict[str, dict[str, Any]] | None = None) -> tuple[str, ...]:
     for name in chain:
-        execute_chapter(name, profile, root, {"train_missing": train_missing} if name in TRAINING_CHAPTERS else None)
+        chosen = {"train_missing": train_missing} if name in TRAINING_CHAPTERS else {}
+        execute_chapter(name, profile, root, {**chosen, **(given or {}).get(name, {})})
     return chain
 
 
 def execute_chapters(chapters: tuple[str, ...], profile: str, root: Path = ROOT, train_missing: bool = True,
-                     jobs: int = 1) -> None:
+                     jobs: int = 1, parameters: dict[str, Any] | None = None) -> None:
     """Execute ``chapters``: one after the other with ``jobs=1``, else their :func:`chains` in
     ``jobs`` processes at once. A chapter that fails stops the build with its error once the
     chapters already running have finished."""
     if jobs < 1:
         raise ValueError(f"jobs must be an integer >= 1 (processes running chapters at once), got {jobs!r}")
+    given = chapter_parameters(chapters, parameters or {})
     bar = tqdm(total=len(chapters), desc=f"chapters ({profile})")
     if jobs == 1:
         for name in chapters:
-            _run_chain((name,), profile, root, train_missing)
+            _run_chain((name,), profile, root, train_missing, given)
             bar.update()
         bar.close()
         return
     # spawn: a forked copy of this process (Ray, tqdm's lock, open kernels) is not safe to reuse
     with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(_run_chain, chain, profile, root, train_missing) for chain in chains(chapters)]
+        futures = [pool.submit(_run_chain, chain, profile, root, train_missing, given) for chain in chains(chapters)]
         try:
             for future in as_completed(futures):
                 bar.update(len(future.result()))
@@ -203,7 +227,7 @@ def execute_chapters(chapters: tuple[str, ...], profile: str, root: Path = ROOT,
 
 
 def build(profile: str = "quick", chapters: tuple[str, ...] = CHAPTERS, html: bool = True, root: Path = ROOT,
-          train_missing: bool | None = None, jobs: int | None = None) -> Path:
+          train_missing: bool | None = None, jobs: int | None = None, parameters: dict[str, Any] | None = None) -> Path:
     """Execute the chapters and render the book.
 
     ``train_missing`` (default: yes, except under ``full``) trains the runs the RL chapters
@@ -218,9 +242,10 @@ def build(profile: str = "quick", chapters: tuple[str, ...] = CHAPTERS, html: bo
         check_choice("chapter", name, CHAPTERS)
     train_missing = profile != "full" if train_missing is None else train_missing
     jobs = min(2, os.cpu_count() or 1) if jobs is None else jobs
+    chapter_parameters(chapters, parameters or {})  # a bad -p stops the build before the sweep
     if train_missing:
         train_for(chapters, profile, root)
-    execute_chapters(chapters, profile, root, train_missing, jobs)
+    execute_chapters(chapters, profile, root, train_missing, jobs, parameters)
     for name in CHAPTERS:  # a partial build: the chapters not executed (now or before) get a page that says so
         if name not in chapters and not (root / "book" / f"{name}.ipynb").exists():
             write_placeholder(name, root)

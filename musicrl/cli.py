@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from musicrl import users
 from musicrl.envs import REWARDS, EnvConfig
@@ -17,8 +18,9 @@ def _book(args: argparse.Namespace) -> None:
     from musicrl import book
 
     chapters = tuple(args.chapters) if args.chapters else book.CHAPTERS
+    given = {name: yaml.safe_load(value) for name, value in args.parameter or []}
     out = book.build(profile=args.profile, chapters=chapters, html=not args.no_html, train_missing=args.train_missing,
-                     jobs=args.jobs)
+                     jobs=args.jobs, parameters=given)
     print(f"book written to {out}")
 
 
@@ -60,7 +62,11 @@ _positive = _integer(1, "expected an integer")
 def _experiments(args: argparse.Namespace) -> None:
     from musicrl import experiments
 
-    frame = experiments.experiments_frame(list(experiments.EXPERIMENTS), args.profile)
+    names = [*experiments.EXPERIMENTS, *experiments.VARIANTS]
+    frame = experiments.experiments_frame(names, args.profile)
+    frame.insert(2, "algorithm", [experiments.SHORT_NAMES[experiments.experiment(n).agent.algorithm] for n in names])
+    frame["kind"] = ["thesis's agent" if n in experiments.STAND_IN_OF or experiments.THESIS_AGENT.get(n) == n
+                     else "stand-in" if n in experiments.EXPERIMENTS else "variant" for n in names]
     print(frame.drop(columns=["agent"]).to_string(index=False))
 
 
@@ -253,6 +259,9 @@ def parser() -> argparse.ArgumentParser:
                            "whose chapters show the published runs and list the missing ones)")
     book.add_argument("--jobs", type=_positive, default=None,
                       help="chapters executed at once (default: one per core, at most 2); the pages do not depend on it")
+    book.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                      help="a chapter parameter, as papermill's -p (VALUE read as YAML: 0.9, true, [0.2, 0.1]); "
+                           "given to each chosen chapter that takes it, e.g. -p smoothing 0.95")
     book.set_defaults(run=_book)
     base = sub.add_parser("baselines", help="evaluate the baselines with the thesis's protocol")
     base.add_argument("--d", type=int, default=2)

@@ -57,7 +57,7 @@ class EnvConfig:
                                               ("observation 'BoardObs'", self.obs == "BoardObs")) if used]
         if self.d > MAX_ENUMERATED_D and enumerated:
             raise ValueError(
-                f"{' and '.join(enumerated)} enumerate all 5**d positions ({float(LEVELS**self.d):.3g} for d={self.d}); "
+                f"{' and '.join(enumerated)} {'enumerate' if len(enumerated) > 1 else 'enumerates'} all 5**d positions ({float(LEVELS**self.d):.3g} for d={self.d}); "
                 f"they are supported up to d={MAX_ENUMERATED_D} ({LEVELS**MAX_ENUMERATED_D:,} positions). "
                 "For more features use action='MultiDiscrete' with obs='GridObs'."
             )
@@ -539,7 +539,7 @@ class PreferenceSearchVecEnv(VecEnv):
 def register() -> None:
     """Register ``musicrl/PreferenceSearch-v0``; keyword arguments go to the env."""
     if ENV_ID not in gym.registry:
-        gym.register(id=ENV_ID, entry_point="musicrl.envs:PreferenceSearchEnv")
+        gym.register(id=ENV_ID, entry_point="musicrl.envs:PreferenceSearchEnv", max_episode_steps=EPISODE_STEPS)
 
 
 register()

@@ -138,3 +138,24 @@ def test_train_and_publish_weights_commands(tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "published 0 new runs" in out and "fig25 seed 0: final weights" in out
     assert len(list((published / "weights").glob("fig25-s0-*/model.zip"))) == 1
+
+
+def test_experiments_lists_the_agent_and_every_variant_train_accepts(capsys):
+    assert main(["experiments", "--profile", "quick"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert "fig17-acktr" in lines and "fig11-gru" in lines and "fig17-entropy" in lines
+    assert "ACKTR" in lines["fig17-acktr"] and "thesis's agent" in lines["fig17-acktr"]
+    assert "TRPO" in lines["fig17"] and "stand-in" in lines["fig17"]
+    assert "A2C" in lines["fig21"] and "thesis's agent" in lines["fig21"]
+
+
+def test_book_parameters_are_checked_before_any_work(capsys, monkeypatch):
+    from musicrl import book
+
+    monkeypatch.setattr(book, "train_for", lambda *a, **k: pytest.fail("trained despite a bad parameter"))
+    assert main(["book", "--profile", "smoke", "--chapters", "conclusions", "-p", "smothing", "0.9"]) == 2
+    assert "no chosen chapter takes the parameter 'smothing'; conclusions: profile, train_missing, smoothing" in capsys.readouterr().err
+    assert main(["book", "--profile", "smoke", "--chapters", "conclusions", "-p", "smoothing", "1.5"]) == 2
+    assert "'smoothing' of the chapter 'conclusions' must be a number in [0, 1), got 1.5" in capsys.readouterr().err
+    assert book.chapter_parameters(("conclusions", "experiments_2d"), {"smoothing": 0.9, "address": None}) == {
+        "conclusions": {"smoothing": 0.9}, "experiments_2d": {"smoothing": 0.9, "address": None}}

@@ -211,7 +211,7 @@ def test_non_integer_actions_are_errors():
 def test_sizes_the_spaces_cannot_hold_are_clear_errors():
     import gymnasium as gym
 
-    with pytest.raises(ValueError, match=r"action 'Discrete' enumerate all 5\*\*d positions .* up to d=8 .*'MultiDiscrete'"):
+    with pytest.raises(ValueError, match=r"action 'Discrete' enumerates all 5\*\*d positions .* up to d=8 .*'MultiDiscrete'"):
         gym.make("musicrl/PreferenceSearch-v0", d=9)
     with pytest.raises(ValueError, match="d=40 is too large: positions are numbered by 64-bit integers, so d <= 27"):
         gym.make("musicrl/PreferenceSearch-v0", d=40)
@@ -307,3 +307,11 @@ def test_grid_multidiscrete_memory_does_not_grow_with_the_grid(d):
     tracemalloc.stop()
     assert observations.shape == (64, d + 2) and env.ratings.max() <= 4
     assert peak < 2e6  # bytes; 5**10 float32 entries alone would be 39 MB
+
+
+def test_the_registered_env_declares_its_episode_length():
+    import gymnasium as gym
+
+    import musicrl.envs
+
+    assert gym.spec(musicrl.envs.ENV_ID).max_episode_steps == musicrl.envs.EPISODE_STEPS == 21
