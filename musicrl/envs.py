@@ -56,8 +56,9 @@ class EnvConfig:
         enumerated = [name for name, used in (("action 'Discrete'", self.action == "Discrete"),
                                               ("observation 'BoardObs'", self.obs == "BoardObs")) if used]
         if self.d > MAX_ENUMERATED_D and enumerated:
+            verb = "enumerate" if len(enumerated) > 1 else "enumerates"
             raise ValueError(
-                f"{' and '.join(enumerated)} {'enumerate' if len(enumerated) > 1 else 'enumerates'} all 5**d positions ({float(LEVELS**self.d):.3g} for d={self.d}); "
+                f"{' and '.join(enumerated)} {verb} all 5**d positions ({float(LEVELS**self.d):.3g} for d={self.d}); "
                 f"they are supported up to d={MAX_ENUMERATED_D} ({LEVELS**MAX_ENUMERATED_D:,} positions). "
                 "For more features use action='MultiDiscrete' with obs='GridObs'."
             )
