@@ -215,11 +215,13 @@ def _listen(args: argparse.Namespace) -> None:
     from musicrl.store import Store
 
     store = Store(args.results)
-    recommender, paths = listen.gtzan_recommender(args.policy, args.layer, no_repeat=args.no_repeat,
+    print("the tagger's features of every clip are read from the cache; the first run fills it (a few minutes, "
+          "once; `musicrl features` does it ahead)")
+    recommender, paths = listen.gtzan_recommender(args.policy, args.layer, no_repeat=not args.repeat,
                                                   gtzan=args.gtzan, models=args.models, store=store, progress=True)
     target = args.target or str(np.random.default_rng(args.seed).choice(sorted(recommender.catalogue.ids)))
-    runner = recommender.start(target, args.name, seed=args.seed)
-    listen.terminal_session(runner, paths, listen.sessions_dir(store))
+    runner = recommender.start(target, args.name, seed=args.seed, drive=args.drive)
+    listen.terminal_session(runner, paths, listen.sessions_dir(store), show_ideal=args.show_ideal)
 
 
 def _class_table(args: argparse.Namespace) -> None:
@@ -342,7 +344,14 @@ def parser() -> argparse.ArgumentParser:
     lis.add_argument("--name", default="you", help="your name in the saved session (a class can pool its sessions)")
     lis.add_argument("--policy", default="greedy", choices=("greedy", "lookahead", "random"))
     lis.add_argument("--layer", default="third", choices=("second", "third", "last", "pooled"))
-    lis.add_argument("--no-repeat", action="store_true", help="never play a song twice")
+    lis.add_argument("--repeat", action="store_true",
+                     help="let the recommender play a song again (by default no song is played twice)")
+    lis.add_argument("--no-repeat", action="store_true", help=argparse.SUPPRESS)  # the default; kept for old scripts
+    lis.add_argument("--drive", default="ideal", choices=("ideal", "listener"),
+                     help="whose answers steer the recommender: a simulated ideal listener's (default, as the thesis's "
+                          "Table 1) or yours")
+    lis.add_argument("--show-ideal", action="store_true",
+                     help="after each answer, show the ideal listener's (off by default: it can bias yours)")
     lis.add_argument("--seed", type=_seed, default=0)
     lis.add_argument("--gtzan", default=None)
     lis.add_argument("--models", default=None)

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from musicrl.cli import main
@@ -159,3 +161,41 @@ def test_book_parameters_are_checked_before_any_work(capsys, monkeypatch):
     assert "'smoothing' of the chapter 'conclusions' must be a number in [0, 1), got 1.5" in capsys.readouterr().err
     assert book.chapter_parameters(("conclusions", "experiments_2d"), {"smoothing": 0.9, "address": None}) == {
         "conclusions": {"smoothing": 0.9}, "experiments_2d": {"smoothing": 0.9, "address": None}}
+
+
+def test_listener_answers_say_what_was_wrong_and_the_first_needs_no_closer():
+    from musicrl.music.listen import parse_answer
+
+    assert parse_answer("3", first=True) == (3, 0) and parse_answer("3 y") == (3, 1) and parse_answer("q") is None
+    for text, first, message in (("5 y", False, "the rating must be 0-4, got 5"), ("x y", False, "must be a number 0-4, got 'x'"),
+                                 ("3 maybe", False, "closer must be y or n, got 'maybe'"),
+                                 ("3", False, "say whether it was closer"), ("3 y", True, "could not read '3 y'")):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            parse_answer(text, first=first)
+
+
+def test_a_stopped_session_keeps_its_answers_and_the_ideal_answer_stays_hidden(tmp_path, monkeypatch):
+    import json
+
+    import numpy as np
+
+    from musicrl import baselines
+    from musicrl.envs import EnvConfig
+    from musicrl.music import listen
+    from musicrl.music.catalogue import Catalogue
+    from musicrl.music.recommender import Recommender
+
+    ids = [f"jazz.{i:05d}" for i in range(60)]
+    catalogue = Catalogue.build(np.random.default_rng(0).normal(size=(60, 6)), ids, ["jazz"] * 60, k=4)
+    toy = Recommender(baselines.make_baseline("greedy", EnvConfig(d=4)), catalogue, "greedy", no_repeat=True)
+    answers, shown = iter(["2", "9 y", "3 y", "q"]), []
+    runner = toy.start("jazz.00004", "ada", drive="listener")
+    path = listen.terminal_session(runner, {i: f"/{i}.ogg" for i in ids}, tmp_path, read=lambda _: next(answers),
+                                   write=shown.append)
+    saved = json.loads(path.read_text())
+    assert [s["rating"] for s in saved["steps"]] == [2, 3] and saved["settings"]["stopped_early"] is True
+    assert saved["settings"]["drive"] == "listener" and "your answers steer the recommender" in shown[1].lower()
+    assert any("the rating must be 0-4, got 9" in line for line in shown)
+    assert not any("ideal user" in line for line in shown) and "stopped early, 2 of 22 steps" in shown[-1]
+    assert listen.terminal_session(toy.start("jazz.00004"), {i: "" for i in ids}, tmp_path, read=lambda _: "q",
+                                   write=shown.append) is None

@@ -75,7 +75,7 @@ class Catalogue:
     def index(self, song_id: str) -> int:
         found = np.flatnonzero(self.ids == song_id)
         if not len(found):
-            raise KeyError(f"no song {song_id!r} in the catalogue ({len(self.ids)} songs, e.g. {self.ids[0]!r})")
+            raise KeyError(f"no song {song_id!r} in the catalogue ({len(self.ids)} songs, e.g. {str(self.ids[0])!r})")
         return int(found[0])
 
     def position_of(self, song_id: str) -> tuple[int, ...]:

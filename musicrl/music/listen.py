@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from musicrl.envs import EPISODE_STEPS
 from musicrl.music.audio import SR, load_clip
 from musicrl.music.recommender import PLAY_SECONDS, Recommender, SessionRunner
 from musicrl.store import Store
@@ -35,28 +36,50 @@ def gtzan_recommender(policy_name: str = "greedy", layer: str = "third", k: int 
     return Recommender(policy, catalogue, policy_name, no_repeat=no_repeat), paths
 
 
-def parse_answer(text: str) -> tuple[int, int] | None:
-    """``"3 y"`` -> (3, 1); ``"q"`` -> None; anything else raises ValueError with what is accepted."""
+FIRST_HELP = "answer with a rating 0-4, e.g. '3' (no previous song to compare with yet); q quits"
+
+
+def parse_answer(text: str, first: bool = False) -> tuple[int, int] | None:
+    """``"3 y"`` -> (3, 1); ``"q"`` -> None. For the ``first`` song, which has no previous one,
+    ``"3"`` -> (3, 0). Anything else raises ValueError saying what was wrong and what is accepted."""
     words = text.strip().lower().split()
     if words in (["q"], ["quit"]):
         return None
-    if len(words) != 2 or words[0] not in tuple("01234") or words[1] not in ("y", "n", "yes", "no"):
-        raise ValueError(f"could not read {text.strip()!r}: {ANSWER_HELP}")
-    return int(words[0]), int(words[1].startswith("y"))
+    help_text = FIRST_HELP if first else ANSWER_HELP
+    if not words or len(words) > (1 if first else 2):
+        raise ValueError(f"could not read {text.strip()!r}: {help_text}")
+    rating = words[0]
+    if not rating.lstrip("-").isdigit():
+        raise ValueError(f"the rating must be a number 0-4, got {rating!r}: {help_text}")
+    if int(rating) not in range(5):
+        raise ValueError(f"the rating must be 0-4, got {int(rating)}: {help_text}")
+    if first:
+        return int(rating), 0
+    if len(words) == 1:
+        raise ValueError(f"say whether it was closer than the previous song (y or n) after the rating: {help_text}")
+    if words[1] not in ("y", "n", "yes", "no"):
+        raise ValueError(f"closer must be y or n, got {words[1]!r}: {help_text}")
+    return int(rating), int(words[1].startswith("y"))
 
 
 def terminal_session(runner: SessionRunner, paths: dict[str, str], results: Path,
-                     read: Callable[[str], str] | None = None, write: Callable[[str], None] | None = None) -> Path | None:
-    """The loop of ``musicrl listen``: print the clip to play, read the answer, show the ideal user's."""
+                     read: Callable[[str], str] | None = None, write: Callable[[str], None] | None = None,
+                     show_ideal: bool = False) -> Path | None:
+    """The loop of ``musicrl listen``: print the clip to play, read the answer; with ``show_ideal``,
+    show the ideal user's answer after the person's. ``q`` (or the end of input) stops and saves
+    the steps answered so far, marked ``stopped_early``; nothing is saved before the first answer."""
     read, write = read or input, write or print
+    steers = ("your answers steer the recommender" if runner.drive == "listener" else
+              "the recommender is steered by a simulated ideal listener; your answers are recorded beside its own "
+              "(--drive listener lets yours steer)")
     write(f"target: listen to {paths[runner.target]}")
-    write(f"then, for each song, play its first {PLAY_SECONDS} s and {ANSWER_HELP}")
+    write(f"then, for each song, play its first {PLAY_SECONDS} s and {ANSWER_HELP}. {steers.capitalize()}.")
     while not runner.done:
         step = len(runner.steps)
         write(f"step {step:2d} of 21: play {paths[runner.song]}  (position {runner.position})")
         while True:
             try:
-                answer = parse_answer(read("rating closer> "))
+                answer = parse_answer(read("rating> " if step == 0 else "rating closer> "), first=step == 0)
                 break
             except ValueError as error:
                 write(str(error))
@@ -64,14 +87,19 @@ def terminal_session(runner: SessionRunner, paths: dict[str, str], results: Path
                 answer = None
                 break
         if answer is None:
-            write("stopped; nothing saved")
-            return None
+            if not runner.steps:
+                write("stopped before the first answer; nothing saved")
+                return None
+            runner.settings["stopped_early"] = True
+            break
         ideal = runner.ideal
         runner.answer(*answer)
-        write(f"  you: rating {answer[0]}, closer {'yes' if answer[1] else 'no'};  ideal user: rating {ideal[0]}, "
-              f"closer {'yes' if ideal[1] else 'no'}{'  <- the target song' if runner.steps[-1].song == runner.target else ''}")
+        target = "  <- the target song" if runner.steps[-1].song == runner.target else ""
+        shown = f";  ideal user: rating {ideal[0]}, closer {'yes' if ideal[1] else 'no'}" if show_ideal else ""
+        write(f"  you: rating {answer[0]}, closer {'yes' if answer[1] else 'no'}{shown}{target}")
     path = runner.session().save(results)
-    write(f"session saved to {path}")
+    early = f" (stopped early, {len(runner.steps)} of {EPISODE_STEPS + 1} steps answered)" if runner.settings.get("stopped_early") else ""
+    write(f"session saved to {path}{early}")
     return path
 
 
