@@ -166,10 +166,11 @@ def test_book_parameters_are_checked_before_any_work(capsys, monkeypatch):
 def test_listener_answers_say_what_was_wrong_and_the_first_needs_no_closer():
     from musicrl.music.listen import parse_answer
 
-    assert parse_answer("3", first=True) == (3, 0) and parse_answer("3 y") == (3, 1) and parse_answer("q") is None
+    assert parse_answer("3", first=True) == parse_answer("3 y", first=True) == (3, 0)
+    assert parse_answer("3 y") == (3, 1) and parse_answer("q") is None
     for text, first, message in (("5 y", False, "the rating must be 0-4, got 5"), ("x y", False, "must be a number 0-4, got 'x'"),
                                  ("3 maybe", False, "closer must be y or n, got 'maybe'"),
-                                 ("3", False, "say whether it was closer"), ("3 y", True, "could not read '3 y'")):
+                                 ("3", False, "say whether it was closer"), ("3 y n", True, "could not read '3 y n'")):
         with pytest.raises(ValueError, match=re.escape(message)):
             parse_answer(text, first=first)
 

@@ -41,25 +41,25 @@ FIRST_HELP = "answer with a rating 0-4, e.g. '3' (no previous song to compare wi
 
 def parse_answer(text: str, first: bool = False) -> tuple[int, int] | None:
     """``"3 y"`` -> (3, 1); ``"q"`` -> None. For the ``first`` song, which has no previous one,
-    ``"3"`` -> (3, 0). Anything else raises ValueError saying what was wrong and what is accepted."""
+    ``"3"`` (or ``"3 y"``, the closer ignored) -> (3, 0). Anything else raises ValueError saying what was wrong and what is accepted."""
     words = text.strip().lower().split()
     if words in (["q"], ["quit"]):
         return None
     help_text = FIRST_HELP if first else ANSWER_HELP
-    if not words or len(words) > (1 if first else 2):
+    if not words or len(words) > 2:
         raise ValueError(f"could not read {text.strip()!r}: {help_text}")
     rating = words[0]
     if not rating.lstrip("-").isdigit():
         raise ValueError(f"the rating must be a number 0-4, got {rating!r}: {help_text}")
     if int(rating) not in range(5):
         raise ValueError(f"the rating must be 0-4, got {int(rating)}: {help_text}")
-    if first:
+    if first and len(words) == 1:
         return int(rating), 0
     if len(words) == 1:
         raise ValueError(f"say whether it was closer than the previous song (y or n) after the rating: {help_text}")
     if words[1] not in ("y", "n", "yes", "no"):
         raise ValueError(f"closer must be y or n, got {words[1]!r}: {help_text}")
-    return int(rating), int(words[1].startswith("y"))
+    return int(rating), 0 if first else int(words[1].startswith("y"))
 
 
 def terminal_session(runner: SessionRunner, paths: dict[str, str], results: Path,
