@@ -165,15 +165,15 @@ def test_terminal_listening_reads_answers_rejects_bad_ones_and_saves(catalogue, 
     answers = iter(["3 y", "five n", "2 n"] + ["1 n"] * 20)
     printed = []
     path = listen.terminal_session(runner, {s: f"/clips/{s}.ogg" for s in catalogue.ids}, tmp_path,
-                                   read=lambda prompt: next(answers), write=printed.append)
+                                   read=lambda prompt: next(answers), write=printed.append, show_ideal=True)
     assert path is not None and path.exists()
-    assert any("could not read 'five n'" in line for line in printed)
+    assert any("the rating must be a number 0-4, got 'five'" in line for line in printed)
     assert any("ideal user: rating" in line for line in printed)
     session = rec.Session.from_json(json.loads(path.read_text()), catalogue)
     assert session.listener == "ada" and [s.rating for s in session.steps[:3]] == [3, 2, 1] and len(session.steps) == 22
 
 
-def test_quitting_a_terminal_session_saves_nothing(catalogue, greedy, tmp_path):
+def test_quitting_before_the_first_answer_saves_nothing(catalogue, greedy, tmp_path):
     from musicrl.music import listen
 
     runner = rec.Recommender(greedy, catalogue).start(catalogue.ids[5])
