@@ -765,14 +765,41 @@ def _tasks(specs: list[RunSpec], todo: list[int]) -> list[list[int]]:
 
 
 def ray_init_arguments(address: str | None, workers: int | None = None) -> dict[str, Any]:
-    """``ray.init``'s arguments: without ``address`` a private instance of this process on the
-    loopback interface (never a cluster already running on the machine, nor one that died and
-    left its address in /tmp/ray; Ray has no authentication by default, so nothing listens on
-    the network), with ``workers`` CPUs; with ``address``, that cluster."""
+    """``ray.init``'s arguments: without ``address`` a private instance of this process (never a
+    cluster already running on the machine, nor one that died and left its address in /tmp/ray)
+    with ``workers`` CPUs, to start inside :func:`loopback_ray`; with ``address``, that cluster."""
     init: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
     if address is None:
-        return {**init, "address": "local", "_node_ip_address": "127.0.0.1", "num_cpus": workers or os.cpu_count() or 1}
+        return {**init, "address": "local", "num_cpus": workers or os.cpu_count() or 1}
     return {**init, "address": address}
+
+
+# Ray resolves a 127.0.0.1 node address to the machine's network address unless it runs as on a
+# laptop (no cluster), and it has no authentication by default: a private instance binds every
+# port to the loopback interface this way. Its agents also get two minutes to start on a busy
+# machine (the default, 30 s, was too short here with both cores training).
+LOOPBACK_RAY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_agent_register_timeout_ms": "120000"}
+
+
+@contextlib.contextmanager
+def loopback_ray() -> Iterator[None]:
+    """Inside: a local Ray instance started with :func:`ray_init_arguments` listens on 127.0.0.1 only."""
+    from ray._private import ray_constants
+
+    saved_env = {name: os.environ.get(name) for name in LOOPBACK_RAY_ENV}
+    saved = ray_constants.ENABLE_RAY_CLUSTER
+    os.environ.update({name: os.environ.get(name) or value for name, value in LOOPBACK_RAY_ENV.items()})
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved
+        for name, value in saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def train_many(
@@ -805,19 +832,40 @@ def train_many(
         import ray
 
         started_here = not ray.is_initialized()
-        if started_here:
-            ray.init(**ray_init_arguments(address, workers))
-        try:
-            remote = ray.remote(num_cpus=1, max_retries=0)(_train_quietly)
-            pending = {remote.remote([specs[i] for i in task], str(root)): task for task in _tasks(specs, todo)}
-            with tqdm(total=len(specs), initial=len(results), desc="runs", disable=not progress) as bar:
-                while pending:
-                    ready, _ = ray.wait(list(pending), num_returns=1)
-                    task = pending.pop(ready[0])
-                    for i, payload in zip(task, ray.get(ready[0])):
-                        results[i] = RunResult.from_json(payload)
-                    bar.update(len(task))
-        finally:
+        with contextlib.ExitStack() as stack:
             if started_here:
-                ray.shutdown()
+                if address is None:
+                    stack.enter_context(loopback_ray())
+                _init_ray(ray, address, workers)
+            _sweep(ray, specs, todo, results, root, progress, started_here)
     return [results[i] for i in range(len(specs))]
+
+
+def _init_ray(ray: Any, address: str | None, workers: int | None) -> None:
+    try:
+        ray.init(**ray_init_arguments(address, workers))
+    except (ConnectionError, TimeoutError, RuntimeError, OSError) as error:
+        if address is None:
+            raise
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"could not reach the Ray cluster at {address!r} ({first[:200]}); check that its head runs "
+                         "(ray start --head --ray-client-server-port=...), that this machine reaches that port, and that "
+                         "RAY_AUTH_MODE and the token match the cluster's (README: 'A Ray cluster')") from error
+
+
+def _sweep(ray: Any, specs: list[RunSpec], todo: list[int], results: dict[int, RunResult], root: Path, progress: bool,
+           started_here: bool) -> None:
+    """The Ray tasks of the runs ``todo``, their results into ``results``; shuts down an instance started here."""
+    try:
+        remote = ray.remote(num_cpus=1, max_retries=0)(_train_quietly)
+        pending = {remote.remote([specs[i] for i in task], str(root)): task for task in _tasks(specs, todo)}
+        with tqdm(total=len(specs), initial=len(results), desc="runs", disable=not progress) as bar:
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                task = pending.pop(ready[0])
+                for i, payload in zip(task, ray.get(ready[0])):
+                    results[i] = RunResult.from_json(payload)
+                bar.update(len(task))
+    finally:
+        if started_here:
+            ray.shutdown()

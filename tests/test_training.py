@@ -210,13 +210,14 @@ def test_local_ray_is_a_private_instance_on_the_loopback_interface(monkeypatch):
     import ray
 
     monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:9")
-    ray.init(**training.ray_init_arguments(None, workers=1))
-    try:
-        nodes = ray.nodes()
-        assert [n["NodeManagerAddress"] for n in nodes] == ["127.0.0.1"]
-        assert ray.cluster_resources()["CPU"] == 1
-    finally:
-        ray.shutdown()
+    with training.loopback_ray():
+        ray.init(**training.ray_init_arguments(None, workers=1))
+        try:
+            assert [n["NodeManagerAddress"] for n in ray.nodes()] == ["127.0.0.1"]
+            assert ray.cluster_resources()["CPU"] == 1
+        finally:
+            ray.shutdown()
+    assert "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER" not in __import__("os").environ  # put back as it was
     assert training.ray_init_arguments("ray://head:10001")["address"] == "ray://head:10001"
 
 
@@ -242,3 +243,13 @@ def test_a_loaded_checkpoint_reproduces_its_stored_evaluation(algorithm, tmp_pat
         load_policy(run, 7, tmp_path)
     with pytest.raises(ValueError, match="no checkpoint at update 12"):
         load_policy(run, root=tmp_path / "elsewhere")
+
+
+def test_an_unreachable_cluster_is_one_clear_error(monkeypatch):
+    class FakeRay:
+        @staticmethod
+        def init(**kwargs):
+            raise ConnectionError("Failed to connect to the cluster\\nlong trace")
+
+    with pytest.raises(ValueError, match=r"could not reach the Ray cluster at 'ray://10\.0\.0\.9:10001' \(Failed to connect"):
+        training._init_ray(FakeRay, "ray://10.0.0.9:10001", None)
