@@ -130,10 +130,10 @@ class KFAC(torch.optim.Optimizer):
 
         output.register_hook(on_gradient)
 
-    def natural_gradients(self) -> dict[torch.nn.Parameter, torch.Tensor]:
+    def natural_gradients(self) -> dict[torch.Tensor, torch.Tensor]:
         """Each parameter's preconditioned gradient (refreshing the eigenbases every ``Tf`` steps)."""
         damping = self.settings["damping"]
-        steps: dict[torch.nn.Parameter, torch.Tensor] = {}
+        steps: dict[torch.Tensor, torch.Tensor] = {}
         for layer in self.layers:
             state = self.state[layer.weight]
             if self.steps % int(self.settings["Tf"]) == 0:
@@ -149,7 +149,7 @@ class KFAC(torch.optim.Optimizer):
                 steps[layer.bias] = column.squeeze(1)
         return steps
 
-    def kl_scale(self, steps: dict[torch.nn.Parameter, torch.Tensor]) -> torch.Tensor:
+    def kl_scale(self, steps: dict[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """``ν = min(1, sqrt(kl_clip / (lr² Σ step·∇)))``, a tensor (no host synchronisation)."""
         lr = self.settings["lr"]
         total = sum((step * p.grad * lr * lr).sum() for p, step in steps.items() if p.grad is not None)

@@ -124,7 +124,9 @@ class EntropyTRPO(TRPO):
     def _objective(self, data, actions: torch.Tensor, advantages: torch.Tensor):
         distribution = self.policy.get_distribution(data.observations)
         ratio = torch.exp(distribution.log_prob(actions) - data.old_log_prob)
-        return (advantages * ratio).mean() + self.entropy_coef * distribution.entropy().mean(), distribution
+        entropy = distribution.entropy()
+        assert entropy is not None  # categorical actions: EntropyTRPO takes Discrete action spaces only
+        return (advantages * ratio).mean() + self.entropy_coef * entropy.mean(), distribution
 
     def train(self) -> None:
         from functools import partial
@@ -201,16 +203,18 @@ class GRUActorCriticPolicy(RecurrentActorCriticPolicy):
         super().__init__(*args, **kwargs)
         if not self.shared_lstm or self.enable_critic_lstm:
             raise ValueError("GRUActorCriticPolicy shares its GRU: pass shared_lstm=True, enable_critic_lstm=False")
-        self.lstm_actor = _GRU(self.features_dim, self.lstm_output_dim, num_layers=self.lstm_actor.num_layers)
+        # sb3-contrib calls the memory through the LSTM interface, which _GRU keeps
+        gru = _GRU(self.features_dim, self.lstm_output_dim, num_layers=self.lstm_actor.num_layers)
+        self.lstm_actor = gru  # type: ignore[assignment]
         lr = self.optimizer.param_groups[0]["lr"]
-        self.optimizer = self.optimizer_class(self.parameters(), lr=lr, **self.optimizer_kwargs)
+        self.optimizer = self.optimizer_class(self.parameters(), lr=lr, **self.optimizer_kwargs)  # type: ignore[call-arg]
 
     def _latents(self, obs, states, episode_starts):
         features = self.extract_features(obs)
         latent, states = self._process_sequence(features, states, episode_starts, self.lstm_actor)
         return self.mlp_extractor.forward_actor(latent), self.mlp_extractor.forward_critic(latent), states
 
-    def forward(self, obs, lstm_states, episode_starts, deterministic: bool = False):
+    def forward(self, obs, lstm_states, episode_starts, deterministic: bool = False):  # type: ignore[override]
         from sb3_contrib.common.recurrent.type_aliases import RNNStates
 
         latent_pi, latent_vf, states = self._latents(obs, lstm_states.pi, episode_starts)
@@ -258,7 +262,8 @@ class GRUA2CModel(RecurrentPPO):
     def _setup_model(self) -> None:
         super()._setup_model()
         self.rollout_buffer = WholeRolloutBuffer(
-            self.n_steps, self.observation_space, self.action_space, self.rollout_buffer.hidden_state_shape, self.device,
+            self.n_steps, self.observation_space, self.action_space,
+            self.rollout_buffer.hidden_state_shape, self.device,  # type: ignore[attr-defined]  # a RecurrentRolloutBuffer here
             gamma=self.gamma, gae_lambda=self.gae_lambda, n_envs=self.n_envs,
         )
 
@@ -281,8 +286,11 @@ def make_training_env(env_config: EnvConfig, agent: AgentConfig, seed: int) -> V
 def algorithm_class(algorithm: str) -> type[BaseAlgorithm]:
     """The SB3 class behind an algorithm name (for loading checkpoints)."""
     check_choice("algorithm", algorithm, ALGORITHMS)
-    return {"A2C": A2C, "RecurrentA2C": RecurrentPPO, "GRUA2C": GRUA2CModel, "TRPO": TRPO, "EntropyTRPO": EntropyTRPO,
-            "ACKTR": ACKTR, "Wolpertinger": Wolpertinger}[algorithm]
+    classes: dict[str, type[BaseAlgorithm]] = {
+        "A2C": A2C, "RecurrentA2C": RecurrentPPO, "GRUA2C": GRUA2CModel, "TRPO": TRPO, "EntropyTRPO": EntropyTRPO,
+        "ACKTR": ACKTR, "Wolpertinger": Wolpertinger,
+    }
+    return classes[algorithm]
 
 
 def _optimizer(agent: AgentConfig) -> dict[str, Any]:
@@ -311,7 +319,7 @@ def ppo_as_a2c_kwargs(agent: AgentConfig) -> dict[str, Any]:
 
 def make_agent(agent: AgentConfig, env: VecEnv, seed: int, tensorboard_log: str | None = None) -> BaseAlgorithm:
     """Build the configured algorithm on ``env`` with every hyperparameter explicit."""
-    common = {
+    common: dict[str, Any] = {
         "learning_rate": agent.learning_rate, "gamma": agent.gamma, "seed": seed,
         "device": agent.device, "tensorboard_log": tensorboard_log, "verbose": 0,
     }
@@ -345,8 +353,8 @@ def make_agent(agent: AgentConfig, env: VecEnv, seed: int, tensorboard_log: str 
             "MlpPolicy", env, n_steps=agent.n_steps, gae_lambda=1.0, ent_coef=agent.ent_coef, vf_coef=agent.vf_coef,
             normalize_advantage=False, policy_kwargs=_heads(agent), **common,
         )
-    trpo = {"ent_coef": agent.ent_coef} if agent.algorithm == "EntropyTRPO" else {}
-    return algorithm_class(agent.algorithm)(
+    trpo: dict[str, Any] = {"ent_coef": agent.ent_coef} if agent.algorithm == "EntropyTRPO" else {}
+    return (EntropyTRPO if agent.algorithm == "EntropyTRPO" else TRPO)(
         "MlpPolicy", env, n_steps=agent.n_steps, batch_size=agent.steps_per_update, gae_lambda=1.0,
         normalize_advantage=False, policy_kwargs=_heads(agent), **trpo, **common,
     )

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+import numpy.typing as npt
 
 from musicrl.envs import EPISODE_STEPS, EnvConfig, PreferenceSearchVecEnv
 from musicrl.users import MAX_RATING
@@ -161,7 +162,7 @@ def pool(results: Sequence[EvalResult], label: str = "pooled") -> EvalResult:
     return EvalResult(returns=np.concatenate([r.returns for r in results]), label=label)
 
 
-def mean_ci(values: Sequence[float], reps: int = 2000, seed: int = 0, size: float = 0.95) -> tuple[float, float, float]:
+def mean_ci(values: npt.ArrayLike, reps: int = 2000, seed: int = 0, size: float = 0.95) -> tuple[float, float, float]:
     """Mean over runs (seeds) and its bootstrap confidence interval, computed by rliable.
 
     With few runs the interval is coarse and cannot be wider than the runs' range; it
@@ -185,7 +186,7 @@ def mean_ci(values: Sequence[float], reps: int = 2000, seed: int = 0, size: floa
     return float(point["runs"][0]), float(interval["runs"][0, 0]), float(interval["runs"][1, 0])
 
 
-def smooth(curve: Sequence[float], weight: float = 0.99) -> np.ndarray:
+def smooth(curve: npt.ArrayLike, weight: float = 0.99) -> np.ndarray:
     """TensorBoard's smoothing (debiased exponential moving average), NaNs skipped."""
     if not 0 <= weight < 1:
         raise ValueError(f"weight must be in [0, 1), got {weight!r}")
@@ -200,7 +201,7 @@ def smooth(curve: Sequence[float], weight: float = 0.99) -> np.ndarray:
     return out
 
 
-def final_level(curve: Sequence[float]) -> float:
+def final_level(curve: npt.ArrayLike) -> float:
     """Mean of the curve's values over the last tenth of training, ignoring NaN (NaN if none)."""
     values = np.asarray(curve, dtype=float)
     tail = values[-max(1, len(values) // 10):]
@@ -208,7 +209,7 @@ def final_level(curve: Sequence[float]) -> float:
     return float(tail.mean()) if tail.size else float("nan")
 
 
-def late_rise(curve: Sequence[float]) -> float:
+def late_rise(curve: npt.ArrayLike) -> float:
     """How far the curve's last tenth of training lies above the tenth before it (means
     ignoring NaN): near zero once a run has flattened, positive while it still learns."""
     values = np.asarray(curve, dtype=float)
@@ -218,7 +219,7 @@ def late_rise(curve: Sequence[float]) -> float:
     return final_level(values) - float(np.nanmean(values[-2 * tenth:-tenth]))
 
 
-def updates_to_convergence(curve: Sequence[float], weight: float = 0.99, fraction: float = 0.95) -> int | None:
+def updates_to_convergence(curve: npt.ArrayLike, weight: float = 0.99, fraction: float = 0.95) -> int | None:
     """First update where the smoothed curve reaches ``fraction`` of its final level.
 
     The final level is the mean of the raw curve over the last tenth of training; None

@@ -7,7 +7,7 @@ Every knob a chapter uses is here, by profile, so a reader sees them in one plac
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -300,7 +300,7 @@ THESIS_AGENT = {name: f"{name}-gru" if name in GRU_OF else f"{name}-acktr" if na
 STAND_IN_OF = {agent: name for name, agent in THESIS_AGENT.items() if agent != name}
 
 
-def thesis_agents(names: Sequence[str]) -> tuple[str, ...]:
+def thesis_agents(names: Iterable[str]) -> tuple[str, ...]:
     """The runs of the thesis's own agents for thesis experiments ``names``."""
     return tuple(THESIS_AGENT[name] for name in names)
 
