@@ -23,12 +23,12 @@ import random
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.vec_env import VecNormalize
+from stable_baselines3.common.vec_env import VecFrameStack, VecNormalize
 
 from musicrl.agents import AgentConfig
 from musicrl.envs import EnvConfig, PreferenceSearchVecEnv
@@ -78,13 +78,13 @@ class _Tanh(torch.autograd.Function):
     """``torch.tanh`` through numpy's SIMD tanh (within 1 ulp, several times faster on this CPU build)."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
         y = torch.from_numpy(np.tanh(x.detach().numpy()))
         ctx.save_for_backward(y)
         return y
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         (y,) = ctx.saved_tensors
         return grad * (1 - y * y)  # torch's tanh_backward
 
@@ -188,7 +188,7 @@ class _FrameStack:
     """The S seeds' ``VecFrameStack`` buffers as one array (same roll, reset and fill as SB3)."""
 
     def __init__(self, envs: list[VecNormalize], width: int) -> None:
-        self.stacks = [env.venv.stacked_obs for env in envs]  # VecNormalize(VecFrameStack(...))
+        self.stacks = [cast(VecFrameStack, env.venv).stacked_obs for env in envs]  # VecNormalize(VecFrameStack(...))
         self.width = width
         self.stacked = np.stack([s.stacked_obs for s in self.stacks])
 
@@ -348,7 +348,7 @@ class MultiSeedTrainer:
             seed.numpy_state = shufflers[s].get_state()
             seed.model.num_timesteps += updates * T * E
             seed.model._n_updates += updates
-            seed.model._last_obs = None  # type: ignore[assignment]
+            seed.model._last_obs = None
         return torch.stack(losses).numpy() if losses else np.zeros((0, 3, S))
 
     def _generator(self, state: torch.Tensor) -> torch.Generator:
@@ -438,7 +438,7 @@ class MultiSeedTrainer:
 
     def _clip(self, policy: StackedPolicy) -> None:
         """``clip_grad_norm_`` over each seed's parameters."""
-        grads = [policy[name].grad for name in policy.names]
+        grads = [cast(torch.Tensor, policy[name].grad) for name in policy.names]  # every one set by backward()
         S = grads[0].shape[0]
         norms = torch.stack([g.reshape(S, -1).norm(dim=1) for g in grads]).norm(dim=0)
         coef = torch.clamp(self.agent.max_grad_norm / (norms + 1e-6), max=1.0)
@@ -451,8 +451,9 @@ class MultiSeedTrainer:
             [policy[name] for name in policy.names], lr=agent.learning_rate, alpha=agent.rms_alpha, eps=agent.rms_eps,
             weight_decay=0,
         )
-        states = [self._named_state(s.model) for s in self.seeds]
-        if all(states):
+        found = [self._named_state(s.model) for s in self.seeds]
+        states = [st for st in found if st is not None]
+        if len(states) == len(found):
             for name in policy.names:
                 optimizer.state[policy[name]] = {
                     "step": states[0][name]["step"].clone(),
@@ -464,7 +465,7 @@ class MultiSeedTrainer:
     def _named_state(model: BaseAlgorithm) -> dict[str, dict] | None:
         state = model.policy.optimizer.state
         named = {name: state.get(param) for name, param in model.policy.named_parameters()}
-        return named if all(named.values()) else None
+        return {name: dict(value) for name, value in named.items() if value} if all(named.values()) else None
 
     def _write_optimizer(self, policy: StackedPolicy, optimizer: torch.optim.Optimizer) -> None:
         for s, seed in enumerate(self.seeds):
