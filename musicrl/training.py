@@ -64,6 +64,10 @@ from musicrl.users import check_choice
 from musicrl.wolpertinger import box_to_levels
 
 CURVE_WINDOW = 10
+# TensorBoard tags every trainer writes: the thesis's curve, and each checkpoint's deterministic
+# return over every target (mean and std, the thesis's metric).
+CURVE_TAG = "rollout/avg10_return"
+EVAL_TAGS = ("eval/mean_return", "eval/std_return")
 TRAINERS = ("sb3", "multiseed")
 
 
@@ -330,7 +334,27 @@ def _evaluate(folder: Path, updates: int, model: BaseAlgorithm, env: VecEnv, spe
         return found
     result = evaluate_policy(trained_policy(model, env, spec.agent), spec.env)
     write_json_atomic(path, {"updates": updates, "returns": result.returns.tolist(), **result.summary()})
+    _log_evaluation(folder, updates * spec.agent.steps_per_update, result.returns)
     return result.returns
+
+
+def _log_curve(folder: Path, curve: Sequence[float], start: int, end: int, per_update: int) -> None:
+    """The thesis's curve for updates ``start``..``end`` in TensorBoard, every ``TENSORBOARD_EVERY``-th update."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    with SummaryWriter(str(folder)) as writer:
+        for update in range(start + 1, end + 1):
+            if update % TENSORBOARD_EVERY == 0 and not np.isnan(curve[update - 1]):
+                writer.add_scalar(CURVE_TAG, float(curve[update - 1]), update * per_update)
+
+
+def _log_evaluation(folder: Path, step: int, returns: np.ndarray) -> None:
+    """The thesis's metric of a checkpoint in TensorBoard (``tb/eval``), the same tags on every path."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    with SummaryWriter(str(folder / "tb" / "eval")) as writer:
+        writer.add_scalar(EVAL_TAGS[0], float(np.mean(returns)), step)
+        writer.add_scalar(EVAL_TAGS[1], float(np.std(returns)), step)
 
 
 def _stored_returns(folder: Path, updates: int) -> np.ndarray:
@@ -510,6 +534,7 @@ def train(spec: RunSpec, root: Path | str | None = None, progress: bool = True, 
             model._last_obs = None  # type: ignore[assignment]  # restart episodes: see module docstring
             steps = (checkpoint - done) * spec.agent.steps_per_update
             model.learn(steps, callback=callback, reset_num_timesteps=False, tb_log_name="train")
+            _log_curve(folder / "tb" / "curve", callback.curve, done, checkpoint, spec.agent.steps_per_update)
             _save_checkpoint(folder, checkpoint, model, env, callback, before + time.perf_counter() - started)
             _evaluate(folder, checkpoint, model, env, spec)
             done = checkpoint
@@ -614,7 +639,7 @@ def _log_segment(run: _OpenRun, losses: np.ndarray, done: int) -> None:
             for tag, value in zip(LOSS_TAGS, row):
                 writer.add_scalar(tag, float(value), step)
             if not np.isnan(level):
-                writer.add_scalar("rollout/avg10_return", level, step)
+                writer.add_scalar(CURVE_TAG, level, step)
 
 
 def _train_together(runs: list[_OpenRun], progress: bool) -> None:

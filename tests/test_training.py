@@ -253,3 +253,23 @@ def test_an_unreachable_cluster_is_one_clear_error(monkeypatch):
 
     with pytest.raises(ValueError, match=r"could not reach the Ray cluster at 'ray://10\.0\.0\.9:10001' \(Failed to connect"):
         training._init_ray(FakeRay, "ray://10.0.0.9:10001", None)
+
+
+@pytest.mark.parametrize("trainer, algorithm", [("sb3", "A2C"), ("multiseed", "A2C"), ("sb3", "ACKTR")])
+def test_every_trainer_logs_the_same_curve_and_evaluation_tags(trainer, algorithm, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from musicrl.training import CURVE_TAG, EVAL_TAGS
+
+    run = replace(spec(algorithm, updates=100, every=50), trainer=trainer)
+    result = train_many([run], root=tmp_path, workers=1, progress=False)[0]
+    scalars: dict[str, list] = {}
+    for folder in (run_dir(run, tmp_path) / "tb").iterdir():
+        events = EventAccumulator(str(folder), size_guidance={"scalars": 0})
+        events.Reload()
+        for tag in events.Tags()["scalars"]:
+            scalars.setdefault(tag, []).extend(events.Scalars(tag))
+    assert CURVE_TAG in scalars and set(EVAL_TAGS) <= set(scalars)
+    evaluated = sorted((e.step, e.value) for e in scalars[EVAL_TAGS[0]])
+    per_update = run.agent.steps_per_update
+    assert evaluated == [(u * per_update, pytest.approx(float(np.mean(r)))) for u, r in zip(result.checkpoints, result.returns)]
