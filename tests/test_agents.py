@@ -54,8 +54,8 @@ def test_every_algorithm_trains_and_evaluates(algorithm):
 
 
 def test_bad_agent_configuration_is_rejected():
-    with pytest.raises(ValueError, match="unknown algorithm 'ACKTR'; accepted: 'A2C', 'RecurrentA2C', 'GRUA2C', 'TRPO'"):
-        agents.AgentConfig(algorithm="ACKTR")
+    with pytest.raises(ValueError, match="unknown algorithm 'KFAC'; accepted: 'A2C', 'RecurrentA2C', 'GRUA2C', 'TRPO'"):
+        agents.AgentConfig(algorithm="KFAC")
     with pytest.raises(ValueError, match="n_steps must be an integer >= 1"):
         agents.AgentConfig(n_steps=0)
 
