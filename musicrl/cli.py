@@ -101,6 +101,13 @@ def _sweep(args: argparse.Namespace) -> None:
 
     names = args.experiments or list(experiments.EXPERIMENTS)
     specs = experiments.run_specs(names, args.profile, args.seeds)
+    local = [s for s in specs if training.load_result(s, args.results, published=False) is not None]
+    published = [s for s in specs if s not in local and training.load_result(s, args.results) is not None]
+    if local or published:
+        where = args.address or "this machine"
+        print(f"{len(local)} of {len(specs)} runs are finished in the results store and {len(published)} published: read, not "
+              f"trained; {len(specs) - len(local) - len(published)} to train on {where}. To train a published run again, "
+              "give --results an empty folder and MUSICRL_PUBLISHED=/nonexistent (its key stays the same).")
     for result in training.train_many(specs, root=args.results, address=args.address, workers=args.workers):
         _print_result(result)
 

@@ -200,3 +200,14 @@ def test_a_stopped_session_keeps_its_answers_and_the_ideal_answer_stays_hidden(t
     assert not any("ideal user" in line for line in shown) and "stopped early, 2 of 22 steps" in shown[-1]
     assert listen.terminal_session(toy.start("jazz.00004"), {i: "" for i in ids}, tmp_path, read=lambda _: "q",
                                    write=shown.append) is None
+
+
+def test_sweep_says_which_runs_it_reads_instead_of_training(tmp_path, capsys):
+    args = ["sweep", "fig14-gru", "--profile", "smoke", "--seeds", "0", "--workers", "1", "--results", str(tmp_path)]
+    assert main(args) == 0
+    assert "read, not trained" not in capsys.readouterr().out
+    assert main(args) == 0
+    assert "1 of 1 runs are finished in the results store and 0 published: read, not trained; 0 to train" in capsys.readouterr().out
+    published = ["sweep", "fig14", "--profile", "full", "--seeds", "0", "--workers", "1", "--results", str(tmp_path)]
+    assert main(published) == 0
+    assert "0 of 1 runs are finished in the results store and 1 published" in capsys.readouterr().out
