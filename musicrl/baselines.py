@@ -56,11 +56,18 @@ def check_grid_discrete(config: EnvConfig) -> None:
 
 
 class BeliefPolicy:
-    """Base class: tracks the consistent targets; subclasses choose actions."""
+    """Base class: tracks the consistent targets; subclasses choose actions.
+
+    ``takes_noise``: whether the policy may face a noisy listener. Random and stay use no
+    feedback; greedy trusts every answer (the naive baseline the Bayesian filter is measured
+    against: once no target is consistent, its choice is position 0); the planners refuse.
+    """
+
+    takes_noise = False
 
     def __init__(self, config: EnvConfig) -> None:
         check_grid_discrete(config)
-        if config.noisy:
+        if config.noisy and not self.takes_noise:
             raise ValueError("the belief baselines assume a deterministic user (use FilterPolicy for a noisy one); "
                              f"got rating_noise={config.rating_noise}, closer_flip={config.closer_flip}")
         self.config = config
@@ -87,6 +94,8 @@ class BeliefPolicy:
 class RandomPolicy(BeliefPolicy):
     """A uniformly random position every step, from its own seeded generator."""
 
+    takes_noise = True
+
     def __init__(self, config: EnvConfig, seed: int = 0) -> None:
         super().__init__(config)
         self.rng = np.random.default_rng(seed)
@@ -98,12 +107,16 @@ class RandomPolicy(BeliefPolicy):
 class StayPolicy(BeliefPolicy):
     """Stays at the current position (the start) for the whole episode."""
 
+    takes_noise = True
+
     def choose(self, belief: Belief) -> np.ndarray:
         return belief.position.copy()
 
 
 class GreedyPolicy(BeliefPolicy):
     """Highest expected immediate reward over the consistent targets; lowest index on ties."""
+
+    takes_noise = True
 
     def choose(self, belief: Belief) -> np.ndarray:
         return np.argmax(belief.consistent.astype(np.float64) @ self.rewards, axis=1)

@@ -87,9 +87,19 @@ def test_bad_baseline_requests_are_rejected():
         baselines.BayesPlanner(EnvConfig(), reveal_after=22)
 
 
-def test_belief_baselines_refuse_users_they_do_not_model():
-    with pytest.raises(ValueError, match="deterministic user"):
-        baselines.make_baseline("greedy", EnvConfig(d=2, rating_noise=0.1))
+def test_planners_refuse_a_noisy_listener_and_the_naive_baselines_face_one():
+    from musicrl.evaluation import rollout
+
+    noisy = EnvConfig(d=2, rating_noise=0.2, closer_flip=0.1)
+    for name in ("lookahead", "optimal"):
+        with pytest.raises(ValueError, match="deterministic user"):
+            baselines.make_baseline(name, noisy)
+    clean = EnvConfig(d=2)
+    targets = list(range(25)) * 2
+    for name in ("random", "stay", "greedy"):  # no feedback used, or every answer trusted: as built for the clean user
+        on_noise, _ = rollout(baselines.make_baseline(name, noisy), noisy, targets)
+        as_clean, _ = rollout(baselines.make_baseline(name, clean), noisy, targets)
+        np.testing.assert_array_equal(on_noise, as_clean)
 
 
 @pytest.mark.parametrize("d, preset, reward", [(2, "WiderTopTarget", "Bullseye"), (2, "TopTarget", "Rating"), (3, "WiderTopTarget", "Bullseye")])
