@@ -79,13 +79,24 @@ def _print_result(result) -> None:
     )
 
 
+def _overrides(pairs: list[str] | None) -> dict:
+    """``["agent.n_steps=10", "env.rating_noise=0.1"]`` -> their values, read as YAML."""
+    found = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set takes KEY=VALUE, e.g. agent.n_steps=10; got {pair!r}")
+        found[key] = yaml.safe_load(value)
+    return found
+
+
 def _train(args: argparse.Namespace) -> None:
     import torch
 
     from musicrl import experiments, training
 
     torch.set_num_threads(args.threads)
-    specs = experiments.run_specs([args.experiment], args.profile, args.seed)
+    specs = experiments.run_specs([args.experiment], args.profile, args.seed, _overrides(args.set))
     if specs[0].trainer == "multiseed":  # the seeds train together in this process
         results = training.train_seeds(specs, root=args.results, progress=not args.quiet, published=not args.weights)
     else:
@@ -100,7 +111,7 @@ def _sweep(args: argparse.Namespace) -> None:
     from musicrl import experiments, training
 
     names = args.experiments or list(experiments.EXPERIMENTS)
-    specs = experiments.run_specs(names, args.profile, args.seeds)
+    specs = experiments.run_specs(names, args.profile, args.seeds, _overrides(args.set))
     local = [s for s in specs if training.load_result(s, args.results, published=False) is not None]
     published = [s for s in specs if s not in local and training.load_result(s, args.results) is not None]
     if local or published:
@@ -293,10 +304,16 @@ def parser() -> argparse.ArgumentParser:
                             "weights; then `musicrl publish --weights` publishes their final checkpoints")
     train.add_argument("--threads", type=_positive, default=1,
                        help="torch threads (default 1: the networks are small, and parallel runs then share the cores)")
+    train.add_argument("--set", nargs="+", metavar="KEY=VALUE",
+                       help="a variant of the experiment, e.g. --set agent.n_steps=10 env.rating_noise=0.1 updates=300 "
+                            "(its own name and run keys; see `musicrl experiments`)")
     train.set_defaults(run=_train)
     sweep = sub.add_parser("sweep", help="train experiments x seeds in parallel with Ray")
     sweep.add_argument("experiments", nargs="*", help="experiment names (default: all)")
     sweep.add_argument("--profile", default="quick", choices=PROFILES)
+    sweep.add_argument("--set", nargs="+", metavar="KEY=VALUE",
+                       help="a variant of the experiment, e.g. --set agent.n_steps=10 env.rating_noise=0.1 updates=300 "
+                            "(its own name and run keys; see `musicrl experiments`)")
     sweep.add_argument("--seeds", type=_seed, nargs="+", default=None, help="seeds (default: the profile's)")
     sweep.add_argument("--address", default=None, help="Ray cluster, e.g. ray://host:10001 (default: local)")
     sweep.add_argument("--workers", type=_positive, default=None, help="local parallel runs (default: CPU count)")

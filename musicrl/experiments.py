@@ -10,6 +10,7 @@ import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -339,10 +340,50 @@ def run_spec(name: str, profile: str, seed: int) -> RunSpec:
     return RunSpec(name, found.env, found.agent, updates=updates, checkpoint_every=every, seed=seed, trainer=trainer)
 
 
-def run_specs(names: Sequence[str], profile: str, seeds: Sequence[int] | None = None) -> list[RunSpec]:
+def run_specs(names: Sequence[str], profile: str, seeds: Sequence[int] | None = None,
+              overrides: dict[str, Any] | None = None) -> list[RunSpec]:
+    """The runs of ``names`` x ``seeds`` (default: the profile's); with ``overrides``, of each
+    experiment's :func:`own_variant`."""
     users.check_choice("profile", profile, PROFILES)
     chosen = TRAINING[profile].seeds if seeds is None else tuple(seeds)
+    if overrides:
+        return [own_run_spec(name, profile, seed, overrides) for name in names for seed in chosen]
     return [run_spec(name, profile, seed) for name in names for seed in chosen]
+
+
+OVERRIDABLE = ("updates", "checkpoint_every", *(f"env.{f}" for f in EnvConfig.__dataclass_fields__),
+               *(f"agent.{f}" for f in AgentConfig.__dataclass_fields__))
+
+
+def own_variant(name: str, overrides: dict[str, Any]) -> tuple[Experiment, dict[str, int]]:
+    """A researcher's variant of experiment ``name``: ``env.<field>`` and ``agent.<field>`` set as
+    given (checked by the configs themselves), named ``<name>+<key>=<value>,...`` so that its
+    runs have keys of their own; ``updates`` and ``checkpoint_every`` come back as the budget."""
+    base = experiment(name)
+    unknown = sorted(set(overrides) - set(OVERRIDABLE))
+    if unknown:
+        raise ValueError(f"cannot set {', '.join(map(repr, unknown))}; accepted: updates, checkpoint_every, "
+                         f"env.<{'|'.join(EnvConfig.__dataclass_fields__)}>, agent.<{'|'.join(AgentConfig.__dataclass_fields__)}>")
+    env = {k.split(".", 1)[1]: v for k, v in overrides.items() if k.startswith("env.")}
+    agent = {k.split(".", 1)[1]: v for k, v in overrides.items() if k.startswith("agent.")}
+    budget = {k: v for k, v in overrides.items() if "." not in k}
+    for key, value in budget.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{key} must be an integer >= 1, got {value!r}")
+    label = ",".join(f"{k.split('.')[-1]}={v}" for k, v in sorted(overrides.items())).replace(" ", "")
+    variant = replace(base, name=f"{name}+{label}", caption=f"{base.caption}, with {label}",
+                      env=replace(base.env, **env), agent=replace(base.agent, **agent))
+    return variant, budget
+
+
+def own_run_spec(name: str, profile: str, seed: int, overrides: dict[str, Any]) -> RunSpec:
+    """The run of :func:`own_variant` under ``profile`` (its budget unless ``updates`` is set)."""
+    variant, budget = own_variant(name, overrides)
+    updates, every = TRAINING[profile].budget(variant)
+    updates = budget.get("updates", updates)
+    every = budget.get("checkpoint_every", min(every, updates))
+    trainer = TRAINING[profile].trainer if multiseed.supports(variant.env, variant.agent) else "sb3"
+    return RunSpec(variant.name, variant.env, variant.agent, updates=updates, checkpoint_every=every, seed=seed, trainer=trainer)
 
 
 def experiment_runs(names: Sequence[str], profile: str, root=None, address: str | None = None,

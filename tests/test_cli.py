@@ -211,3 +211,23 @@ def test_sweep_says_which_runs_it_reads_instead_of_training(tmp_path, capsys):
     published = ["sweep", "fig14", "--profile", "full", "--seeds", "0", "--workers", "1", "--results", str(tmp_path)]
     assert main(published) == 0
     assert "0 of 1 runs are finished in the results store and 1 published" in capsys.readouterr().out
+
+
+def test_a_researchers_variant_trains_under_its_own_name_and_key(tmp_path, capsys):
+    from musicrl import experiments
+
+    args = ["train", "fig14-gru", "--profile", "smoke", "--quiet", "--results", str(tmp_path),
+            "--set", "agent.n_steps=10", "env.rating_noise=0.1", "updates=6", "checkpoint_every=3"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "fig14-gru+n_steps=10,checkpoint_every=3,rating_noise=0.1,updates=6 seed 0" in out  # keys sorted
+    spec = experiments.own_run_spec("fig14-gru", "smoke", 0, {"agent.n_steps": 10, "env.rating_noise": 0.1, "updates": 6,
+                                                              "checkpoint_every": 3})
+    assert (spec.agent.n_steps, spec.env.rating_noise, spec.updates, spec.checkpoint_every) == (10, 0.1, 6, 3)
+    assert spec.key != experiments.run_spec("fig14-gru", "smoke", 0).key and spec.trainer == "multiseed"
+    assert main(["train", "fig14", "--profile", "smoke", "--set", "agent.nsteps=10"]) == 2
+    assert "cannot set 'agent.nsteps'; accepted: updates, checkpoint_every, env.<d|" in capsys.readouterr().err
+    assert main(["train", "fig14", "--profile", "smoke", "--set", "agent.n_steps=0"]) == 2
+    assert "n_steps must be an integer >= 1, got 0" in capsys.readouterr().err
+    assert main(["train", "fig14", "--profile", "smoke", "--set", "n_steps"]) == 2
+    assert "--set takes KEY=VALUE" in capsys.readouterr().err
