@@ -32,6 +32,7 @@ import shutil
 import tarfile
 import tempfile
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -848,11 +849,7 @@ def train_many(
     results: dict[int, RunResult] = {i: r for i, s in enumerate(specs) if (r := load_result(s, root)) is not None}
     todo = [i for i in range(len(specs)) if i not in results]
     if todo and workers == 1 and address is None:  # one at a time: no need for Ray's processes
-        with tqdm(total=len(specs), initial=len(results), desc="runs", disable=not progress) as bar:
-            for task in _tasks(specs, todo):
-                for i, payload in zip(task, _train_quietly([specs[i] for i in task], str(root))):
-                    results[i] = RunResult.from_json(payload)
-                bar.update(len(task))
+        _train_here(specs, todo, results, root, progress)
     elif todo:
         import ray
 
@@ -861,9 +858,25 @@ def train_many(
             if started_here:
                 if address is None:
                     stack.enter_context(loopback_ray())
-                _init_ray(ray, address, workers)
+                try:
+                    _init_ray(ray, address, workers)
+                except Exception as error:  # Ray gives a node 30 s to start, which a busy machine can miss
+                    if address is not None or "timed out during startup" not in str(error):
+                        raise
+                    warnings.warn(f"a local Ray instance did not start ({error}); training the {len(todo)} runs in this "
+                                  "process, one after the other", stacklevel=2)
+                    _train_here(specs, todo, results, root, progress)
+                    return [results[i] for i in range(len(specs))]
             _sweep(ray, specs, todo, results, root, progress, started_here)
     return [results[i] for i in range(len(specs))]
+
+
+def _train_here(specs: list[RunSpec], todo: list[int], results: dict[int, RunResult], root: Path, progress: bool) -> None:
+    with tqdm(total=len(specs), initial=len(results), desc="runs", disable=not progress) as bar:
+        for task in _tasks(specs, todo):
+            for i, payload in zip(task, _train_quietly([specs[i] for i in task], str(root))):
+                results[i] = RunResult.from_json(payload)
+            bar.update(len(task))
 
 
 def _init_ray(ray: Any, address: str | None, workers: int | None) -> None:

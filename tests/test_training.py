@@ -273,3 +273,16 @@ def test_every_trainer_logs_the_same_curve_and_evaluation_tags(trainer, algorith
     evaluated = sorted((e.step, e.value) for e in scalars[EVAL_TAGS[0]])
     per_update = run.agent.steps_per_update
     assert evaluated == [(u * per_update, pytest.approx(float(np.mean(r)))) for u, r in zip(result.checkpoints, result.returns)]
+
+
+def test_a_local_ray_that_does_not_start_trains_the_runs_in_this_process(tmp_path, monkeypatch):
+    import ray
+
+    def slow_start(*args, **kwargs):
+        raise Exception("The current node timed out during startup. This could happen because ...")
+
+    monkeypatch.setattr(ray, "init", slow_start)
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    with pytest.warns(UserWarning, match="a local Ray instance did not start .* training the 1 runs in this process"):
+        result = train_many([spec(seed=3)], root=tmp_path, workers=2, progress=False)[0]
+    np.testing.assert_array_equal(load_result(spec(seed=3), tmp_path).curve, result.curve)
