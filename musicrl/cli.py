@@ -1,4 +1,6 @@
-"""Command line: ``musicrl book``, ``baselines``, ``experiments``, ``train``, ``sweep``, ``publish``, ``beyond``, ``features``, ``listen``."""
+"""musicrl: build the book, evaluate baselines, list, train, sweep, publish and carry the thesis's experiments, run
+"Beyond the thesis", extract the tagger's features, be the listener, and pool a class's sessions
+(book, baselines, experiments, train, sweep, publish, carry, beyond, features, listen, class-table)."""
 
 from __future__ import annotations
 
@@ -77,6 +79,10 @@ def _print_result(result) -> None:
         f"pooled {result.pooled.mean:.2f} (std {result.pooled.std:.2f}) over updates {result.pooled_from}; "
         f"{result.env_steps} env steps in {result.wall_time:.0f} s"
     )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _overrides(pairs: list[str] | None) -> dict:
@@ -254,7 +260,10 @@ def _class_table(args: argparse.Namespace) -> None:
     for message in rejected:
         print(f"skipped {message}", file=sys.stderr)
     table = rec.class_table(sessions, recommender, seed=args.seed)
-    print(f"pooled {len(sessions)} sessions of {len({s.listener for s in sessions})} listeners; skipped {len(rejected)} files")
+    listeners = len({s.listener for s in sessions})
+    print(f"pooled {_count(len(sessions), 'session')} of {_count(listeners, 'listener')}; skipped {_count(len(rejected), 'file')}")
+    print("Table 1 of this class: per target genre, the mean absolute difference between a listener's rating and the ideal "
+          "user's (0 = always the same), beside the thesis's and the simulated listeners'")
     print(table.round(2).to_string())
     out = Path(args.out) if args.out else store.root / "class"
     out.mkdir(parents=True, exist_ok=True)

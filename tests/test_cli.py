@@ -231,3 +231,12 @@ def test_a_researchers_variant_trains_under_its_own_name_and_key(tmp_path, capsy
     assert "n_steps must be an integer >= 1, got 0" in capsys.readouterr().err
     assert main(["train", "fig14", "--profile", "smoke", "--set", "n_steps"]) == 2
     assert "--set takes KEY=VALUE" in capsys.readouterr().err
+
+
+def test_help_names_every_command_and_counts_read_as_english(capsys):
+    from musicrl.cli import _count, parser
+
+    commands = parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    for name in commands:
+        assert name in parser().description
+    assert (_count(1, "session"), _count(3, "listener"), _count(0, "file")) == ("1 session", "3 listeners", "0 files")
