@@ -7,7 +7,7 @@ Every knob a chapter uses is here, by profile, so a reader sees them in one plac
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -911,23 +911,15 @@ def _reaches_row(claim: str, thesis: float, agent: str, results: list[RunResult]
             "why": "the CI reaches the thesis's mean" if verdict == HELD else "the whole CI lies below the thesis's mean"}
 
 
+# The thesis's general statements: (kind, claim, thesis figures, their labels, the thesis's numbers as text).
 GENERAL_CLAIMS = (
     ("best_of", "n = 20 is the best n-step length (GridObs, WiderTopTarget, Bullseye)", ("fig14", "fig12", "fig13"),
-     ("n = 20", "n = 5", "n = 10")),
+     ("n = 20", "n = 5", "n = 10"), lambda t: f"n = 20: {t('fig14'):g}; n = 10: {t('fig13'):g}; n = 5: {t('fig12'):g}"),
     ("ranking", "The RNN stabilises learning: A2C with memory beats feed-forward A2C (BoardObs, Rating)",
-     ("fig19", "fig21"), ("with memory", "feed-forward")),
+     ("fig19", "fig21"), ("with memory", "feed-forward"), lambda t: f"with RNN: {t('fig19'):g}; without: {t('fig21'):g}"),
     ("ranking", "Returns fall with each added feature (GridObs, Bullseye, n = 20)", ("fig14", "fig24", "fig25"),
-     ("2D", "3D", "4D")),
+     ("2D", "3D", "4D"), lambda t: "lower returns in 3D and 4D (no table)"),
 )
-
-
-def _general_thesis_text(kind: str, names: Sequence[str]) -> str:
-    t = _thesis_mean
-    if names[0] == "fig14" and kind == "best_of":
-        return f"n = 20: {t('fig14'):g}; n = 10: {t('fig13'):g}; n = 5: {t('fig12'):g}"
-    if names[0] == "fig19":
-        return f"with RNN: {t('fig19'):g}; without: {t('fig21'):g}"
-    return "lower returns in 3D and 4D (no table)"
 
 
 def _agent_of(names: Sequence[str]) -> str:
@@ -945,12 +937,12 @@ def _stand_in_names(names: Sequence[str]) -> tuple[str, ...]:
     return tuple(STAND_IN_OF.get(n, n) for n in names)
 
 
-def _general_row(kind: str, claim: str, figures: Sequence[str], labels: Sequence[str],
+def _general_row(kind: str, claim: str, figures: Sequence[str], labels: Sequence[str], thesis: Callable[..., str],
                  runs: dict[str, list[RunResult]]) -> dict | None:
     faithful, stand_in = thesis_agents(figures), _stand_in_names(thesis_agents(figures))
     mine = _claim(kind, runs, claim, faithful, labels)
     other = _claim(kind, runs, claim, stand_in, labels) if stand_in != faithful else None
-    return _combine(claim, _general_thesis_text(kind, figures), mine, _agent_of(faithful), other, _agent_of(stand_in))
+    return _combine(claim, thesis(_thesis_mean), mine, _agent_of(faithful), other, _agent_of(stand_in))
 
 
 def _combine(claim: str, thesis: str, mine: dict | None, agent: str, other: dict | None, stand_in: str) -> dict | None:
@@ -977,7 +969,7 @@ def claims_table(runs: dict[str, list[RunResult]]) -> pd.DataFrame:
     Verdicts: ``held``, ``not held``, ``undecided`` (the CIs overlap). Where the thesis's agent
     has no runs the stand-in decides and ``rests on a stand-in`` is true; claims with no runs
     at all are left out. ``runs`` maps run names (``fig14-gru``, ``fig14``, ...) to results."""
-    rows = [_general_row(kind, claim, figures, labels, runs) for kind, claim, figures, labels in GENERAL_CLAIMS]
+    rows = [_general_row(*claim, runs) for claim in GENERAL_CLAIMS]
     for name in EXPERIMENTS:
         thesis = _thesis_mean(name)
         if thesis is None:

@@ -804,7 +804,8 @@ def ray_init_arguments(address: str | None, workers: int | None = None) -> dict[
 # laptop (no cluster), and it has no authentication by default: a private instance binds every
 # port to the loopback interface this way. Its agents also get two minutes to start on a busy
 # machine (the default, 30 s, was too short here with both cores training).
-LOOPBACK_RAY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_agent_register_timeout_ms": "120000"}
+LOOPBACK_RAY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+SLOW_MACHINE_RAY_ENV = {"RAY_agent_register_timeout_ms": "120000"}  # a value the user set wins
 
 
 @contextlib.contextmanager
@@ -812,10 +813,10 @@ def loopback_ray() -> Iterator[None]:
     """Inside: a local Ray instance started with :func:`ray_init_arguments` listens on 127.0.0.1 only."""
     from ray._private import ray_constants
 
-    saved_env = {name: os.environ.get(name) for name in LOOPBACK_RAY_ENV}
+    saved_env = {name: os.environ.get(name) for name in (*LOOPBACK_RAY_ENV, *SLOW_MACHINE_RAY_ENV)}
     saved = ray_constants.ENABLE_RAY_CLUSTER
-    os.environ.update({name: os.environ.get(name) or value for name, value in LOOPBACK_RAY_ENV.items()})
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    os.environ.update({name: os.environ.get(name) or value for name, value in SLOW_MACHINE_RAY_ENV.items()})
+    os.environ.update(LOOPBACK_RAY_ENV)
     ray_constants.ENABLE_RAY_CLUSTER = False
     try:
         yield
