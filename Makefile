@@ -4,7 +4,7 @@ PROFILE ?= quick
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: book test lint type benchmark clean
+.PHONY: book test lint type benchmark gpu-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,12 @@ benchmark: $(STAMP)
 	$(VENV)/bin/python scripts/benchmark.py
 	$(VENV)/bin/python scripts/benchmark_tagger.py
 	$(VENV)/bin/python scripts/benchmark_audio.py
+	$(VENV)/bin/python scripts/benchmark_trainers.py
+
+# On a machine with a CUDA GPU (and a CUDA build of torch): the device, the GPU benchmark rows, and
+# fig14-gru at the thesis's budget on the device path beside the published runs (a few minutes).
+gpu-check: $(STAMP)
+	$(VENV)/bin/python scripts/gpu_check.py
 
 clean:
 	rm -rf _build book/*.ipynb results

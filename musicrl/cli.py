@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -96,14 +97,41 @@ def _overrides(pairs: list[str] | None) -> dict:
     return found
 
 
+def _trainer_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--trainer", default=None, choices=("sb3", "multiseed", "device"),
+                        help="default: the profile's (multiseed where it applies, else sb3); 'device' trains on a GPU "
+                             "if there is one (runs of their own, new random streams: compare them statistically)")
+    parser.add_argument("--device", default=None,
+                        help="with --trainer device: cpu, cuda or cuda:N (default $MUSICRL_DEVICE, else the first GPU, else cpu)")
+    parser.add_argument("--compile", action="store_true", help="with --trainer device: torch.compile the step and the loss")
+    parser.add_argument("--cuda-graph", action="store_true", help="with --trainer device on CUDA: replay each update as a CUDA graph")
+
+
+def _device_options(args: argparse.Namespace) -> None:
+    """The device trainer's options travel as environment variables (to Ray's local workers too);
+    none of them is part of a run's key."""
+    from musicrl import devicetrainer
+
+    if (args.device or args.compile or args.cuda_graph) and args.trainer != "device":
+        raise ValueError("--device, --compile and --cuda-graph go with --trainer device")
+    if args.device:
+        devicetrainer.training_device(args.device)  # a clear error now rather than inside a worker
+        os.environ[devicetrainer.DEVICE_ENV] = args.device
+    if args.compile:
+        os.environ[devicetrainer.COMPILE_ENV] = "1"
+    if args.cuda_graph:
+        os.environ[devicetrainer.GRAPH_ENV] = "1"
+
+
 def _train(args: argparse.Namespace) -> None:
     import torch
 
     from musicrl import experiments, training
 
     torch.set_num_threads(args.threads)
-    specs = experiments.run_specs([args.experiment], args.profile, args.seed, _overrides(args.set))
-    if specs[0].trainer == "multiseed":  # the seeds train together in this process
+    _device_options(args)
+    specs = experiments.run_specs([args.experiment], args.profile, args.seed, _overrides(args.set), args.trainer)
+    if specs[0].trainer in training.SEED_GROUPED:  # the seeds train together in this process
         results = training.train_seeds(specs, root=args.results, progress=not args.quiet, published=not args.weights)
     else:
         results = [training.train(spec, root=args.results, progress=not args.quiet, published=not args.weights)
@@ -117,7 +145,8 @@ def _sweep(args: argparse.Namespace) -> None:
     from musicrl import experiments, training
 
     names = args.experiments or list(experiments.EXPERIMENTS)
-    specs = experiments.run_specs(names, args.profile, args.seeds, _overrides(args.set))
+    _device_options(args)
+    specs = experiments.run_specs(names, args.profile, args.seeds, _overrides(args.set), args.trainer)
     local = [s for s in specs if training.load_result(s, args.results, published=False) is not None]
     published = [s for s in specs if s not in local and training.load_result(s, args.results) is not None]
     if local or published:
@@ -316,6 +345,7 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--set", nargs="+", metavar="KEY=VALUE",
                        help="a variant of the experiment, e.g. --set agent.n_steps=10 env.rating_noise=0.1 updates=300 "
                             "(its own name and run keys; see `musicrl experiments`)")
+    _trainer_arguments(train)
     train.set_defaults(run=_train)
     sweep = sub.add_parser("sweep", help="train experiments x seeds in parallel with Ray")
     sweep.add_argument("experiments", nargs="*", help="experiment names (default: all)")
@@ -327,6 +357,7 @@ def parser() -> argparse.ArgumentParser:
     sweep.add_argument("--address", default=None, help="Ray cluster, e.g. ray://host:10001 (default: local)")
     sweep.add_argument("--workers", type=_positive, default=None, help="local parallel runs (default: CPU count)")
     sweep.add_argument("--results", default=None, help="results directory, shared by all nodes on a cluster")
+    _trainer_arguments(sweep)
     sweep.set_defaults(run=_sweep)
     pub = sub.add_parser("publish", help="copy finished runs (no weights) into the published results the book reads")
     pub.add_argument("experiments", nargs="*", help="experiment names (default: all, with the variants such as fig17-entropy)")

@@ -330,25 +330,32 @@ def experiment(name: str) -> Experiment:
     return EXPERIMENTS.get(name) or VARIANTS[name]
 
 
-def run_spec(name: str, profile: str, seed: int) -> RunSpec:
-    """The training run of experiment ``name`` under ``profile`` with ``seed``."""
+def _trainer(found: Experiment, profile: str, trainer: str | None) -> str:
+    """The profile's trainer where it applies, else SB3; ``trainer`` asks for one (``"device"``:
+    the device-native path, runs of their own), checked by :class:`RunSpec`."""
+    if trainer is not None:
+        return users.check_choice("trainer", trainer, training.TRAINERS)
+    return TRAINING[profile].trainer if multiseed.supports(found.env, found.agent) else "sb3"
+
+
+def run_spec(name: str, profile: str, seed: int, trainer: str | None = None) -> RunSpec:
+    """The training run of experiment ``name`` under ``profile`` with ``seed`` (``trainer``: see :func:`_trainer`)."""
     users.check_choice("profile", profile, PROFILES)
     found = experiment(name)
-    chosen = TRAINING[profile]
-    updates, every = chosen.budget(found)
-    trainer = chosen.trainer if multiseed.supports(found.env, found.agent) else "sb3"
-    return RunSpec(name, found.env, found.agent, updates=updates, checkpoint_every=every, seed=seed, trainer=trainer)
+    updates, every = TRAINING[profile].budget(found)
+    return RunSpec(name, found.env, found.agent, updates=updates, checkpoint_every=every, seed=seed,
+                   trainer=_trainer(found, profile, trainer))
 
 
 def run_specs(names: Sequence[str], profile: str, seeds: Sequence[int] | None = None,
-              overrides: dict[str, Any] | None = None) -> list[RunSpec]:
+              overrides: dict[str, Any] | None = None, trainer: str | None = None) -> list[RunSpec]:
     """The runs of ``names`` x ``seeds`` (default: the profile's); with ``overrides``, of each
-    experiment's :func:`own_variant`."""
+    experiment's :func:`own_variant`; ``trainer`` as :func:`run_spec`."""
     users.check_choice("profile", profile, PROFILES)
     chosen = TRAINING[profile].seeds if seeds is None else tuple(seeds)
     if overrides:
-        return [own_run_spec(name, profile, seed, overrides) for name in names for seed in chosen]
-    return [run_spec(name, profile, seed) for name in names for seed in chosen]
+        return [own_run_spec(name, profile, seed, overrides, trainer) for name in names for seed in chosen]
+    return [run_spec(name, profile, seed, trainer) for name in names for seed in chosen]
 
 
 OVERRIDABLE = ("updates", "checkpoint_every", *(f"env.{f}" for f in EnvConfig.__dataclass_fields__),
@@ -376,14 +383,14 @@ def own_variant(name: str, overrides: dict[str, Any]) -> tuple[Experiment, dict[
     return variant, budget
 
 
-def own_run_spec(name: str, profile: str, seed: int, overrides: dict[str, Any]) -> RunSpec:
+def own_run_spec(name: str, profile: str, seed: int, overrides: dict[str, Any], trainer: str | None = None) -> RunSpec:
     """The run of :func:`own_variant` under ``profile`` (its budget unless ``updates`` is set)."""
     variant, budget = own_variant(name, overrides)
     updates, every = TRAINING[profile].budget(variant)
     updates = budget.get("updates", updates)
     every = budget.get("checkpoint_every", min(every, updates))
-    trainer = TRAINING[profile].trainer if multiseed.supports(variant.env, variant.agent) else "sb3"
-    return RunSpec(variant.name, variant.env, variant.agent, updates=updates, checkpoint_every=every, seed=seed, trainer=trainer)
+    return RunSpec(variant.name, variant.env, variant.agent, updates=updates, checkpoint_every=every, seed=seed,
+                   trainer=_trainer(variant, profile, trainer))
 
 
 def experiment_runs(names: Sequence[str], profile: str, root=None, address: str | None = None,

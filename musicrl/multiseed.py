@@ -102,12 +102,15 @@ def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.
 class StackedPolicy:
     """The SB3 policy's layers with the seeds stacked along dimension 0."""
 
-    def __init__(self, models: list[BaseAlgorithm], memory: str | None) -> None:
+    def __init__(self, models: list[BaseAlgorithm], memory: str | None, device: torch.device | None = None,
+                 tanh: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
         self.models, self.memory = models, memory
+        self.tanh = _tanh if tanh is None else tanh  # the device trainer passes torch.tanh
         self.names = [name for name, _ in models[0].policy.named_parameters()]
         with torch.no_grad():
             self.params = {
-                name: torch.stack([dict(m.policy.named_parameters())[name].detach() for m in models]).clone().requires_grad_()
+                name: torch.stack([dict(m.policy.named_parameters())[name].detach() for m in models])
+                .to(device).clone().requires_grad_()
                 for name in self.names
             }
 
@@ -115,8 +118,8 @@ class StackedPolicy:
         return self.params[name]
 
     def _mlp(self, x: torch.Tensor, net: str) -> torch.Tensor:
-        x = _tanh(_linear(x, self[f"mlp_extractor.{net}.0.weight"], self[f"mlp_extractor.{net}.0.bias"]))
-        return _tanh(_linear(x, self[f"mlp_extractor.{net}.2.weight"], self[f"mlp_extractor.{net}.2.bias"]))
+        x = self.tanh(_linear(x, self[f"mlp_extractor.{net}.0.weight"], self[f"mlp_extractor.{net}.0.bias"]))
+        return self.tanh(_linear(x, self[f"mlp_extractor.{net}.2.weight"], self[f"mlp_extractor.{net}.2.bias"]))
 
     def heads(self, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Action logits and values; with the LSTM (sb3-contrib) the critic does not backpropagate
@@ -132,8 +135,8 @@ class StackedPolicy:
     def lstm_cell(self, projected: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         gates = projected + _linear(h, self["lstm_actor.weight_hh_l0"], self["lstm_actor.bias_hh_l0"])
         i, f, g, o = gates.chunk(4, dim=-1)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * _tanh(g)
-        return torch.sigmoid(o) * _tanh(c), c
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * self.tanh(g)
+        return torch.sigmoid(o) * self.tanh(c), c
 
     def gru_cell(self, projected: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """``torch.nn.GRU``'s step: gates (r, z, n), the reset gate applied to the recurrent part of n."""
@@ -141,7 +144,7 @@ class StackedPolicy:
         r_x, z_x, n_x = projected.chunk(3, dim=-1)
         r_h, z_h, n_h = recurrent.chunk(3, dim=-1)
         r, z = torch.sigmoid(r_x + r_h), torch.sigmoid(z_x + z_h)
-        n = _tanh(n_x + r * n_h)
+        n = self.tanh(n_x + r * n_h)
         return (1 - z) * n + z * h
 
     def cell(self, projected: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -153,6 +156,16 @@ class StackedPolicy:
             for s, model in enumerate(self.models):
                 for name, param in model.policy.named_parameters():
                     param.copy_(self.params[name][s])
+
+
+def clip_per_seed(policy: StackedPolicy, max_norm: float) -> None:
+    """``clip_grad_norm_`` over each seed's parameters (the seeds stacked along dimension 0)."""
+    grads = [cast(torch.Tensor, policy[name].grad) for name in policy.names]  # every one set by backward()
+    S = grads[0].shape[0]
+    norms = torch.stack([g.reshape(S, -1).norm(dim=1) for g in grads]).norm(dim=0)
+    coef = torch.clamp(max_norm / (norms + 1e-6), max=1.0)
+    for g in grads:
+        g.mul_(coef.view(S, *([1] * (g.dim() - 1))))
 
 
 def _normalized_logits(logits: torch.Tensor) -> torch.Tensor:
@@ -437,13 +450,7 @@ class MultiSeedTrainer:
         return torch.stack(outputs, dim=1).reshape(S, T * E, -1)
 
     def _clip(self, policy: StackedPolicy) -> None:
-        """``clip_grad_norm_`` over each seed's parameters."""
-        grads = [cast(torch.Tensor, policy[name].grad) for name in policy.names]  # every one set by backward()
-        S = grads[0].shape[0]
-        norms = torch.stack([g.reshape(S, -1).norm(dim=1) for g in grads]).norm(dim=0)
-        coef = torch.clamp(self.agent.max_grad_norm / (norms + 1e-6), max=1.0)
-        for g in grads:
-            g.mul_(coef.view(S, *([1] * (g.dim() - 1))))
+        clip_per_seed(policy, self.agent.max_grad_norm)
 
     def _optimizer(self, policy: StackedPolicy) -> torch.optim.Optimizer:
         agent = self.agent

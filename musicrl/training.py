@@ -46,7 +46,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from tqdm import tqdm
 
-from musicrl import multiseed
+from musicrl import devicetrainer, multiseed
 from musicrl.agents import AgentConfig, algorithm_class, make_agent, make_training_env
 from musicrl.envs import EPISODE_STEPS, EnvConfig, PreferenceSearchVecEnv
 from musicrl.evaluation import EvalResult, evaluate_policy, pool
@@ -69,7 +69,8 @@ CURVE_WINDOW = 10
 # return over every target (mean and std, the thesis's metric).
 CURVE_TAG = "rollout/avg10_return"
 EVAL_TAGS = ("eval/mean_return", "eval/std_return")
-TRAINERS = ("sb3", "multiseed")
+TRAINERS = ("sb3", "multiseed", "device")
+SEED_GROUPED = ("multiseed", "device")  # trainers that train the seeds of one configuration together
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,9 @@ class RunSpec:
     updates: int
     checkpoint_every: int
     seed: int = 0
-    trainer: str = "sb3"  # "multiseed": the fast path (musicrl.multiseed), seeds of one config trained together
+    # "multiseed": the CPU fast path (musicrl.multiseed), equal to SB3 bit for bit, seeds of one config trained
+    # together; "device": every tensor on a GPU or the CPU (musicrl.devicetrainer), new random streams
+    trainer: str = "sb3"
 
     def __post_init__(self) -> None:
         check_choice("trainer", self.trainer, TRAINERS)
@@ -90,6 +93,12 @@ class RunSpec:
             raise ValueError(
                 f"trainer 'multiseed' implements {multiseed.SUPPORTED} with Discrete or MultiDiscrete actions and "
                 f"normalization; use trainer 'sb3' for {self.agent.algorithm} with {self.env.action} actions"
+            )
+        if self.trainer == "device" and not devicetrainer.supports(self.env, self.agent):
+            raise ValueError(
+                f"trainer 'device' implements {multiseed.SUPPORTED} with Discrete or MultiDiscrete actions, normalization, "
+                f"one frame and noiseless listeners up to d=8; use trainer 'multiseed' or 'sb3' for {self.agent.algorithm} "
+                f"with {self.env.to_dict()} and frames={self.agent.frames}"
             )
         for key in ("updates", "checkpoint_every"):
             value = getattr(self, key)
@@ -278,7 +287,7 @@ def _atomic_folder(final: Path) -> Iterator[Path]:
 def run_device(spec: RunSpec) -> str:
     """The device a run trains and loads on: the CPU on the fast path (it reproduces SB3's CPU
     random streams), else the agent's ``device``. The run's key never depends on it."""
-    return "cpu" if spec.trainer == "multiseed" else spec.agent.device
+    return "cpu" if spec.trainer in SEED_GROUPED else spec.agent.device
 
 
 def _load_checkpoint(folder: Path, updates: int, spec: RunSpec, env: VecEnv) -> tuple[BaseAlgorithm, VecEnv, dict]:
@@ -522,7 +531,7 @@ def train(spec: RunSpec, root: Path | str | None = None, progress: bool = True, 
     found = load_result(spec, root, published=None if published else False)
     if found is not None:
         return found
-    if spec.trainer == "multiseed":
+    if spec.trainer in SEED_GROUPED:
         return train_seeds([spec], root, progress, published)[0]
     started = time.perf_counter()
     folder, model, env, done, saved = _open(spec, root, tensorboard=True)
@@ -631,7 +640,7 @@ def _log_segment(run: _OpenRun, losses: np.ndarray, done: int) -> None:
     from torch.utils.tensorboard import SummaryWriter
 
     per_update = run.spec.agent.steps_per_update
-    with SummaryWriter(str(run.folder / "tb" / "multiseed")) as writer:
+    with SummaryWriter(str(run.folder / "tb" / run.spec.trainer)) as writer:
         curve = run.callback.curve[-len(losses):] if len(losses) else []
         for k, (row, level) in enumerate(zip(losses, curve)):
             if (done + k + 1) % TENSORBOARD_EVERY:
@@ -643,6 +652,20 @@ def _log_segment(run: _OpenRun, losses: np.ndarray, done: int) -> None:
                 writer.add_scalar(CURVE_TAG, level, step)
 
 
+def _seed_trainer(spec: RunSpec, states: list[multiseed.SeedState]) -> multiseed.MultiSeedTrainer | devicetrainer.DeviceTrainer:
+    if spec.trainer == "device":
+        return devicetrainer.DeviceTrainer(spec.agent, states)
+    return multiseed.MultiSeedTrainer(spec.agent, states)
+
+
+def _trainer_record(spec: RunSpec, together: int) -> dict[str, Any]:
+    """How a run was trained, for its result (never its key): the path, seeds together, the device."""
+    found: dict[str, Any] = {"path": spec.trainer, "seeds_together": together}
+    if spec.trainer == "device":
+        found["device"] = devicetrainer.describe(devicetrainer.training_device())
+    return found
+
+
 def _train_together(runs: list[_OpenRun], progress: bool) -> None:
     spec, started = runs[0].spec, time.perf_counter()
     total = sum(spec.updates - r.done for r in runs)
@@ -652,7 +675,7 @@ def _train_together(runs: list[_OpenRun], progress: bool) -> None:
             active = [r for r in runs if r.done < checkpoint]
             for done in sorted({r.done for r in active}):
                 group = [r for r in active if r.done == done]
-                trainer = multiseed.MultiSeedTrainer(spec.agent, [r.state for r in group])
+                trainer = _seed_trainer(spec, [r.state for r in group])
                 size = len(group)
                 losses = trainer.train(checkpoint - done, on_update=lambda n=size: bar.update(n))
                 for k, r in enumerate(group):
@@ -670,7 +693,7 @@ def _train_together(runs: list[_OpenRun], progress: bool) -> None:
             spec=r.spec.to_dict(), curve=np.asarray(r.callback.curve, dtype=float), checkpoints=r.spec.checkpoints,
             returns=[_stored_returns(r.folder, u) for u in r.spec.checkpoints], pooled_from=r.spec.pooled_checkpoints,
             wall_time=r.before + time.perf_counter() - started, env_steps=int(r.state.model.num_timesteps),
-            versions=versions(), trainer={"path": "multiseed", "seeds_together": len(runs)},
+            versions=versions(), trainer=_trainer_record(spec, len(runs)),
         )
         write_json_atomic(r.folder / "result.json", result.to_json())
 
@@ -762,7 +785,7 @@ def publish_weights(spec: RunSpec, root: Path | str | None = None, published: Pa
 
 def _train_quietly(specs: list[RunSpec], root: str) -> list[dict[str, Any]]:
     torch.set_num_threads(1)
-    if specs[0].trainer == "multiseed":
+    if specs[0].trainer in SEED_GROUPED:
         return [r.to_json() for r in train_seeds(specs, root, progress=False)]
     return [train(specs[0], root, progress=False).to_json()]
 
@@ -774,7 +797,7 @@ def _cost(specs: list[RunSpec]) -> float:
     """Rough relative wall time of a task, to start the longest first."""
     spec = specs[0]
     per_seed = spec.updates * spec.agent.steps_per_update * _RELATIVE_COST[spec.agent.algorithm] * (1 + 0.2 * spec.env.d)
-    return per_seed * (len(specs) / 4 if spec.trainer == "multiseed" else 1)
+    return per_seed * (len(specs) / 4 if spec.trainer in SEED_GROUPED else 1)
 
 
 def _tasks(specs: list[RunSpec], todo: list[int]) -> list[list[int]]:
@@ -782,7 +805,7 @@ def _tasks(specs: list[RunSpec], todo: list[int]) -> list[list[int]]:
     groups: dict[str, list[int]] = {}
     for i in todo:
         spec = specs[i]
-        if spec.trainer == "multiseed":
+        if spec.trainer in SEED_GROUPED:
             key = config_hash({k: v for k, v in spec.to_dict().items() if k != "seed"})
         else:
             key = spec.key
