@@ -139,7 +139,8 @@ def test_an_interrupted_device_run_resumes_to_exactly_the_uninterrupted_result(a
     np.testing.assert_array_equal(resumed.curve, whole.curve)
     for a, b in zip(resumed.returns, whole.returns):
         np.testing.assert_array_equal(a, b)
-    assert resumed.trainer == {"path": "device", "seeds_together": 1, "device": "cpu"}
+    assert resumed.trainer == {"path": "device", "seeds_together": 1,
+                               "device": devicetrainer.describe(devicetrainer.training_device())}
     assert (run_dir(run, tmp_path / "split") / "tb" / "device").is_dir()
 
 

@@ -255,7 +255,7 @@ def test_an_unreachable_cluster_is_one_clear_error(monkeypatch):
         training._init_ray(FakeRay, "ray://10.0.0.9:10001", None)
 
 
-@pytest.mark.parametrize("trainer, algorithm", [("sb3", "A2C"), ("multiseed", "A2C"), ("sb3", "ACKTR")])
+@pytest.mark.parametrize("trainer, algorithm", [("sb3", "A2C"), ("multiseed", "A2C"), ("sb3", "ACKTR"), ("device", "GRUA2C")])
 def test_every_trainer_logs_the_same_curve_and_evaluation_tags(trainer, algorithm, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
