@@ -911,8 +911,9 @@ def _init_ray(ray: Any, address: str | None, workers: int | None) -> None:
             raise
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ValueError(f"could not reach the Ray cluster at {address!r} ({first[:200]}); check that its head runs "
-                         "(ray start --head --ray-client-server-port=...), that this machine reaches that port, and that "
-                         "RAY_AUTH_MODE and the token match the cluster's (README: 'A Ray cluster')") from error
+                         "(ray start --head --port=PORT; for ray://HOST:PORT also --ray-client-server-port=PORT), that this "
+                         "machine reaches that port, and that RAY_AUTH_MODE=token and the token (RAY_AUTH_TOKEN or "
+                         "~/.ray/auth_token) match the cluster's (README: 'A Ray cluster')") from error
 
 
 def _sweep(ray: Any, specs: list[RunSpec], todo: list[int], results: dict[int, RunResult], root: Path, progress: bool,
