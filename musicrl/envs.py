@@ -146,6 +146,15 @@ COLOURS = {"empty": (225, 225, 225), "target": (214, 39, 40), "position": (31, 1
            "rating": (44, 160, 44), "closer": (255, 127, 14)}
 
 
+LEGEND = (("target", "target"), ("agent", "position"), ("both", "both"))  # (label, colour) under the board
+LEGEND_STEP, SWATCH = 82, 14
+
+
+def legend_swatch(item: int, height: int) -> tuple[int, int]:
+    """(row, column) of the centre of legend item ``item``'s colour swatch in an image ``height`` px high."""
+    return height - 20 + SWATCH // 2, 8 + item * LEGEND_STEP + SWATCH // 2
+
+
 def cell_centre(feature: int, level: int) -> tuple[int, int]:
     """(row, column) of the centre of a feature's level cell in :func:`render_board`'s image."""
     return BOARD_TOP + (LEVELS - 1 - level) * CELL + CELL // 2, BOARD_LEFT + feature * CELL + CELL // 2
@@ -153,13 +162,13 @@ def cell_centre(feature: int, level: int) -> tuple[int, int]:
 
 def render_board(position: np.ndarray, target: np.ndarray, rating: int, closer: int, step: int | None = None) -> np.ndarray:
     """An RGB image (uint8, at least 256 px on each side) of one state: a column of LEVELS cells per
-    feature, level 0 at the bottom (target red, position blue, both purple), labelled, and below
-    the rating as a bar with its value and the closer flag in words."""
+    feature, level 0 at the bottom (target red, position blue, both purple), labelled, below it
+    the rating as a bar with its value and the closer flag in words, and a legend of the colours."""
     from PIL import Image, ImageDraw, ImageFont
 
     d = len(position)
     width = max(MIN_SIDE, BOARD_LEFT + d * CELL + 16)
-    height = BOARD_TOP + LEVELS * CELL + 2 * CELL
+    height = BOARD_TOP + LEVELS * CELL + 2 * CELL + 24
     image = Image.new("RGB", (width, height), (255, 255, 255))
     draw = ImageDraw.Draw(image)
     font = ImageFont.load_default(size=16)
@@ -181,6 +190,10 @@ def render_board(position: np.ndarray, target: np.ndarray, rating: int, closer: 
     draw.text((8, bar_top + 4), f"{rating}/4", fill=(0, 0, 0), font=font)
     draw.text((8, bar_top + CELL // 2 + 14), f"closer: {'yes' if closer else 'no'}",
               fill=COLOURS["closer"] if closer else (90, 90, 90), font=font)
+    for item, (label, colour) in enumerate(LEGEND):
+        row, column = legend_swatch(item, height)
+        draw.rectangle((column - SWATCH // 2, row - SWATCH // 2, column + SWATCH // 2 - 1, row + SWATCH // 2 - 1), fill=COLOURS[colour])
+        draw.text((column + SWATCH // 2 + 5, row - 9), label, fill=(0, 0, 0), font=font)
     return np.asarray(image, dtype=np.uint8).copy()
 
 

@@ -193,6 +193,27 @@ def test_rgb_array_render_shows_target_position_and_rating():
     bar = frame[BOARD_TOP + LEVELS * CELL + 8 + CELL // 4, BOARD_LEFT + 2: frame.shape[1] - 18]
     assert (bar == COLOURS["rating"]).all()  # rating 4: a full bar
     assert not np.array_equal(frame[:BOARD_TOP], image[:BOARD_TOP])  # the step number changed
+    from musicrl.envs import LEGEND, legend_swatch
+
+    for item, (_, colour) in enumerate(LEGEND):  # the legend names every colour of the board
+        assert tuple(frame[legend_swatch(item, frame.shape[0])]) == COLOURS[colour]
+
+
+def test_record_video_writes_an_episode(tmp_path):
+    """gymnasium's RecordVideo (moviepy, pinned beside pillow) records the rgb_array frames."""
+    import gymnasium as gym
+
+    env = gym.wrappers.RecordVideo(gym.make("musicrl/PreferenceSearch-v0", render_mode="rgb_array"), str(tmp_path),
+                                   episode_trigger=lambda episode: episode == 0, disable_logger=True)
+    env.reset(seed=0)
+    done = False
+    while not done:
+        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        done = terminated or truncated
+    env.close()
+    videos = list(tmp_path.glob("*.mp4"))
+    assert len(videos) == 1 and videos[0].stat().st_size > 1000
+    assert gym.spec("musicrl/PreferenceSearch-v0").max_episode_steps == 21
 
 
 def test_non_integer_actions_are_errors():
