@@ -25,6 +25,7 @@ removes the carried file once the run has finished.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pickle
 import random
@@ -185,11 +186,12 @@ class RunResult:
 class CurveCallback(BaseCallback):
     """The thesis's curve: after every update, the mean return of the last 10 episodes."""
 
-    def __init__(self, recent: Sequence[float] = (), curve: Sequence[float] = (), bar: tqdm | None = None) -> None:
+    def __init__(self, recent: Sequence[float] = (), curve: Sequence[float] = (), bar: tqdm | None = None,
+                 report: Callable[[int], None] | None = None) -> None:
         super().__init__()
         self.recent: deque[float] = deque(recent, maxlen=CURVE_WINDOW)
         self.curve: list[float] = list(curve)
-        self.bar = bar
+        self.bar, self.report = bar, report
 
     def _on_step(self) -> bool:
         for info in self.locals["infos"]:
@@ -199,6 +201,8 @@ class CurveCallback(BaseCallback):
 
     def _on_rollout_end(self) -> None:
         self.curve.append(float(np.mean(self.recent)) if self.recent else float("nan"))
+        if self.report is not None:
+            self.report(1)
         if self.bar is not None:
             self.bar.update(1)
             if self.recent:
@@ -538,7 +542,7 @@ def train(spec: RunSpec, root: Path | str | None = None, progress: bool = True, 
     recent, curve, before = saved["recent"], saved["curve"], saved["wall_time"]
     model.tensorboard_log = str(folder / "tb")
     bar = tqdm(total=spec.updates, initial=done, desc=spec.key, unit="update", disable=not progress, leave=False)
-    callback = CurveCallback(recent, curve, bar)
+    callback = CurveCallback(recent, curve, bar, report=ProgressFile([folder], done).add)
     try:
         for checkpoint in [u for u in spec.checkpoints if u > done]:
             model._last_obs = None  # type: ignore[assignment]  # restart episodes: see module docstring
@@ -652,6 +656,43 @@ def _log_segment(run: _OpenRun, losses: np.ndarray, done: int) -> None:
                 writer.add_scalar(CURVE_TAG, level, step)
 
 
+PROGRESS_FILE = "progress.json"  # updates done, for a sweep's driver (Ray workers log nothing back)
+PROGRESS_EVERY = 2.0  # seconds between writes
+
+
+class ProgressFile:
+    """Writes ``{"updates": n}`` into each run folder's ``progress.json``, at most every
+    ``PROGRESS_EVERY`` seconds and at every checkpoint; :func:`sweep_progress` reads them."""
+
+    def __init__(self, folders: Sequence[Path], done: int) -> None:
+        self.folders, self.updates, self.written = list(folders), done, 0.0
+
+    def add(self, updates: int) -> None:
+        self.updates += updates
+        if time.monotonic() - self.written >= PROGRESS_EVERY:
+            self.write()
+
+    def write(self) -> None:
+        for folder in self.folders:
+            write_json_atomic(folder / PROGRESS_FILE, {"updates": self.updates})
+        self.written = time.monotonic()
+
+
+def sweep_progress(specs: Sequence[RunSpec], root: Path | str | None = None) -> int:
+    """Updates done over ``specs``, from their progress files (a finished run counts in full)."""
+    done = 0
+    for spec in specs:
+        folder = run_dir(spec, root)
+        if (folder / "result.json").exists():
+            done += spec.updates
+            continue
+        try:
+            done += int(json.loads((folder / PROGRESS_FILE).read_text())["updates"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    return done
+
+
 def _seed_trainer(spec: RunSpec, states: list[multiseed.SeedState]) -> multiseed.MultiSeedTrainer | devicetrainer.DeviceTrainer:
     if spec.trainer == "device":
         return devicetrainer.DeviceTrainer(spec.agent, states)
@@ -677,7 +718,13 @@ def _train_together(runs: list[_OpenRun], progress: bool) -> None:
                 group = [r for r in active if r.done == done]
                 trainer = _seed_trainer(spec, [r.state for r in group])
                 size = len(group)
-                losses = trainer.train(checkpoint - done, on_update=lambda n=size: bar.update(n))
+                report = ProgressFile([r.folder for r in group], done)
+
+                def on_update(n: int = size, report: ProgressFile = report) -> None:
+                    bar.update(n)
+                    report.add(1)
+                losses = trainer.train(checkpoint - done, on_update=on_update)
+                report.write()
                 for k, r in enumerate(group):
                     _log_segment(r, losses[:, :, k], done)
                     r.state.restore_global_rng()
@@ -922,13 +969,20 @@ def _sweep(ray: Any, specs: list[RunSpec], todo: list[int], results: dict[int, R
     try:
         remote = ray.remote(num_cpus=1, max_retries=0)(_train_quietly)
         pending = {remote.remote([specs[i] for i in task], str(root)): task for task in _tasks(specs, todo)}
-        with tqdm(total=len(specs), initial=len(results), desc="runs", disable=not progress) as bar:
+        finished = sum(specs[i].updates for i in results)
+        total = sum(spec.updates for spec in specs)
+        with tqdm(total=total, initial=finished, desc="updates", unit="update", disable=not progress) as bar:
             while pending:
-                ready, _ = ray.wait(list(pending), num_returns=1)
-                task = pending.pop(ready[0])
-                for i, payload in zip(task, ray.get(ready[0])):
-                    results[i] = RunResult.from_json(payload)
-                bar.update(len(task))
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=PROGRESS_EVERY)
+                for ref in ready:
+                    task = pending.pop(ref)
+                    for i, payload in zip(task, ray.get(ref)):
+                        results[i] = RunResult.from_json(payload)
+                    finished += sum(specs[i].updates for i in task)
+                running = sweep_progress([specs[i] for task in pending.values() for i in task], root)
+                bar.n = finished + running  # the workers' progress files (a shared results folder on a cluster)
+                bar.set_postfix(runs=f"{len(results)}/{len(specs)}", refresh=False)
+                bar.refresh()
     finally:
         if started_here:
             ray.shutdown()

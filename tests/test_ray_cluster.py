@@ -54,8 +54,8 @@ def _sweep(address: str, env: dict, results: Path, *extra: str) -> subprocess.Co
 
 def test_a_token_cluster_of_two_nodes_trains_into_the_shared_results(cluster, tmp_path):
     address, env = cluster
-    nodes = _run([sys.executable, "-c", "import ray; ray.init(address=%r, log_to_driver=False); "
-                  "print(sum(n['Alive'] for n in ray.nodes()))" % address], env)
+    nodes = _run([sys.executable, "-c", f"import ray; ray.init(address={address!r}, log_to_driver=False); "
+                  "print(sum(n['Alive'] for n in ray.nodes()))"], env)
     assert nodes.stdout.strip().splitlines()[-1] == "2", nodes.stderr[-2000:]
 
     results = tmp_path / "shared-results"

@@ -286,3 +286,22 @@ def test_a_local_ray_that_does_not_start_trains_the_runs_in_this_process(tmp_pat
     with pytest.warns(UserWarning, match="a local Ray instance did not start .* training the 1 runs in this process"):
         result = train_many([spec(seed=3)], root=tmp_path, workers=2, progress=False)[0]
     np.testing.assert_array_equal(load_result(spec(seed=3), tmp_path).curve, result.curve)
+
+
+def test_runs_report_their_updates_for_a_sweeps_progress_bar(tmp_path, monkeypatch):
+    """Ray workers log nothing back: each run writes its updates done into progress.json, which the
+    sweep's driver sums (a finished run counts in full, an unstarted one as zero)."""
+    monkeypatch.setattr(training, "PROGRESS_EVERY", 0.0)
+    written = []
+    write = training.write_json_atomic
+    monkeypatch.setattr(training, "write_json_atomic",
+                        lambda path, payload: (written.append(payload) if path.name == "progress.json" else None, write(path, payload)))
+    sb3, together = spec(updates=12, every=6), replace(spec(updates=12, every=6), trainer="multiseed")
+    unstarted = spec(seed=9)
+    train(sb3, tmp_path, progress=False)
+    assert [p["updates"] for p in written][:3] == [1, 2, 3] and written[-1]["updates"] == 12
+    assert training.sweep_progress([sb3, unstarted], tmp_path) == 12
+    folder = run_dir(together, tmp_path)
+    folder.mkdir(parents=True)
+    (folder / "progress.json").write_text('{"updates": 7}')
+    assert training.sweep_progress([sb3, together, unstarted], tmp_path) == 19
