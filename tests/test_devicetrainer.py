@@ -153,6 +153,13 @@ def test_device_runs_have_keys_of_their_own_and_the_trainer_says_what_it_covers(
         _run("TRPO")
 
 
+def test_a_device_runs_key_does_not_depend_on_the_device(monkeypatch):
+    on_cpu = experiments.run_spec("fig25-gru", "full", 3, trainer="device").key
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setenv(devicetrainer.DEVICE_ENV, "cuda:1")
+    assert experiments.run_spec("fig25-gru", "full", 3, trainer="device").key == on_cpu
+
+
 def test_the_training_device_is_asked_for_or_found_never_guessed(monkeypatch):
     monkeypatch.delenv(devicetrainer.DEVICE_ENV, raising=False)
     expected = "cuda" if torch.cuda.is_available() else "cpu"
