@@ -36,6 +36,24 @@ CHAPTERS = ("environment", "experiments_2d", "higher_dimensions", "music_feature
 
 # The kernel's torch and BLAS: one thread. Two chapters run at once, and a kernel with a thread
 # per core on a busy machine ran its small networks ten times slower (63 s against 6 s).
+def local_kernel_manager() -> type:
+    """A kernel manager whose kernel talks over Unix sockets in the temporary folder instead of TCP
+    on 127.0.0.1: nothing listens on the network, and ipykernel no longer warns twice per chapter
+    that its TCP transport is unencrypted."""
+    import tempfile
+    import uuid
+
+    from jupyter_client.manager import AsyncKernelManager
+
+    class LocalKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.transport = "ipc"
+            self.ip = os.path.join(tempfile.gettempdir(), f"musicrl-kernel-{uuid.uuid4().hex[:12]}")
+
+    return LocalKernelManager
+
+
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 
 
@@ -71,6 +89,7 @@ def execute_chapter(name: str, profile: str, root: Path = ROOT, parameters: dict
             cwd=str(root / "book"),
             kernel_name="python3",
             progress_bar=False,
+            kernel_manager_class=local_kernel_manager(),
         )
         _one_parameters_cell(partial)
         os.replace(partial, output)

@@ -286,3 +286,15 @@ def test_a_chapter_kernel_runs_with_one_thread_and_leaves_the_environment_as_it_
     printed = nbformat.read(out, as_version=4).cells[-1].outputs[0]["text"].split()
     assert printed == ["1", str(tmp_path / "results")]
     assert __import__("os").environ["OMP_NUM_THREADS"] == "7" and "MUSICRL_RESULTS" not in __import__("os").environ
+
+
+def test_chapters_run_their_kernel_over_unix_sockets_without_the_tcp_warning(tmp_path, capfd):
+    import nbformat
+    import papermill
+
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(6 * 7)")])
+    nbformat.write(notebook, tmp_path / "in.ipynb")
+    papermill.execute_notebook(str(tmp_path / "in.ipynb"), str(tmp_path / "out.ipynb"), kernel_name="python3",
+                               progress_bar=False, kernel_manager_class=book.local_kernel_manager())
+    assert nbformat.read(tmp_path / "out.ipynb", 4).cells[0].outputs[0]["text"] == "42\n"
+    assert "TCP without encryption" not in capfd.readouterr().err
