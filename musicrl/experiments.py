@@ -340,6 +340,14 @@ def _trainer(found: Experiment, profile: str, trainer: str | None) -> str:
     return TRAINING[profile].trainer if multiseed.supports(found.env, found.agent) else "sb3"
 
 
+def panel_title(name: str) -> str:
+    """A curve panel's title: the thesis figure, the caption and the agent, named once."""
+    e = experiment(name)
+    agent = SHORT_NAMES[e.agent.algorithm]
+    caption = e.caption if any(part.strip().startswith(agent) for part in e.caption.split(",")) else f"{e.caption}, {agent}"
+    return f"thesis figure {e.figure}: {caption}"
+
+
 def run_spec(name: str, profile: str, seed: int, trainer: str | None = None) -> RunSpec:
     """The training run of experiment ``name`` under ``profile`` with ``seed`` (``trainer``: see :func:`_trainer`)."""
     users.check_choice("profile", profile, PROFILES)

@@ -25,13 +25,48 @@ TABLES = """() => Array.from(document.querySelectorAll('article table')).map(t =
 })"""
 
 
+def _browser(p):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        raise SystemExit("no Chromium: apt-get install chromium")
+    return p.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
+
+
+def sections(html: Path, out: Path, wanted: list[str], suffix: str = "") -> None:
+    """One PNG per ``chapter#section-id`` (the section as the reader sees it at 1300 px)."""
+    from playwright.sync_api import sync_playwright
+
+    out.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = _browser(p)
+        page = browser.new_page(viewport={"width": WIDTH, "height": 1000})
+        for item in wanted:
+            chapter, _, section = item.partition("#")
+            page.goto((html / "book" / f"{chapter}.html").as_uri())
+            page.wait_for_load_state("load")
+            target = out / f"{chapter}-{section}{suffix}.png"
+            page.add_style_tag(content=".bd-header, .skip-link, .bd-header-article { position: static !important; }")
+            box = page.locator(f"section#{section}").first.bounding_box()
+            top = box["y"] + page.evaluate("window.scrollY")
+            page.screenshot(path=str(target), full_page=True,
+                            clip={"x": 0, "y": top - 10, "width": WIDTH, "height": box["height"] + 20})
+            print(f"{item}: {target}")
+        browser.close()
+
+
 def main() -> None:
     from playwright.sync_api import sync_playwright
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("html", nargs="?", default="_build/html")
     parser.add_argument("--out", default="screenshots")
+    parser.add_argument("--sections", nargs="+", metavar="CHAPTER#SECTION-ID", default=None,
+                        help="only these sections, one PNG each, e.g. conclusions#the-verdicts")
+    parser.add_argument("--suffix", default="", help="appended to the section PNGs' names, e.g. -full")
     args = parser.parse_args()
+    if args.sections:
+        sections(Path(args.html).resolve(), Path(args.out), args.sections, args.suffix)
+        return
     html, out = Path(args.html).resolve(), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -322,3 +322,9 @@ def test_published_weights_replay_the_published_final_returns(tmp_path, name, se
     shown = training.load_result(spec, tmp_path)
     played = evaluate_policy(training.load_policy(spec, root=tmp_path), spec.env)
     np.testing.assert_array_equal(played.returns, shown.returns[-1])
+
+
+def test_a_panel_title_names_the_agent_once():
+    assert experiments.panel_title("fig14-gru") == "thesis figure 14: GridObs, WiderTopTarget, n = 20, GRU-A2C"
+    assert experiments.panel_title("fig21") == "thesis figure 21: A2C, BoardObs, n = 20, Rating reward, no RNN"
+    assert experiments.panel_title("fig14") == "thesis figure 14: GridObs, WiderTopTarget, n = 20, LSTM-A2C"
