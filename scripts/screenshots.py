@@ -46,8 +46,11 @@ def sections(html: Path, out: Path, wanted: list[str], suffix: str = "") -> None
             page.wait_for_load_state("load")
             target = out / f"{chapter}-{section}{suffix}.png"
             page.add_style_tag(content=".bd-header, .skip-link, .bd-header-article { position: static !important; }")
-            box = page.locator(f"section#{section}").first.bounding_box()
-            top = box["y"] + page.evaluate("window.scrollY")
+            page.evaluate("Promise.all(Array.from(document.images).map(i => { i.loading = 'eager'; return i.decode().catch(() => null); }))")
+            page.wait_for_load_state("networkidle")
+            box = page.evaluate(f"""() => {{ const r = document.querySelector('section#{section}').getBoundingClientRect();
+                                             return {{y: r.top + window.scrollY, height: r.height}}; }}""")
+            top = box["y"]
             page.screenshot(path=str(target), full_page=True,
                             clip={"x": 0, "y": top - 10, "width": WIDTH, "height": box["height"] + 20})
             print(f"{item}: {target}")
