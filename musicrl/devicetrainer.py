@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
+from stable_baselines3.common.running_mean_std import RunningMeanStd
 from stable_baselines3.common.vec_env import VecNormalize
 
 from musicrl import tensorenv
@@ -118,14 +119,15 @@ class _Normalizer:
     def __init__(self, envs: list[VecNormalize], device: torch.device) -> None:
         first = envs[0]
         self.gamma, self.epsilon, self.clip_obs, self.clip_reward = first.gamma, first.epsilon, first.clip_obs, first.clip_reward
-        f64 = {"dtype": torch.float64, "device": device}
-        self.obs_mean = torch.as_tensor(np.stack([e.obs_rms.mean for e in envs]), **f64)
-        self.obs_var = torch.as_tensor(np.stack([e.obs_rms.var for e in envs]), **f64)
-        self.obs_count = torch.as_tensor([e.obs_rms.count for e in envs], **f64)
-        self.ret_mean = torch.as_tensor([float(e.ret_rms.mean) for e in envs], **f64)
-        self.ret_var = torch.as_tensor([float(e.ret_rms.var) for e in envs], **f64)
-        self.ret_count = torch.as_tensor([e.ret_rms.count for e in envs], **f64)
-        self.returns = torch.zeros((len(envs), first.num_envs), **f64)
+        obs = [cast(RunningMeanStd, e.obs_rms) for e in envs]  # one Box observation: not a dict of them
+        f64 = torch.float64
+        self.obs_mean = torch.as_tensor(np.stack([o.mean for o in obs]), dtype=f64, device=device)
+        self.obs_var = torch.as_tensor(np.stack([o.var for o in obs]), dtype=f64, device=device)
+        self.obs_count = torch.as_tensor([o.count for o in obs], dtype=f64, device=device)
+        self.ret_mean = torch.as_tensor([float(e.ret_rms.mean) for e in envs], dtype=f64, device=device)
+        self.ret_var = torch.as_tensor([float(e.ret_rms.var) for e in envs], dtype=f64, device=device)
+        self.ret_count = torch.as_tensor([e.ret_rms.count for e in envs], dtype=f64, device=device)
+        self.returns = torch.zeros((len(envs), first.num_envs), dtype=f64, device=device)
 
     @staticmethod
     def _update(mean: torch.Tensor, var: torch.Tensor, count: torch.Tensor, batch: torch.Tensor) -> None:
@@ -158,9 +160,11 @@ class _Normalizer:
 
     def write_back(self, envs: list[VecNormalize]) -> None:
         for s, env in enumerate(envs):
-            env.obs_rms.mean, env.obs_rms.var = self.obs_mean[s].cpu().numpy().copy(), self.obs_var[s].cpu().numpy().copy()
-            env.obs_rms.count = float(self.obs_count[s])
-            env.ret_rms.mean, env.ret_rms.var = np.float64(self.ret_mean[s].item()), np.float64(self.ret_var[s].item())
+            obs = cast(RunningMeanStd, env.obs_rms)
+            obs.mean, obs.var = self.obs_mean[s].cpu().numpy().copy(), self.obs_var[s].cpu().numpy().copy()
+            obs.count = float(self.obs_count[s])
+            env.ret_rms.mean = np.asarray(self.ret_mean[s].item(), dtype=np.float64)  # SB3 keeps 0-d arrays here
+            env.ret_rms.var = np.asarray(self.ret_var[s].item(), dtype=np.float64)
             env.ret_rms.count = float(self.ret_count[s])
             env.returns = np.zeros(env.num_envs)  # episodes restart with the next train() (VecNormalize.reset)
 
@@ -193,7 +197,7 @@ class DeviceTrainer:
             self._loss = _compiled(type(self)._loss).__get__(self)  # type: ignore[method-assign]
         self.memory = MEMORY[agent.algorithm]
         space = seeds[0].model.action_space
-        self.groups = len(space.nvec) if hasattr(space, "nvec") else 1  # type: ignore[attr-defined]
+        self.groups = len(space.nvec) if hasattr(space, "nvec") else 1
         self.actions_per_group = int(space.nvec[0]) if self.groups > 1 else int(space.n)  # type: ignore[attr-defined]
 
     # -- the state of one call to train() ------------------------------------------------------
@@ -205,14 +209,14 @@ class DeviceTrainer:
         self.optimizer = self._optimizer()
         self.env = tensorenv.TensorPreferenceSearch(self.config, S * E, device)
         self.normalizer = _Normalizer([s.env for s in seeds], device)
-        long = {"dtype": torch.long, "device": device}
-        self.keys = torch.as_tensor([int(s.model.seed or 0) for s in seeds], **long)  # type: ignore[attr-defined]
-        self.counter = torch.tensor(int(seeds[0].model._n_updates), **long)
+        long = torch.long
+        self.keys = torch.as_tensor([int(s.model.seed or 0) for s in seeds], dtype=long, device=device)
+        self.counter = torch.tensor(int(seeds[0].model._n_updates), dtype=long, device=device)
         T = agent.n_steps
         self.layout = (T * E * self.groups, T * E, 1)  # an update's uniforms: actions, targets, the LSTM's split
-        self.offsets = torch.arange(sum(self.layout), **long)
+        self.offsets = torch.arange(sum(self.layout), dtype=long, device=device)
         self.ring = torch.zeros((S, WINDOW + 1), device=device)  # the last column takes the writes that are dropped
-        self.ring_count = torch.as_tensor([len(s.recent) for s in seeds], **long)
+        self.ring_count = torch.as_tensor([len(s.recent) for s in seeds], dtype=long, device=device)
         for s, seed in enumerate(seeds):
             if seed.recent:
                 self.ring[s, :len(seed.recent)] = torch.as_tensor(list(seed.recent), device=device)
@@ -238,12 +242,13 @@ class DeviceTrainer:
                                         eps=agent.rms_eps, weight_decay=0, capturable=self.graph)
         states = [s.model.policy.optimizer.state for s in self.seeds]
         named = [[state.get(p) for _, p in s.model.policy.named_parameters()] for s, state in zip(self.seeds, states)]
-        if all(all(found) for found in named):
+        if all(all(found) for found in named):  # SB3's optimizers have stepped (a resumed run): carry their state over
+            found = cast(list[list[dict[str, torch.Tensor]]], named)
             for k, name in enumerate(policy.names):
-                step = named[0][k]["step"].clone()
+                step = found[0][k]["step"].clone()
                 optimizer.state[policy[name]] = {
                     "step": step.to(self.device) if self.graph else step,
-                    "square_avg": torch.stack([found[k]["square_avg"] for found in named]).to(self.device).clone(),
+                    "square_avg": torch.stack([seed[k]["square_avg"] for seed in found]).to(self.device).clone(),
                 }
         return optimizer
 
@@ -271,7 +276,7 @@ class DeviceTrainer:
                     buffer[key].append(step[key] if key not in ("obs", "starts") else (obs if key == "obs" else starts))
                 obs, starts = new_obs, dones.float()
             _, last_values, _ = self._act(obs, starts, hidden)
-        rollout = {k: torch.stack(v) for k, v in buffer.items()}  # (T, S, E, ...)
+        rollout: dict[str, Any] = {k: torch.stack(v) for k, v in buffer.items()}  # (T, S, E, ...)
         rollout["initial"], rollout["split"] = initial, split_draw
         rollout["last_values"], rollout["last_dones"] = last_values, starts
         self.obs.copy_(obs)
@@ -445,4 +450,4 @@ class DeviceTrainer:
             seed.curve.extend(float(v) for v in curve[:, s])
             seed.model.num_timesteps += updates * T * E
             seed.model._n_updates += updates
-            seed.model._last_obs = None  # type: ignore[assignment]
+            seed.model._last_obs = None

@@ -45,20 +45,19 @@ class TensorPreferenceSearch:
             )
         self.config, self.num_envs, self.device = config, num_envs, torch.device(device)
         d, n = config.d, config.n_positions
-        long = {"dtype": torch.long, "device": self.device}
+        long, device = torch.long, self.device
         table = users.rating_thresholds(users.all_positions(d), config.preset, config.bands, config.weights)
         self.threshold_table = torch.as_tensor(table, dtype=torch.float64, device=self.device)  # (5**d, 4)
-        self.pool = torch.as_tensor(config.targets if config.targets is not None else range(n), **long)
-        self.weights = torch.as_tensor(config.weights or (1,) * d, **long)
-        self.powers = torch.as_tensor([LEVELS ** k for k in range(d - 1, -1, -1)], **long)
-        self.centre = torch.full((num_envs, d), CENTRE_LEVEL, **long)
-        self.rows = torch.arange(num_envs, **long)
-        self.targets = torch.zeros((num_envs, d), **long)
+        self.pool = torch.as_tensor(config.targets if config.targets is not None else range(n), dtype=long, device=device)
+        self.weights = torch.as_tensor(config.weights or (1,) * d, dtype=long, device=device)
+        self.powers = torch.as_tensor([LEVELS ** k for k in range(d - 1, -1, -1)], dtype=long, device=device)
+        self.centre = torch.full((num_envs, d), CENTRE_LEVEL, dtype=long, device=device)
+        self.targets = torch.zeros((num_envs, d), dtype=long, device=device)
         self.positions = self.centre.clone()
         self.thresholds = torch.zeros((num_envs, 4), dtype=torch.float64, device=self.device)
-        self.ratings = torch.zeros(num_envs, **long)
-        self.closer = torch.zeros(num_envs, **long)
-        self.steps = torch.zeros(num_envs, **long)
+        self.ratings = torch.zeros(num_envs, dtype=long, device=device)
+        self.closer = torch.zeros(num_envs, dtype=long, device=device)
+        self.steps = torch.zeros(num_envs, dtype=long, device=device)
         self.boards = torch.full((num_envs, n), -1.0, device=self.device) if config.obs == "BoardObs" else None
 
     def draw(self, uniform: torch.Tensor) -> torch.Tensor:
