@@ -46,10 +46,22 @@ def test_every_chapter_is_executed_with_its_parameters_and_rendered_with_figures
 
 
 @pytest.mark.book
-def test_environment_chapter_shows_the_exact_2d_optimum(built):
-    _, html = built
-    text = re.sub(r"<[^>]+>", " ", (html / "book" / "environment.html").read_text())
-    assert "optimal" in text and "How good can a policy be?" in text
+def test_environment_chapter_glues_the_exact_2d_optimum_and_the_baselines_below_it(built):
+    """The glued values the text quotes: the 2D optimum equals the exact planner's expected return
+    (recomputed here), no baseline beats it, and the maxima are 21 steps of the best reward."""
+    from musicrl import baselines, users
+    from musicrl.envs import EnvConfig
+
+    root, _ = built
+    values = {k: float(v) for k, v in glued(root / "book" / "environment.ipynb").items() if k.startswith(("v2_", "max_"))}
+    assert len([k for k in values if k.startswith("v2_")]) == 4 * len(users.PRESETS)
+    for preset in users.PRESETS:
+        for reward in ("Bullseye", "Rating"):
+            v = {p: values[f"v2_{preset}_{reward}_{p}"] for p in ("optimal", "greedy", "lookahead", "random")}
+            exact = baselines.BayesPlanner(EnvConfig(d=2, preset=preset, reward=reward)).expected_return()
+            assert v["optimal"] == pytest.approx(exact, abs=1e-9)
+            assert v["optimal"] >= max(v["greedy"], v["lookahead"]) > v["random"] > 0
+    assert values["max_bullseye"] == 21 * 10 and values["max_rating"] == 21 * 16
     assert not list((built[0] / "book").glob(".*partial*"))
 
 
