@@ -7,3 +7,24 @@ import os
 
 if os.environ.get("MUSICRL_TEST_GPU") != "1":
     os.environ["CUDA_VISIBLE_DEVICES"] = ""
+
+
+def interrupt_after_first_checkpoint(monkeypatch, train_run) -> None:
+    """Run ``train_run()`` until just after its first checkpoint's evaluation (the second
+    evaluation raises KeyboardInterrupt, as a Ctrl-C there would), then restore the evaluation."""
+    import pytest
+
+    from musicrl import training
+
+    evaluate, calls = training._evaluate, {"n": 0}
+
+    def crash_at_the_second_evaluation(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(training, "_evaluate", crash_at_the_second_evaluation)
+    with pytest.raises(KeyboardInterrupt):
+        train_run()
+    monkeypatch.setattr(training, "_evaluate", evaluate)

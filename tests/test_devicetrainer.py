@@ -10,9 +10,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from conftest import interrupt_after_first_checkpoint
 from sb3_contrib.common.recurrent.type_aliases import RNNStates
 
-from musicrl import devicetrainer, experiments, training
+from musicrl import devicetrainer, experiments
 from musicrl.agents import AgentConfig, make_agent, make_training_env
 from musicrl.devicetrainer import DeviceTrainer, counter_uniform
 from musicrl.envs import EnvConfig
@@ -123,18 +124,7 @@ def _run(algorithm: str, trainer: str = "device", **budget) -> RunSpec:
 def test_an_interrupted_device_run_resumes_to_exactly_the_uninterrupted_result(algorithm, tmp_path, monkeypatch):
     run = _run(algorithm)
     whole = train(run, tmp_path / "whole", progress=False)
-    evaluate, calls = training._evaluate, {"n": 0}
-
-    def crash_after_first_checkpoint(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return evaluate(*args, **kwargs)
-
-    monkeypatch.setattr(training, "_evaluate", crash_after_first_checkpoint)
-    with pytest.raises(KeyboardInterrupt):
-        train(run, tmp_path / "split", progress=False)
-    monkeypatch.setattr(training, "_evaluate", evaluate)
+    interrupt_after_first_checkpoint(monkeypatch, lambda: train(run, tmp_path / "split", progress=False))
     resumed = train(run, tmp_path / "split", progress=False)
     np.testing.assert_array_equal(resumed.curve, whole.curve)
     for a, b in zip(resumed.returns, whole.returns):

@@ -7,6 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from conftest import interrupt_after_first_checkpoint
 
 from musicrl import experiments, training
 from musicrl.agents import AgentConfig, algorithm_class
@@ -43,19 +44,7 @@ def test_interrupted_run_resumes_to_exactly_the_uninterrupted_result(algorithm, 
     run = spec(algorithm)
     whole = train(run, tmp_path / "whole", progress=False)
 
-    calls = {"n": 0}
-    evaluate = training._evaluate
-
-    def crash_after_first_checkpoint(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return evaluate(*args, **kwargs)
-
-    monkeypatch.setattr(training, "_evaluate", crash_after_first_checkpoint)
-    with pytest.raises(KeyboardInterrupt):
-        train(run, tmp_path / "split", progress=False)
-    monkeypatch.setattr(training, "_evaluate", evaluate)
+    interrupt_after_first_checkpoint(monkeypatch, lambda: train(run, tmp_path / "split", progress=False))
     folder = run_dir(run, tmp_path / "split")
     assert not (folder / "result.json").exists()
     assert sorted(p.name for p in (folder / "checkpoints").iterdir()) == ["u0000006", "u0000012"]
