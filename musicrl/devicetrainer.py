@@ -22,6 +22,7 @@ checkpoints, evaluation, carry and publishing are those of every other run.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from typing import Any, cast
@@ -409,14 +410,22 @@ class DeviceTrainer:
         self._open()
         losses, curve = [], []
         step = self._update
+        # before a capture, the eager updates run on a side stream (PyTorch's whole-network capture recipe)
+        side = torch.cuda.Stream(self.device) if self.graph else None
+        if side is not None:
+            side.wait_stream(torch.cuda.current_stream(self.device))
         for k in range(updates):
-            if self.graph and k == WARMUP:
+            if side is not None and k == WARMUP:
+                torch.cuda.current_stream(self.device).wait_stream(side)
                 step = self._capture()
-            out_losses, out_curve = step()
-            losses.append(out_losses.clone())
-            curve.append(out_curve.clone())
+            with torch.cuda.stream(side) if side is not None and k < WARMUP else contextlib.nullcontext():
+                out_losses, out_curve = step()
+                losses.append(out_losses.clone())
+                curve.append(out_curve.clone())
             if on_update is not None:
                 on_update()
+        if side is not None:
+            torch.cuda.current_stream(self.device).wait_stream(side)
         self._write_back(updates, torch.stack(curve).cpu().numpy() if curve else np.zeros((0, len(self.seeds))))
         return torch.stack(losses).cpu().numpy() if losses else np.zeros((0, 3, len(self.seeds)))
 
