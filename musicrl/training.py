@@ -545,7 +545,7 @@ def train(spec: RunSpec, root: Path | str | None = None, progress: bool = True, 
     callback = CurveCallback(recent, curve, bar, report=ProgressFile([folder], done).add)
     try:
         for checkpoint in [u for u in spec.checkpoints if u > done]:
-            model._last_obs = None  # type: ignore[assignment]  # restart episodes: see module docstring
+            model._last_obs = None  # restart episodes: see module docstring
             steps = (checkpoint - done) * spec.agent.steps_per_update
             model.learn(steps, callback=callback, reset_num_timesteps=False, tb_log_name="train")
             _log_curve(folder / "tb" / "curve", callback.curve, done, checkpoint, spec.agent.steps_per_update)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+import numpy.typing as npt
 
 LEVELS = 5
 CENTRE_LEVEL = LEVELS // 2
@@ -66,7 +67,7 @@ def start_position(d: int) -> np.ndarray:
     return np.full(check_dimensions(d), CENTRE_LEVEL, dtype=np.int64)
 
 
-def manhattan(a: np.ndarray, b: np.ndarray, weights: tuple[int, ...] | None = None) -> np.ndarray:
+def manhattan(a: npt.ArrayLike, b: npt.ArrayLike, weights: tuple[int, ...] | None = None) -> np.ndarray:
     """Manhattan distance over the last axis; with ``weights``, feature ``j`` counts ``weights[j]`` times."""
     difference = np.abs(np.asarray(a) - np.asarray(b))
     if weights is None:
@@ -80,7 +81,7 @@ MAX_WEIGHT = 9
 def check_weights(weights: object, d: int) -> tuple[int, ...]:
     """``d`` integer feature weights in 1..MAX_WEIGHT: integers keep the rating cut points exact."""
     try:
-        values = tuple(weights)  # type: ignore[arg-type]
+        values: tuple = tuple(weights)  # type: ignore[arg-type]
     except TypeError:
         values = ()
     if len(values) != d or not all(isinstance(w, (int, np.integer)) and not isinstance(w, bool)
@@ -143,7 +144,7 @@ def _thresholds_for_class(axes: tuple[tuple[int, int], ...], percentiles: tuple[
 def check_bands(bands: object) -> tuple[float, ...]:
     """Four increasing percentiles in [0, 100]: where ratings 4, 3, 2 and 1 end."""
     try:
-        values = tuple(float(b) for b in bands)  # type: ignore[union-attr]
+        values = tuple(float(b) for b in bands)  # type: ignore[attr-defined]
     except (TypeError, ValueError):
         values = ()
     if len(values) != 4 or any(not 0 <= b <= 100 for b in values) or any(a >= b for a, b in zip(values, values[1:])):

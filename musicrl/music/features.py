@@ -59,7 +59,8 @@ def read_manifest(root: Path | str | None = None) -> pd.DataFrame:
     missing = [c for c in MANIFEST_COLUMNS if c not in header]
     if missing:
         raise ManifestError(f"{manifest}: missing columns {missing}; expected at least {list(MANIFEST_COLUMNS)}")
-    records, seen = [], {}
+    records: list = []
+    seen: dict = {}
     for line, row in enumerate(rows[1:], start=2):
         if not row:
             continue

@@ -280,7 +280,9 @@ class SessionRunner:
         self.env = PreferenceSearchEnv(**rec.config.to_dict())
         target_position = rec.catalogue.position_of(target)
         self.obs, info = self.env.reset(seed=seed, options={"target": target_position})
-        self.state, self.start, self.steps, self.played = None, True, [], set()
+        self.state, self.start = None, True
+        self.steps: list = []
+        self.played: set = set()
         self.ideal = (int(info["rating"]), int(info["closer"]))  # the ideal user's answer for the current song
         self.position = tuple(int(v) for v in users.index_to_position(info["position"], rec.catalogue.k))
         self.song = self._pick(self.position)
