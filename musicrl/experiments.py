@@ -348,6 +348,22 @@ def panel_title(name: str) -> str:
     return f"thesis figure {e.figure}: {caption}"
 
 
+def curve_facts(runs: dict[str, list[RunResult]], optimal: dict[str, float], group: Sequence[str], profile: str) -> str:
+    """Markdown bullets under a curve panel: per thesis figure of ``group`` with runs, when the thesis
+    called its run trained, our curves' level over the last tenth (mean and the seeds' range), the
+    optimum and the thesis's metric."""
+    lines = []
+    for name in [n for n in thesis_agents(group) if n in runs]:
+        e, rs = experiment(name), runs[name]
+        tail = [final_level(r.curve) for r in rs]
+        said = f"trained after about {e.converged:,} updates" if e.converged else "not settled"
+        lines.append(f"- **Thesis figure {e.figure}** ({e.caption}): the thesis's run was {said}. Here, over the last "
+                     f"tenth of {len(rs[0].curve):,} updates the curve averages {np.mean(tail):.1f} "
+                     f"(seeds {min(tail):.1f}–{max(tail):.1f}); the optimum is {optimal[name]:.1f}"
+                     + (f", and the thesis's metric table gives its run {e.thesis.mean:.0f}." if e.thesis else "."))
+    return "\n".join(lines) or f"Not run yet under the `{profile}` profile."
+
+
 def run_spec(name: str, profile: str, seed: int, trainer: str | None = None) -> RunSpec:
     """The training run of experiment ``name`` under ``profile`` with ``seed`` (``trainer``: see :func:`_trainer`)."""
     users.check_choice("profile", profile, PROFILES)

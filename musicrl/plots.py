@@ -302,3 +302,26 @@ def class_table_figure(table):
     ax.legend(frameon=False, fontsize=8, ncols=len(columns), loc="upper center", bbox_to_anchor=(0.5, 1.18))
     fig.tight_layout()
     return fig
+
+
+def curve_grid(curves: Mapping[str, Mapping[str, np.ndarray]], levels: Mapping[str, Mapping[str, float]],
+               titles: Mapping[str, str], weight: float = 0.99, columns: int = 2, empty: str = "not run yet"):
+    """One :func:`plot_curves` panel per experiment of ``curves`` (experiment -> label -> curve), in
+    that order, ``columns`` wide, with its ``levels`` (optimal, greedy) and title, and one legend
+    below the panels so that none hides a curve; ``empty`` written on a small figure if none."""
+    if not curves:
+        fig, ax = plt.subplots(figsize=(6.2, 1.2))
+        ax.text(0.5, 0.5, empty, ha="center", va="center")
+        ax.set_axis_off()
+        return fig
+    rows = -(-len(curves) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(5.0 * columns, 3.3 * rows), squeeze=False)
+    for ax, name in zip(axes.flat, curves):
+        plot_curves(curves[name], levels[name], weight=weight, ax=ax, title=titles[name])
+        ax.get_legend().remove()
+    for ax in list(axes.flat)[len(curves):]:
+        ax.set_visible(False)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncols=len(labels), frameon=False, bbox_to_anchor=(0.5, 0))
+    fig.tight_layout(rect=(0, 0.5 / (3.3 * rows), 1, 1))
+    return fig

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from musicrl import baselines, experiments
+from musicrl import baselines, experiments, training
 from musicrl.cli import main
 from musicrl.evaluation import late_rise, mean_ci, smooth, updates_to_convergence
 from musicrl.training import RunResult, carry_path
@@ -328,3 +328,37 @@ def test_a_panel_title_names_the_agent_once():
     assert experiments.panel_title("fig14-gru") == "thesis figure 14: GridObs, WiderTopTarget, n = 20, GRU-A2C"
     assert experiments.panel_title("fig21") == "thesis figure 21: A2C, BoardObs, n = 20, Rating reward, no RNN"
     assert experiments.panel_title("fig14") == "thesis figure 14: GridObs, WiderTopTarget, n = 20, LSTM-A2C"
+
+
+def _result(name: str, seed: int, curve) -> training.RunResult:
+    return training.RunResult(spec={"name": name, "seed": seed}, curve=np.asarray(curve, dtype=float), checkpoints=[1],
+                              returns=[np.zeros(25)], pooled_from=[1], wall_time=1.0, env_steps=320)
+
+
+def test_curve_facts_read_each_figures_runs_against_the_thesis():
+    runs = {"fig14-gru": [_result("fig14-gru", 0, [0.0] * 18 + [190.0, 200.0]), _result("fig14-gru", 1, [0.0] * 18 + [180.0, 180.0])],
+            "fig15-gru": [_result("fig15-gru", 0, [10.0] * 10)]}
+    text = experiments.curve_facts(runs, {"fig14-gru": 201.6, "fig15-gru": 201.6}, ["fig14", "fig15", "fig13"], "smoke")
+    assert text.splitlines() == [
+        "- **Thesis figure 14** (GridObs, WiderTopTarget, n = 20, GRU-A2C): the thesis's run was trained after about "
+        "14,000 updates. Here, over the last tenth of 20 updates the curve averages 187.5 (seeds 180.0–195.0); the "
+        "optimum is 201.6, and the thesis's metric table gives its run 188.",
+        "- **Thesis figure 15** (GridObs, WiderTopTarget, n = 10, learning rate 7e-5, GRU-A2C): the thesis's run was not "
+        "settled. Here, over the last tenth of 10 updates the curve averages 10.0 (seeds 10.0–10.0); the optimum is 201.6.",
+    ]
+    assert experiments.curve_facts({}, {}, ["fig14"], "smoke") == "Not run yet under the `smoke` profile."
+
+
+def test_curve_grid_draws_one_titled_panel_per_experiment_and_one_legend():
+    import matplotlib.pyplot as plt
+
+    from musicrl import plots
+
+    curves = {name: {"seed 0": np.linspace(0, 100, 50), "seed 1": np.linspace(0, 90, 50)} for name in ("a", "b", "c")}
+    fig = plots.curve_grid(curves, {n: {"optimal": 120.0} for n in curves}, {n: f"panel {n}" for n in curves}, columns=2)
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in visible] == ["panel a", "panel b", "panel c"] and len(fig.axes) == 4
+    assert len(fig.legends) == 1 and all(ax.get_legend() is None for ax in visible)
+    empty = plots.curve_grid({}, {}, {}, empty="not run yet under the smoke profile")
+    assert [t.get_text() for t in empty.axes[0].texts] == ["not run yet under the smoke profile"]
+    plt.close("all")
