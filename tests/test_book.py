@@ -54,7 +54,7 @@ def test_environment_chapter_glues_the_exact_2d_optimum_and_the_baselines_below_
 
     root, _ = built
     values = {k: float(v) for k, v in glued(root / "book" / "environment.ipynb").items() if k.startswith(("v2_", "max_"))}
-    assert len([k for k in values if k.startswith("v2_")]) == 4 * len(users.PRESETS)
+    assert len([k for k in values if k.startswith("v2_")]) == 2 * 4 * len(users.PRESETS)  # rewards x policies x presets
     for preset in users.PRESETS:
         for reward in ("Bullseye", "Rating"):
             v = {p: values[f"v2_{preset}_{reward}_{p}"] for p in ("optimal", "greedy", "lookahead", "random")}
