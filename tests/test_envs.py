@@ -203,7 +203,7 @@ def test_record_video_writes_an_episode(tmp_path):
     """gymnasium's RecordVideo (moviepy, pinned beside pillow) records the rgb_array frames."""
     import gymnasium as gym
 
-    env = gym.wrappers.RecordVideo(gym.make("musicrl/PreferenceSearch-v0", render_mode="rgb_array"), str(tmp_path),
+    env = gym.wrappers.RecordVideo(gym.make("musicrl/PreferenceSearch-v0", render_mode="rgb_array"), str(tmp_path / "videos"),
                                    episode_trigger=lambda episode: episode == 0, disable_logger=True)
     env.reset(seed=0)
     done = False
@@ -211,7 +211,7 @@ def test_record_video_writes_an_episode(tmp_path):
         _, _, terminated, truncated, _ = env.step(env.action_space.sample())
         done = terminated or truncated
     env.close()
-    videos = list(tmp_path.glob("*.mp4"))
+    videos = list((tmp_path / "videos").glob("*.mp4"))
     assert len(videos) == 1 and videos[0].stat().st_size > 1000
     assert gym.spec("musicrl/PreferenceSearch-v0").max_episode_steps == 21
 
