@@ -364,6 +364,32 @@ def curve_facts(runs: dict[str, list[RunResult]], optimal: dict[str, float], gro
     return "\n".join(lines) or f"Not run yet under the `{profile}` profile."
 
 
+def search_gap_sentence(row: Any, steps: str) -> str:
+    """Where a trained agent loses steps against greedy, from a row of the higher-dimension chapter's
+    search table (``d``, ``targets with return 0``, ``steps off on the others``, ``greedy: steps off``;
+    ``steps``: the agents' steps off, formatted): targets never reached, or a slower search."""
+    zero, others, greedy = row["targets with return 0"], row["steps off on the others"], row["greedy: steps off"]
+    missed = zero * (EPISODE_STEPS - greedy)  # beyond greedy's steps off
+    slower = (1 - zero) * (others - greedy)
+    cause = ("most of the gap is a slower search" if slower > 1.5 * missed else
+             "most of the gap is targets never reached" if missed > 1.5 * slower else "the two share the gap")
+    return (f"In {row['d']}D the agents spend {steps} of the {EPISODE_STEPS} steps off a top-rated position, greedy "
+            f"{greedy:.1f}. For {zero:.1%} of the targets they never stand on one (about {missed:.1f} steps per "
+            f"episode beyond greedy's); on the others they spend {others:.1f} steps off (about {slower:.1f} beyond "
+            f"greedy's): {cause}.")
+
+
+def loop_sentence(row: Any) -> str:
+    """Whether a deterministic policy loops, from a row of :func:`sampling_table`."""
+    d = experiment(row["experiment"]).env.d
+    missed, stuck_share = row["targets missed (deterministic)"], row["of those, stuck on one position"]
+    stuck = "none" if pd.isna(stuck_share) else f"{stuck_share:.0%}"
+    verdict = "no better" if row["sampled"] - row["deterministic"] < 1 else "better"
+    return (f"In {d}D the deterministic policy misses {missed:.0%} of the targets, and {stuck} of those end "
+            f"stuck on one position; sampling the actions instead is {verdict} ({row['sampled']:.1f} against "
+            f"{row['deterministic']:.1f}).")
+
+
 def run_spec(name: str, profile: str, seed: int, trainer: str | None = None) -> RunSpec:
     """The training run of experiment ``name`` under ``profile`` with ``seed`` (``trainer``: see :func:`_trainer`)."""
     users.check_choice("profile", profile, PROFILES)

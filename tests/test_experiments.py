@@ -362,3 +362,25 @@ def test_curve_grid_draws_one_titled_panel_per_experiment_and_one_legend():
     empty = plots.curve_grid({}, {}, {}, empty="not run yet under the smoke profile")
     assert [t.get_text() for t in empty.axes[0].texts] == ["not run yet under the smoke profile"]
     plt.close("all")
+
+
+def test_search_gap_sentence_splits_the_gap_between_missed_targets_and_a_slower_search():
+    row = {"d": 3, "targets with return 0": 0.1, "steps off on the others": 6.0, "greedy: steps off": 4.0}
+    assert experiments.search_gap_sentence(row, "7.3 [6.9, 7.7]") == (
+        "In 3D the agents spend 7.3 [6.9, 7.7] of the 21 steps off a top-rated position, greedy 4.0. For 10.0% of the "
+        "targets they never stand on one (about 1.7 steps per episode beyond greedy's); on the others they spend 6.0 "
+        "steps off (about 1.8 beyond greedy's): the two share the gap.")
+    slower = {**row, "targets with return 0": 0.0}
+    assert experiments.search_gap_sentence(slower, "6").endswith("most of the gap is a slower search.")
+    missed = {**row, "targets with return 0": 0.5, "steps off on the others": 4.0}
+    assert experiments.search_gap_sentence(missed, "12").endswith("most of the gap is targets never reached.")
+
+
+def test_loop_sentence_says_whether_sampling_helps_a_looping_policy():
+    row = {"experiment": "fig25-gru", "targets missed (deterministic)": 0.25, "of those, stuck on one position": 0.5,
+           "deterministic": 150.0, "sampled": 160.5}
+    assert experiments.loop_sentence(row) == (
+        "In 4D the deterministic policy misses 25% of the targets, and 50% of those end stuck on one position; "
+        "sampling the actions instead is better (160.5 against 150.0).")
+    never = {**row, "of those, stuck on one position": float("nan"), "sampled": 150.5}
+    assert "and none of those end stuck" in experiments.loop_sentence(never) and "is no better" in experiments.loop_sentence(never)
