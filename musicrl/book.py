@@ -34,8 +34,6 @@ CHAPTERS = ("environment", "experiments_2d", "higher_dimensions", "music_feature
             "teaching")
 
 
-# The kernel's torch and BLAS: one thread. Two chapters run at once, and a kernel with a thread
-# per core on a busy machine ran its small networks ten times slower (63 s against 6 s).
 def local_kernel_manager() -> type:
     """A kernel manager whose kernel talks over Unix sockets in the temporary folder instead of TCP
     on 127.0.0.1: nothing listens on the network, and ipykernel no longer warns twice per chapter
@@ -54,6 +52,8 @@ def local_kernel_manager() -> type:
     return LocalKernelManager
 
 
+# The kernel's torch and BLAS: one thread. Two chapters run at once, and a kernel with a thread
+# per core on a busy machine ran its small networks ten times slower (63 s against 6 s).
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 
 

@@ -15,6 +15,7 @@ import yaml
 from musicrl import users
 from musicrl.envs import REWARDS, EnvConfig
 from musicrl.experiments import PROFILES
+from musicrl.training import TRAINERS
 
 
 def _book(args: argparse.Namespace) -> None:
@@ -98,7 +99,7 @@ def _overrides(pairs: list[str] | None) -> dict:
 
 
 def _trainer_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--trainer", default=None, choices=("sb3", "multiseed", "device"),
+    parser.add_argument("--trainer", default=None, choices=TRAINERS,
                         help="default: the profile's (multiseed where it applies, else sb3); 'device' trains on a GPU "
                              "if there is one (runs of their own, new random streams: compare them statistically)")
     parser.add_argument("--device", default=None,
@@ -354,7 +355,8 @@ def parser() -> argparse.ArgumentParser:
                        help="a variant of the experiment, e.g. --set agent.n_steps=10 env.rating_noise=0.1 updates=300 "
                             "(its own name and run keys; see `musicrl experiments`)")
     sweep.add_argument("--seeds", type=_seed, nargs="+", default=None, help="seeds (default: the profile's)")
-    sweep.add_argument("--address", default=None, help="Ray cluster, e.g. ray://host:10001 (default: local)")
+    sweep.add_argument("--address", default=None,
+                       help="Ray cluster, e.g. HEAD:6380 or ray://HEAD:10001 (default: a private local instance; README: 'A Ray cluster')")
     sweep.add_argument("--workers", type=_positive, default=None, help="local parallel runs (default: CPU count)")
     sweep.add_argument("--results", default=None, help="results directory, shared by all nodes on a cluster")
     _trainer_arguments(sweep)

@@ -23,6 +23,7 @@ checkpoints, evaluation, carry and publishing are those of every other run.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Callable
 from typing import Any, cast
@@ -32,7 +33,7 @@ import torch
 from stable_baselines3.common.running_mean_std import RunningMeanStd
 from stable_baselines3.common.vec_env import VecNormalize
 
-from musicrl import tensorenv
+from musicrl import multiseed, tensorenv
 from musicrl.agents import AgentConfig
 from musicrl.envs import EnvConfig
 from musicrl.multiseed import (
@@ -44,6 +45,8 @@ from musicrl.multiseed import (
     _grouped,
     _log_prob,
     clip_per_seed,
+    load_optimizer_state,
+    write_optimizer_state,
 )
 
 DEVICE_ENV = "MUSICRL_DEVICE"  # e.g. "cpu", "cuda", "cuda:1"; default: the first GPU if there is one
@@ -53,11 +56,14 @@ WINDOW = 10  # the curve's window of recent episodes (training.CURVE_WINDOW)
 WARMUP = 3  # eager updates before a CUDA graph is captured (they are real updates)
 
 
+COVERS = (f"{SUPPORTED} with Discrete or MultiDiscrete actions, normalization, one frame and noiseless listeners "
+          "up to d=8")  # what supports() accepts, for error messages
+
+
 def supports(env: EnvConfig, agent: AgentConfig) -> bool:
-    """Whether the device trainer implements this configuration: the multi-seed path's agents
-    without stacked frames, on the environments :mod:`musicrl.tensorenv` covers."""
-    return (agent.algorithm in SUPPORTED and env.action in ("Discrete", "MultiDiscrete") and agent.normalize
-            and agent.frames == 1 and tensorenv.supports(env))
+    """Whether the device trainer implements this configuration (:data:`COVERS`): the multi-seed
+    path's configurations without stacked frames, on the environments :mod:`musicrl.tensorenv` covers."""
+    return multiseed.supports(env, agent) and agent.frames == 1 and tensorenv.supports(env)
 
 
 def training_device(requested: str | None = None) -> torch.device:
@@ -103,15 +109,11 @@ def counter_uniform(keys: torch.Tensor, counter: torch.Tensor, stream: int, offs
     return ((bits >> 9).float() + 0.5) * 2.0**-23
 
 
-_COMPILED: dict[Callable, Callable] = {}
-
-
+@functools.cache
 def _compiled(function: Callable) -> Callable:
     """One compiled version per function for the process, so that a new trainer (every checkpoint)
     reuses the compiled code instead of compiling again."""
-    if function not in _COMPILED:
-        _COMPILED[function] = torch.compile(function, dynamic=False)
-    return _COMPILED[function]
+    return torch.compile(function, dynamic=False)
 
 
 class _Normalizer:
@@ -184,8 +186,7 @@ class DeviceTrainer:
                  graph: bool | None = None, compile: bool | None = None) -> None:
         config: EnvConfig = seeds[0].env.unwrapped.config  # type: ignore[attr-defined]
         if not supports(config, agent):
-            raise ValueError(f"the device trainer implements {SUPPORTED} with Discrete or MultiDiscrete actions, "
-                             f"normalization, one frame and noiseless listeners up to d=8; not {agent.algorithm} on {config}")
+            raise ValueError(f"the device trainer implements {COVERS}; not {agent.algorithm} on {config}")
         self.agent, self.seeds, self.config = agent, seeds, config
         self.device = training_device(str(device) if device is not None else None)
         graph = os.environ.get(GRAPH_ENV) == "1" if graph is None else graph
@@ -199,7 +200,6 @@ class DeviceTrainer:
         self.memory = MEMORY[agent.algorithm]
         space = seeds[0].model.action_space
         self.groups = len(space.nvec) if hasattr(space, "nvec") else 1
-        self.actions_per_group = int(space.nvec[0]) if self.groups > 1 else int(space.n)  # type: ignore[attr-defined]
 
     # -- the state of one call to train() ------------------------------------------------------
 
@@ -241,16 +241,7 @@ class DeviceTrainer:
         agent, policy = self.agent, self.policy
         optimizer = torch.optim.RMSprop([policy[name] for name in policy.names], lr=agent.learning_rate, alpha=agent.rms_alpha,
                                         eps=agent.rms_eps, weight_decay=0, capturable=self.graph)
-        states = [s.model.policy.optimizer.state for s in self.seeds]
-        named = [[state.get(p) for _, p in s.model.policy.named_parameters()] for s, state in zip(self.seeds, states)]
-        if all(all(found) for found in named):  # SB3's optimizers have stepped (a resumed run): carry their state over
-            found = cast(list[list[dict[str, torch.Tensor]]], named)
-            for k, name in enumerate(policy.names):
-                step = found[0][k]["step"].clone()
-                optimizer.state[policy[name]] = {
-                    "step": step.to(self.device) if self.graph else step,
-                    "square_avg": torch.stack([seed[k]["square_avg"] for seed in found]).to(self.device).clone(),
-                }
+        load_optimizer_state(optimizer, policy, capturable=self.graph)
         return optimizer
 
     # -- one update: rollout, returns, loss, step (no host synchronisation) ----------------------
@@ -271,11 +262,10 @@ class DeviceTrainer:
         buffer: dict[str, list[torch.Tensor]] = {k: [] for k in ("obs", "actions", "rewards", "starts", "values", "log_probs")}
         with torch.no_grad():
             for t in range(self.agent.n_steps):
-                step = self._step(obs, starts, hidden, action_draws[t], target_draws[t])
-                new_obs, dones, hidden = step["next_obs"], step["dones"], step["hidden"]
+                step = {**self._step(obs, starts, hidden, action_draws[t], target_draws[t]), "obs": obs, "starts": starts}
                 for key in buffer:
-                    buffer[key].append(step[key] if key not in ("obs", "starts") else (obs if key == "obs" else starts))
-                obs, starts = new_obs, dones.float()
+                    buffer[key].append(step[key])
+                obs, starts, hidden = step["next_obs"], step["dones"].float(), step["hidden"]
             _, last_values, _ = self._act(obs, starts, hidden)
         rollout: dict[str, Any] = {k: torch.stack(v) for k, v in buffer.items()}  # (T, S, E, ...)
         rollout["initial"], rollout["split"] = initial, split_draw
@@ -445,12 +435,7 @@ class DeviceTrainer:
     def _write_back(self, updates: int, curve: np.ndarray) -> None:
         seeds, T, E = self.seeds, self.agent.n_steps, self.agent.n_envs
         self.policy.write_back()
-        for s, seed in enumerate(seeds):
-            sb3 = seed.model.policy.optimizer
-            for name, param in seed.model.policy.named_parameters():
-                stacked = self.optimizer.state[self.policy[name]]
-                sb3.state[param] = {"step": stacked["step"].detach().cpu().reshape(()).clone(),
-                                    "square_avg": stacked["square_avg"][s].detach().cpu().clone()}
+        write_optimizer_state(self.optimizer, self.policy)
         self.normalizer.write_back([s.env for s in seeds])
         ring, counts = self.ring.cpu().numpy(), self.ring_count.cpu().numpy()
         for s, seed in enumerate(seeds):

@@ -168,6 +168,39 @@ def clip_per_seed(policy: StackedPolicy, max_norm: float) -> None:
         g.mul_(coef.view(S, *([1] * (g.dim() - 1))))
 
 
+def _named_state(model: BaseAlgorithm) -> dict[str, dict] | None:
+    """The SB3 model's RMSprop state by parameter name, or None before its first step."""
+    state = model.policy.optimizer.state
+    named = {name: state.get(param) for name, param in model.policy.named_parameters()}
+    return {name: dict(value) for name, value in named.items() if value} if all(named.values()) else None
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, policy: StackedPolicy, capturable: bool = False) -> None:
+    """The seeds' SB3 RMSprop states stacked into ``optimizer`` (over ``policy``'s stacked
+    parameters), if every seed's optimizer has stepped; ``capturable`` keeps ``step`` on the
+    parameters' device, as a CUDA graph needs."""
+    found = [_named_state(model) for model in policy.models]
+    states = [st for st in found if st is not None]
+    if len(states) < len(found):
+        return
+    for name in policy.names:
+        step = states[0][name]["step"].clone()
+        optimizer.state[policy[name]] = {
+            "step": step.to(policy[name].device) if capturable else step,
+            "square_avg": torch.stack([st[name]["square_avg"] for st in states]).to(policy[name].device).clone(),
+        }
+
+
+def write_optimizer_state(optimizer: torch.optim.Optimizer, policy: StackedPolicy) -> None:
+    """``optimizer``'s stacked RMSprop state back into each seed's SB3 optimizer (on the CPU)."""
+    for s, model in enumerate(policy.models):
+        sb3 = model.policy.optimizer
+        for name, param in model.policy.named_parameters():
+            stacked = optimizer.state[policy[name]]
+            sb3.state[param] = {"step": stacked["step"].detach().cpu().clone(),
+                                "square_avg": stacked["square_avg"][s].detach().cpu().clone()}
+
+
 def _normalized_logits(logits: torch.Tensor) -> torch.Tensor:
     return logits - logits.logsumexp(dim=-1, keepdim=True)  # as torch's Categorical(logits=...)
 
@@ -354,7 +387,7 @@ class MultiSeedTrainer:
         if frames is not None:
             frames.write_back()
         policy.write_back()
-        self._write_optimizer(policy, optimizer)
+        write_optimizer_state(optimizer, policy)
         normalizer.write_back()
         for s, seed in enumerate(seeds):
             seed.torch_state = generators[s].get_state()
@@ -458,25 +491,5 @@ class MultiSeedTrainer:
             [policy[name] for name in policy.names], lr=agent.learning_rate, alpha=agent.rms_alpha, eps=agent.rms_eps,
             weight_decay=0,
         )
-        found = [self._named_state(s.model) for s in self.seeds]
-        states = [st for st in found if st is not None]
-        if len(states) == len(found):
-            for name in policy.names:
-                optimizer.state[policy[name]] = {
-                    "step": states[0][name]["step"].clone(),
-                    "square_avg": torch.stack([st[name]["square_avg"] for st in states]).clone(),
-                }
+        load_optimizer_state(optimizer, policy)
         return optimizer
-
-    @staticmethod
-    def _named_state(model: BaseAlgorithm) -> dict[str, dict] | None:
-        state = model.policy.optimizer.state
-        named = {name: state.get(param) for name, param in model.policy.named_parameters()}
-        return {name: dict(value) for name, value in named.items() if value} if all(named.values()) else None
-
-    def _write_optimizer(self, policy: StackedPolicy, optimizer: torch.optim.Optimizer) -> None:
-        for s, seed in enumerate(self.seeds):
-            sb3 = seed.model.policy.optimizer
-            for name, param in seed.model.policy.named_parameters():
-                stacked = optimizer.state[policy[name]]
-                sb3.state[param] = {"step": stacked["step"].clone(), "square_avg": stacked["square_avg"][s].clone()}

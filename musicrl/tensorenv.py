@@ -95,9 +95,9 @@ class TensorPreferenceSearch:
             return self.boards.clone()
         return torch.cat([self.positions, self.closer[:, None], self.ratings[:, None]], dim=1).float()
 
-    def _restart(self, where: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def _restart(self, where: torch.Tensor, targets: torch.Tensor) -> None:
         """Reset the envs where ``where`` is true, branch-free: every env's fresh state is computed."""
-        fresh_targets = users_levels(targets, self.powers)
+        fresh_targets = index_to_levels(targets, self.powers)
         thresholds = self.threshold_table[targets]
         ratings = self._rating(self._distance(self.centre, fresh_targets), thresholds)
         column = where[:, None]
@@ -110,11 +110,10 @@ class TensorPreferenceSearch:
         if self.boards is not None:
             fresh = torch.full_like(self.boards, -1.0).scatter(1, self._index(self.centre)[:, None], ratings[:, None].float())
             self.boards.copy_(torch.where(column, fresh, self.boards))
-        return where
 
     def _decode(self, actions: torch.Tensor) -> torch.Tensor:
         if self.config.action == "Discrete":
-            return users_levels(actions.reshape(self.num_envs), self.powers)
+            return index_to_levels(actions.reshape(self.num_envs), self.powers)
         return actions.reshape(self.num_envs, self.config.d).long()
 
     def _index(self, positions: torch.Tensor) -> torch.Tensor:
@@ -133,6 +132,6 @@ class TensorPreferenceSearch:
         return (ratings * ratings).float()
 
 
-def users_levels(index: torch.Tensor, powers: torch.Tensor) -> torch.Tensor:
+def index_to_levels(index: torch.Tensor, powers: torch.Tensor) -> torch.Tensor:
     """Flat indices (N,) as levels (N, d), row-major as :func:`musicrl.users.index_to_position`."""
     return torch.div(index[:, None], powers, rounding_mode="floor") % LEVELS

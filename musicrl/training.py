@@ -97,9 +97,8 @@ class RunSpec:
             )
         if self.trainer == "device" and not devicetrainer.supports(self.env, self.agent):
             raise ValueError(
-                f"trainer 'device' implements {multiseed.SUPPORTED} with Discrete or MultiDiscrete actions, normalization, "
-                f"one frame and noiseless listeners up to d=8; use trainer 'multiseed' or 'sb3' for {self.agent.algorithm} "
-                f"with {self.env.to_dict()} and frames={self.agent.frames}"
+                f"trainer 'device' implements {devicetrainer.COVERS}; use trainer 'multiseed' or 'sb3' for "
+                f"{self.agent.algorithm} with {self.env.to_dict()} and frames={self.agent.frames}"
             )
         for key in ("updates", "checkpoint_every"):
             value = getattr(self, key)
