@@ -33,3 +33,18 @@ def test_the_fast_path_trains_on_the_cpu_whatever_the_agents_device():
     assert spec.trainer == "multiseed" and spec.agent.device == "auto"
     assert training.run_device(spec) == "cpu"
     assert training.run_device(experiments.run_spec("fig17-acktr", "full", 0)) == "auto"
+
+
+def test_every_published_run_loads_by_its_key():
+    """Each published file is the result of the spec whose key names it: load_result finds it by the
+    key the registry computes today, and the stored configuration is that spec's."""
+    names = (*experiments.EXPERIMENTS, *experiments.VARIANTS)
+    specs = experiments.run_specs(names, "full") + beyond.noise_specs("full") + beyond.scaling_specs("full")
+    published = {path.name.removesuffix(".json.gz") for path in PUBLISHED.glob("*.json.gz")}
+    loaded = 0
+    for spec in (s for s in specs if s.key in published):
+        result = training.load_result(spec, root=PUBLISHED.parent / "no-local-store", published=PUBLISHED.parent)
+        assert result is not None and result.spec == spec.to_dict(), spec.key
+        assert len(result.returns) == len(spec.checkpoints) and len(result.curve) == spec.updates
+        loaded += 1
+    assert loaded == len(published)
