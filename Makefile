@@ -24,7 +24,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check musicrl tests scripts
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/jupytext --check "ruff check --ignore E402,I001,E501,B018 {}" notebooks/*.md
 
-# mypy as configured in pyproject.toml; not yet clean (see the README), so CI does not run it yet.
+# mypy as configured in pyproject.toml (the package); CI runs it beside lint.
 type: $(STAMP)
 	$(VENV)/bin/mypy
 

@@ -101,7 +101,7 @@ class RandomPolicy(BeliefPolicy):
         self.rng = np.random.default_rng(seed)
 
     def choose(self, belief: Belief) -> np.ndarray:
-        return self.rng.integers(0, self.config.n_positions, size=belief.position.shape[0])
+        return np.asarray(self.rng.integers(0, self.config.n_positions, size=belief.position.shape[0]))
 
 
 class StayPolicy(BeliefPolicy):

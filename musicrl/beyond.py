@@ -11,7 +11,7 @@ The experiments of the chapter of that name, in one place:
   (625 .. 390,625) no longer works: a factored policy (one categorical per feature) and a
   Wolpertinger agent, on the same budget, beside greedy (sampled beyond d = 4) and random.
 
-Budgets per profile are in :data:`PROFILES`; runs go through :mod:`musicrl.training` like
+Budgets per profile are in :mod:`musicrl.profiles` (field ``beyond``); runs go through :mod:`musicrl.training` like
 the thesis's, so they are cached, resumable and publishable.
 """
 
@@ -19,18 +19,22 @@ from __future__ import annotations
 
 import itertools
 import tracemalloc
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 
-from musicrl import baselines, multiseed, users
+from musicrl import baselines, multiseed, profiles, users
 from musicrl.agents import AgentConfig
 from musicrl.envs import EPISODE_STEPS, EnvConfig, PreferenceSearchVecEnv
-from musicrl.evaluation import evaluation_targets, format_ci, mean_ci, rollout
-from musicrl.experiments import SHORT_NAMES, experiment
+from musicrl.evaluation import Policy, evaluation_targets, rollout
+from musicrl.publish import load_policy, load_result, publish_finished, unfinished
+from musicrl.registry import SHORT_NAMES, experiment
+from musicrl.runfiles import RunResult, RunSpec
+from musicrl.stats import format_ci, mean_ci
 from musicrl.store import Store
-from musicrl.training import RunResult, RunSpec, finished_runs, load_policy, load_result, missing_runs, publish_finished
+from musicrl.training import finished_runs
 
 NOISE_LEVELS: dict[str, tuple[float, float]] = {"none": (0.0, 0.0), "low": (0.1, 0.1), "high": (0.3, 0.3)}  # (p, q)
 NOISE_EXPERIMENTS = ("fig14", "fig16")  # the thesis's agents retrained under noise: LSTM-A2C on GridObs and BoardObs
@@ -39,33 +43,6 @@ SCALING_AGENTS: dict[str, AgentConfig] = {
     "factored A2C, 8 frames": AgentConfig(algorithm="A2C", frames=8),
     "Wolpertinger, 8 frames": AgentConfig(algorithm="Wolpertinger", frames=8),
 }
-
-
-@dataclass(frozen=True)
-class Profile:
-    """Budgets of the chapter: updates, checkpoint interval and seeds of each study."""
-
-    noise_updates: int
-    noise_every: int
-    noise_seeds: tuple[int, ...]
-    dims: tuple[int, ...]
-    scaling_updates: int
-    scaling_every: int
-    scaling_seeds: tuple[int, ...]
-    baseline_repeats: int  # noisy baselines: episodes per target (each with its own noise)
-
-
-PROFILES: dict[str, Profile] = {
-    "smoke": Profile(10, 5, (0, 1), (4, 5), 10, 5, (0,), 2),
-    # the quick build's sweep spends about a third of its CPU time here (Wolpertinger at d = 8 most)
-    "quick": Profile(800, 200, (0, 1, 2), (4, 6, 8), 400, 200, (0, 1), 5),
-    "full": Profile(15000, 2500, (0, 1, 2, 3, 4), (4, 5, 6, 7, 8), 5000, 1000, (0, 1, 2), 20),
-}
-
-
-def profile_of(name: str) -> Profile:
-    users.check_choice("profile", name, tuple(PROFILES))
-    return PROFILES[name]
 
 
 def noise_config(env: EnvConfig, level: str) -> EnvConfig:
@@ -81,7 +58,7 @@ def _spec(name: str, env: EnvConfig, agent: AgentConfig, updates: int, every: in
 
 def noise_specs(profile: str) -> list[RunSpec]:
     """Every run of the noise study: experiment x noise level x seed."""
-    chosen = profile_of(profile)
+    chosen = profiles.get(profile).beyond
     return [_spec(f"noise-{name}-{level}", noise_config(experiment(name).env, level), experiment(name).agent,
                   chosen.noise_updates, chosen.noise_every, seed)
             for name in NOISE_EXPERIMENTS for level in NOISE_LEVELS for seed in chosen.noise_seeds]
@@ -97,22 +74,23 @@ def _slug(label: str) -> str:
 
 def scaling_specs(profile: str) -> list[RunSpec]:
     """Every run of the scaling study: d x agent x seed, Bullseye, WiderTopTarget, GridObs, n = 20."""
-    chosen = profile_of(profile)
+    chosen = profiles.get(profile).beyond
     return [_spec(f"scale-d{d}-{_slug(label)}", scaling_config(d), agent, chosen.scaling_updates, chosen.scaling_every, seed)
             for d in chosen.dims for label, agent in SCALING_AGENTS.items() for seed in chosen.scaling_seeds]
 
 
-runs = finished_runs  # the chapter's names for the spec-level helpers of musicrl.training
-missing = missing_runs
 
 
 def _noisy_baseline(config: EnvConfig, name: str, repeats: int, store: Store) -> dict:
     """A baseline against the noisy user: ``repeats`` episodes per target, each with its own noise."""
     def compute() -> dict:
         clean = replace(config, rating_noise=0.0, closer_flip=0.0)
-        policy = {"Bayesian filter": lambda: baselines.FilterPolicy(config),
-                  "greedy, trusting every answer": lambda: baselines.GreedyPolicy(clean),
-                  "random": lambda: baselines.RandomPolicy(clean, seed=0)}[name]()
+        makers: dict[str, Callable[[], Policy]] = {
+            "Bayesian filter": lambda: baselines.FilterPolicy(config),
+            "greedy, trusting every answer": lambda: baselines.GreedyPolicy(clean),
+            "random": lambda: baselines.RandomPolicy(clean, seed=0),
+        }
+        policy = makers[name]()
         returns, _ = rollout(policy, config, list(range(config.n_positions)) * repeats)
         return {"per_repeat": returns.reshape(repeats, -1).mean(axis=1).tolist()}
 
@@ -127,7 +105,7 @@ def noise_table(found: list[tuple[RunSpec, RunResult]], profile: str, store: Sto
     """Each agent (final checkpoint, mean over seeds with 95% CI) and baseline (episodes per
     target with fresh noise, CI over repeats) at each noise level, and its share of the
     Bayesian filter's return: the yardstick that still applies to a noisy listener."""
-    store, chosen = store or Store(), profile_of(profile)
+    store, chosen = store or Store(), profiles.get(profile).beyond
     rows = []
     for level in NOISE_LEVELS:
         config = noise_config(replace(experiment(NOISE_EXPERIMENTS[0]).env, obs="GridObs"), level)
@@ -271,7 +249,7 @@ def scaling_table(found: list[tuple[RunSpec, RunResult]], profile: str, root=Non
     """Per d and policy: return (mean over seeds, 95% CI), share of episodes that reach a
     top-rated position and the target itself, and the step they first do (:data:`EPISODE_COLUMNS`),
     training wall time per seed (one core) and env steps per second; the env's memory."""
-    store, chosen = store or Store(root), profile_of(profile)
+    store, chosen = store or Store(root), profiles.get(profile).beyond
     rows = []
     for d in chosen.dims:
         memory = env_memory_mb(d)
@@ -340,3 +318,14 @@ def publish_runs(profile: str, root=None, published=None) -> list:
         return {"episodes": run_episode_stats(spec, root)} if spec.name.startswith("scale") else {}
 
     return publish_finished([*noise_specs(profile), *scaling_specs(profile)], extras, root, published, progress=False)
+
+
+def study_runs(specs: list[RunSpec], profile: str, address: str | None = None,
+               train_missing: bool = True) -> tuple[list[tuple[RunSpec, RunResult]], str | None]:
+    """A study's finished runs (trained first if missing and ``train_missing``), and a note naming
+    the experiments still missing under ``profile`` (None if every run has finished)."""
+    found = finished_runs(specs, address=address, train_missing=train_missing, progress=False)
+    not_run = unfinished(specs)
+    note = (f"**Not run yet under `{profile}`** ({len(not_run)} runs, left out): "
+            + ", ".join(sorted({s.name for s in not_run}))) if not_run else None
+    return found, note

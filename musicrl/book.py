@@ -24,7 +24,9 @@ from typing import Any
 
 from tqdm import tqdm
 
-from musicrl.experiments import CHAPTER_EXPERIMENTS, PROFILES, run_specs
+from musicrl import profiles
+from musicrl.profiles import NAMES as PROFILES
+from musicrl.registry import CHAPTER_EXPERIMENTS, run_specs
 from musicrl.store import results_root
 from musicrl.training import train_many
 from musicrl.users import check_choice
@@ -253,13 +255,13 @@ def build(profile: str = "quick", chapters: tuple[str, ...] = CHAPTERS, html: bo
     need that neither the local store nor the published results hold; without it they
     show what is there and list the rest. The recommender's 4D agent plays at the
     ``full`` budget under ``full`` only if its weights are published, else at ``quick``
-    (see :func:`musicrl.experiments.playable_profile`). ``jobs`` chapters run at once
+    (see :func:`musicrl.training.playable_profile`). ``jobs`` chapters run at once
     (default: one per core, at most two: the chapters themselves use several cores at times).
     """
     check_choice("profile", profile, PROFILES)
     for name in chapters:
         check_choice("chapter", name, CHAPTERS)
-    train_missing = profile != "full" if train_missing is None else train_missing
+    train_missing = profiles.get(profile).book.train_missing if train_missing is None else train_missing
     jobs = min(2, os.cpu_count() or 1) if jobs is None else jobs
     chapter_parameters(chapters, parameters or {})  # a bad -p stops the build before the sweep
     if train_missing:

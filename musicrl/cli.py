@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from musicrl import users
+from musicrl import profiles, users
 from musicrl.envs import REWARDS, EnvConfig
-from musicrl.experiments import PROFILES
-from musicrl.training import TRAINERS
+from musicrl.profiles import NAMES as PROFILES
+from musicrl.runfiles import TRAINERS
 
 
 def _book(args: argparse.Namespace) -> None:
@@ -64,13 +64,13 @@ _positive = _integer(1, "expected an integer")
 
 
 def _experiments(args: argparse.Namespace) -> None:
-    from musicrl import experiments
+    from musicrl import registry
 
-    names = [*experiments.EXPERIMENTS, *experiments.VARIANTS]
-    frame = experiments.experiments_frame(names, args.profile)
-    frame.insert(2, "algorithm", [experiments.SHORT_NAMES[experiments.experiment(n).agent.algorithm] for n in names])
-    frame["kind"] = ["thesis's agent" if n in experiments.STAND_IN_OF or experiments.THESIS_AGENT.get(n) == n
-                     else "stand-in" if n in experiments.EXPERIMENTS else "variant" for n in names]
+    names = [*registry.EXPERIMENTS, *registry.VARIANTS]
+    frame = registry.experiments_frame(names, args.profile)
+    frame.insert(2, "algorithm", [registry.SHORT_NAMES[registry.experiment(n).agent.algorithm] for n in names])
+    frame["kind"] = ["thesis's agent" if n in registry.STAND_IN_OF or registry.THESIS_AGENT.get(n) == n
+                     else "stand-in" if n in registry.EXPERIMENTS else "variant" for n in names]
     print(frame.drop(columns=["agent"]).to_string(index=False))
 
 
@@ -127,29 +127,26 @@ def _device_options(args: argparse.Namespace) -> None:
 def _train(args: argparse.Namespace) -> None:
     import torch
 
-    from musicrl import experiments, training
+    from musicrl import registry, runfiles, training
 
     torch.set_num_threads(args.threads)
     _device_options(args)
-    specs = experiments.run_specs([args.experiment], args.profile, args.seed, _overrides(args.set), args.trainer)
-    if specs[0].trainer in training.SEED_GROUPED:  # the seeds train together in this process
-        results = training.train_seeds(specs, root=args.results, progress=not args.quiet, published=not args.weights)
-    else:
-        results = [training.train(spec, root=args.results, progress=not args.quiet, published=not args.weights)
-                   for spec in specs]
+    specs = registry.run_specs([args.experiment], args.profile, args.seed, _overrides(args.set), args.trainer)
+    # in this process: the seeds together where the trainer can, else one after the other
+    results = training.train_seeds(specs, root=args.results, progress=not args.quiet, published=not args.weights)
     for spec, result in zip(specs, results):
         _print_result(result)
-        print(f"  stored in {training.run_dir(spec, args.results)}")
+        print(f"  stored in {runfiles.run_dir(spec, args.results)}")
 
 
 def _sweep(args: argparse.Namespace) -> None:
-    from musicrl import experiments, training
+    from musicrl import publish, registry, training
 
-    names = args.experiments or list(experiments.EXPERIMENTS)
+    names = args.experiments or list(registry.EXPERIMENTS)
     _device_options(args)
-    specs = experiments.run_specs(names, args.profile, args.seeds, _overrides(args.set), args.trainer)
-    local = [s for s in specs if training.load_result(s, args.results, published=False) is not None]
-    published = [s for s in specs if s not in local and training.load_result(s, args.results) is not None]
+    specs = registry.run_specs(names, args.profile, args.seeds, _overrides(args.set), args.trainer)
+    local = [s for s in specs if publish.load_result(s, args.results, published=False) is not None]
+    published = [s for s in specs if s not in local and publish.load_result(s, args.results) is not None]
     if local or published:
         where = args.address or "this machine"
         print(f"{len(local)} of {len(specs)} runs are finished in the results store and {len(published)} published: read, not "
@@ -162,25 +159,25 @@ def _sweep(args: argparse.Namespace) -> None:
 def _publish(args: argparse.Namespace) -> None:
     import torch
 
-    from musicrl import experiments, training
+    from musicrl import publish, registry, training
     from musicrl.store import PUBLISHED_ROOT
 
     torch.set_num_threads(1)
     if args.replace and not args.weights:
         raise ValueError("musicrl publish: --replace only goes with --weights (it replaces a published run by the local "
                          "one whose weights are published)")
-    names = args.experiments or [*experiments.EXPERIMENTS, *experiments.VARIANTS]
+    names = args.experiments or [*registry.EXPERIMENTS, *registry.VARIANTS]
     published = Path(args.published) if args.published else PUBLISHED_ROOT
-    written = experiments.publish_runs(names, args.profile, root=args.results, published=published, progress=not args.quiet)
+    written = training.publish_runs(names, args.profile, root=args.results, published=published, progress=not args.quiet)
     files = sorted((published / "runs").glob("*.json.gz")) if (published / "runs").exists() else []
     print(f"published {len(written)} new runs; {published / 'runs'} holds {len(files)} runs, "
           f"{sum(f.stat().st_size for f in files) / 1e6:.2f} MB")
     if args.weights:
         _publish_weights(args.experiments, args.profile, args.seed, args.results, published, args.replace)
-    missing = experiments.missing_runs(names, args.profile, root=args.results, published=published)
+    missing = training.missing_runs(names, args.profile, root=args.results, published=published)
     if missing:
         def progress(spec) -> str:
-            carried = training.carried_updates(spec)
+            carried = publish.carried_updates(spec)
             return f" (carried: {carried:,} of {spec.updates:,} updates)" if carried else ""
         print(f"not run yet ({len(missing)}): " + ", ".join(f"{s.name} seed {s.seed}{progress(s)}" for s in missing))
         print("  e.g. musicrl train " + missing[0].name + f" --profile {args.profile} --seed "
@@ -188,15 +185,15 @@ def _publish(args: argparse.Namespace) -> None:
 
 
 def _publish_weights(names: list[str], profile: str, seeds, results, published: Path, replace: bool = False) -> None:
-    from musicrl import experiments, training
+    from musicrl import probes, publish, registry
 
     if not names:
         raise ValueError("musicrl publish --weights needs the experiments whose weights to publish, e.g. fig25 fig25-gru")
-    for spec in experiments.run_specs(names, profile, seeds):
-        before = training.published_result(spec, published)
-        extras = (lambda s: experiments.run_extras(s, results)) if replace else None
-        target = training.publish_weights(spec, root=results, published=published, replace_with=extras)
-        after = training.published_result(spec, published)
+    for spec in registry.run_specs(names, profile, seeds):
+        before = publish.published_result(spec, published)
+        extras = (lambda s: probes.run_extras(s, results)) if replace else None
+        target = publish.publish_weights(spec, root=results, published=published, replace_with=extras)
+        after = publish.published_result(spec, published)
         if before is not None and after is not None and before.final.mean != after.final.mean:
             print(f"{spec.name} seed {spec.seed}: published result replaced, final mean {before.final.mean:.2f} -> "
                   f"{after.final.mean:.2f}")
@@ -207,15 +204,15 @@ def _publish_weights(names: list[str], profile: str, seeds, results, published: 
 
 
 def _carry(args: argparse.Namespace) -> None:
-    from musicrl import experiments, training
+    from musicrl import publish, registry
 
-    names = args.experiments or [*experiments.EXPERIMENTS, *experiments.VARIANTS]
+    names = args.experiments or [*registry.EXPERIMENTS, *registry.VARIANTS]
     carried = []
-    for spec in experiments.run_specs(names, args.profile, args.seed):
-        path = training.carry(spec, root=args.results, carry_root=args.carry)
+    for spec in registry.run_specs(names, args.profile, args.seed):
+        path = publish.carry(spec, root=args.results, carry_root=args.carry)
         if path is not None:
             carried.append(path)
-            print(f"{spec.name} seed {spec.seed}: {training.carried_updates(spec, args.carry):,} of {spec.updates:,} "
+            print(f"{spec.name} seed {spec.seed}: {publish.carried_updates(spec, args.carry):,} of {spec.updates:,} "
                   f"updates, {path.stat().st_size / 1e6:.2f} MB -> {path}")
     if not carried:
         print("nothing to carry: no unfinished run with a checkpoint")
@@ -227,7 +224,7 @@ def _carry(args: argparse.Namespace) -> None:
 def _beyond(args: argparse.Namespace) -> None:
     import torch
 
-    from musicrl import beyond
+    from musicrl import beyond, training
     from musicrl.store import PUBLISHED_ROOT
 
     torch.set_num_threads(1)
@@ -235,11 +232,11 @@ def _beyond(args: argparse.Namespace) -> None:
     studies = [args.only] if args.only else list(specs)
     chosen = [spec for study in studies for spec in specs[study](args.profile)]
     if args.dims:
-        dims = beyond.profile_of(args.profile).dims
+        dims = profiles.get(args.profile).beyond.dims
         if not set(args.dims) <= set(dims):
             raise SystemExit(f"--dims: the {args.profile} profile's scaling study runs d in {list(dims)}, got {args.dims}")
         chosen = [spec for spec in chosen if not spec.name.startswith("scale") or spec.env.d in args.dims]
-    found = beyond.runs(chosen, root=args.results, address=args.address, workers=args.workers, progress=not args.quiet)
+    found = training.finished_runs(chosen, root=args.results, address=args.address, workers=args.workers, progress=not args.quiet)
     print(f"{len(found)} of {len(chosen)} runs of {', '.join(studies)} ({args.profile}) finished")
     if args.publish:
         published = Path(args.published) if args.published else PUBLISHED_ROOT

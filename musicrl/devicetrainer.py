@@ -52,7 +52,7 @@ from musicrl.multiseed import (
 DEVICE_ENV = "MUSICRL_DEVICE"  # e.g. "cpu", "cuda", "cuda:1"; default: the first GPU if there is one
 COMPILE_ENV = "MUSICRL_COMPILE"  # "1": torch.compile the rollout step and the loss (a minute or two of compiling first)
 GRAPH_ENV = "MUSICRL_CUDA_GRAPH"  # "1": replay each update as one captured CUDA graph (CUDA only)
-WINDOW = 10  # the curve's window of recent episodes (training.CURVE_WINDOW)
+WINDOW = 10  # the curve's window of recent episodes (runfiles.CURVE_WINDOW)
 WARMUP = 3  # eager updates before a CUDA graph is captured (they are real updates)
 
 

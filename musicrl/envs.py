@@ -7,8 +7,9 @@ them in one numpy call and is a Stable-Baselines3 ``VecEnv``. Both follow
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -178,9 +179,9 @@ def render_board(position: np.ndarray, target: np.ndarray, rating: int, closer: 
     for j in range(d):
         for level in range(LEVELS):
             here, wanted = position[j] == level, target[j] == level
-            colour = COLOURS["both" if here and wanted else "position" if here else "target" if wanted else "empty"]
+            fill = COLOURS["both" if here and wanted else "position" if here else "target" if wanted else "empty"]
             top, left = BOARD_TOP + (LEVELS - 1 - level) * CELL, BOARD_LEFT + j * CELL
-            draw.rectangle((left + 2, top + 2, left + CELL - 3, top + CELL - 3), fill=colour)
+            draw.rectangle((left + 2, top + 2, left + CELL - 3, top + CELL - 3), fill=fill)
     bar_top = BOARD_TOP + LEVELS * CELL + 8
     bar_width = width - BOARD_LEFT - 16
     draw.rectangle((BOARD_LEFT, bar_top, BOARD_LEFT + bar_width, bar_top + CELL // 2), fill=COLOURS["empty"])
@@ -412,7 +413,7 @@ class PreferenceSearchVecEnv(VecEnv):
             env._rngs = self._rngs[part]
             start += env.num_envs
 
-    def get_rng_state(self) -> list[dict[str, Any] | None]:
+    def get_rng_state(self) -> list[Mapping[str, Any] | None]:
         """The state of every env's generator, for checkpoints that resume exactly."""
         return [None if rng is None else rng.bit_generator.state for rng in self._rngs]
 
@@ -444,7 +445,7 @@ class PreferenceSearchVecEnv(VecEnv):
         """
         self.step_async(actions)
         observations, rewards, dones, _ = self._step(with_infos=False)
-        return observations, rewards, dones
+        return cast(np.ndarray, observations), rewards, dones
 
     def _step(self, with_infos: bool) -> VecEnvStepReturn:
         positions = self._decode(self._actions)

@@ -8,12 +8,11 @@ for one episode on every one of the ``5**d`` targets, all at once in a batched e
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 import numpy as np
-import numpy.typing as npt
 
 from musicrl.envs import EPISODE_STEPS, EnvConfig, PreferenceSearchVecEnv
 from musicrl.users import MAX_RATING
@@ -83,7 +82,7 @@ class Episode:
 
 
 def rollout(
-    policy: Policy, config: EnvConfig, targets: Sequence[int], deterministic: bool = True
+    policy: Policy, config: EnvConfig, targets: Iterable[int], deterministic: bool = True
 ) -> tuple[np.ndarray, list[Episode]]:
     """Run ``policy`` for one episode per target (deterministically by default); return returns and episodes."""
     targets = list(targets)
@@ -92,13 +91,14 @@ def rollout(
         raise ValueError("targets must hold at least one target")
     env = PreferenceSearchVecEnv(n, config, seed=0)
     env.set_options([{"target": int(t)} for t in targets])
-    observation = env.reset()
+    observation = cast(np.ndarray, env.reset())
     history = [[info] for info in env.reset_infos]
     rewards = np.zeros((n, EPISODE_STEPS), dtype=np.float64)
     state, starts = None, np.ones(n, dtype=bool)
     for step in range(EPISODE_STEPS):
         actions, state = policy.predict(observation, state=state, episode_start=starts, deterministic=deterministic)
-        observation, reward, dones, infos = env.step(np.asarray(actions))
+        stepped, reward, dones, infos = env.step(np.asarray(actions))
+        observation = cast(np.ndarray, stepped)
         rewards[:, step] = reward
         starts = dones
         for i, info in enumerate(infos):
@@ -160,96 +160,6 @@ def pool(results: Sequence[EvalResult], label: str = "pooled") -> EvalResult:
     if not results:
         raise ValueError("pool needs at least one EvalResult")
     return EvalResult(returns=np.concatenate([r.returns for r in results]), label=label)
-
-
-def mean_ci(values: npt.ArrayLike, reps: int = 2000, seed: int = 0, size: float = 0.95) -> tuple[float, float, float]:
-    """Mean over runs (seeds) and its bootstrap confidence interval, computed by rliable.
-
-    With few runs the interval is coarse and cannot be wider than the runs' range; it
-    still says more than one run does. Returns ``(mean, low, high)``.
-    """
-    from rliable import library
-
-    scores = np.asarray(values, dtype=float).reshape(-1, 1)
-    if scores.size == 0:
-        raise ValueError("mean_ci needs at least one value")
-    # rliable 1.2.0 resamples with the global np.random (its random_state does not reach
-    # the resampling), so the global generator is seeded here and restored afterwards.
-    saved = np.random.get_state()
-    np.random.seed(seed)
-    try:
-        point, interval = library.get_interval_estimates(
-            {"runs": scores}, lambda x: np.array([np.mean(x)]), reps=reps, confidence_interval_size=size,
-        )
-    finally:
-        np.random.set_state(saved)
-    return float(point["runs"][0]), float(interval["runs"][0, 0]), float(interval["runs"][1, 0])
-
-
-def smooth(curve: npt.ArrayLike, weight: float = 0.99) -> np.ndarray:
-    """TensorBoard's smoothing (debiased exponential moving average), NaNs skipped."""
-    if not 0 <= weight < 1:
-        raise ValueError(f"weight must be in [0, 1), got {weight!r}")
-    values = np.asarray(curve, dtype=float)
-    out = np.full_like(values, np.nan)
-    last, count = 0.0, 0
-    for i, value in enumerate(values):
-        if np.isnan(value):
-            continue
-        last, count = last * weight + (1 - weight) * value, count + 1
-        out[i] = last / (1 - weight**count)
-    return out
-
-
-def final_level(curve: npt.ArrayLike) -> float:
-    """Mean of the curve's values over the last tenth of training, ignoring NaN (NaN if none)."""
-    values = np.asarray(curve, dtype=float)
-    tail = values[-max(1, len(values) // 10):]
-    tail = tail[~np.isnan(tail)]
-    return float(tail.mean()) if tail.size else float("nan")
-
-
-def late_rise(curve: npt.ArrayLike) -> float:
-    """How far the curve's last tenth of training lies above the tenth before it (means
-    ignoring NaN): near zero once a run has flattened, positive while it still learns."""
-    values = np.asarray(curve, dtype=float)
-    tenth = len(values) // 10
-    if tenth == 0:
-        raise ValueError(f"late_rise needs a curve of at least 10 updates, got {len(values)}")
-    return final_level(values) - float(np.nanmean(values[-2 * tenth:-tenth]))
-
-
-def updates_to_convergence(curve: npt.ArrayLike, weight: float = 0.99, fraction: float = 0.95) -> int | None:
-    """First update where the smoothed curve reaches ``fraction`` of its final level.
-
-    The final level is the mean of the raw curve over the last tenth of training; None
-    if the curve has no finite value.
-    """
-    values = np.asarray(curve, dtype=float)
-    level = final_level(values)
-    if np.isnan(level):
-        return None
-    target = fraction * level
-    reached = np.flatnonzero(smooth(values, weight) >= target)
-    return int(reached[0]) + 1 if reached.size else None
-
-
-def decimals_for(low: float, high: float) -> int:
-    """Decimals a mean deserves given its CI: none when the half-width is 1 or more, else one
-    (two below 0.1); numbers are rounded to what the seeds support."""
-    half = abs(high - low) / 2
-    return 0 if half >= 1 else 1 if half >= 0.1 else 2
-
-
-def format_ci(mean: float, low: float, high: float, runs: int | None = None) -> str:
-    """``mean [low, high]`` rounded by :func:`decimals_for`; one run shows its value alone, and
-    runs that all agree show the common value."""
-    if runs == 1:
-        return f"{mean:.1f} (1 run)"
-    if low == high:
-        return f"{mean:.1f} (all runs)"
-    k = decimals_for(low, high)
-    return f"{mean:.{k}f} [{low:.{k}f}, {high:.{k}f}]"
 
 
 def turns_to_success(episode: Episode) -> int | None:

@@ -22,12 +22,13 @@ from __future__ import annotations
 import random
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import numpy as np
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.running_mean_std import RunningMeanStd
 from stable_baselines3.common.vec_env import VecFrameStack, VecNormalize
 
 from musicrl.agents import AgentConfig
@@ -44,7 +45,7 @@ def supports(env: EnvConfig, agent: AgentConfig) -> bool:
     Decided by the configuration alone, never by the machine, so that a run's trainer and key
     are the same everywhere: the fast path always trains on the CPU (its sampling reproduces
     SB3's from the CPU generator's state), also where ``agent.device`` would resolve to a GPU
-    (:func:`musicrl.training.run_device`).
+    (:func:`musicrl.runfiles.run_device`).
     """
     return agent.algorithm in SUPPORTED and env.action in ("Discrete", "MultiDiscrete") and agent.normalize
 
@@ -57,12 +58,16 @@ class SeedState:
     env: VecNormalize
     recent: deque
     curve: list[float]
-    torch_state: torch.Tensor | None = None
-    numpy_state: Any = None
-    random_state: Any = None
+    torch_state: torch.Tensor = field(init=False)
+    numpy_state: Any = field(init=False)
+    random_state: Any = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.capture_global_rng()
 
     def capture_global_rng(self) -> None:
-        """Take over the global generators as they are now (right after building/loading the model)."""
+        """Take over the global generators as they are now (at construction: right after building or
+        loading the model)."""
         self.torch_state = torch.get_rng_state()
         self.numpy_state = np.random.get_state()
         self.random_state = random.getstate()
@@ -249,6 +254,18 @@ class _FrameStack:
             stack.stacked_obs = self.stacked[s].copy()
 
 
+def _array_statistics(env: VecNormalize) -> RunningMeanStd:
+    """The observation statistics of ``env`` (one array: the envs here have Box observations)."""
+    assert isinstance(env.obs_rms, RunningMeanStd), "dict observations are not supported"
+    return env.obs_rms
+
+
+def _observation_size(env: PreferenceSearchVecEnv) -> int:
+    shape = env.observation_space.shape
+    assert shape is not None
+    return shape[0]
+
+
 class _Normalizer:
     """The S seeds' ``VecNormalize`` running statistics as stacked arrays (same formulas)."""
 
@@ -256,12 +273,13 @@ class _Normalizer:
         self.envs = envs
         first = envs[0]
         self.gamma, self.epsilon, self.clip_obs, self.clip_reward = first.gamma, first.epsilon, first.clip_obs, first.clip_reward
-        self.obs_mean = np.stack([e.obs_rms.mean for e in envs])
-        self.obs_var = np.stack([e.obs_rms.var for e in envs])
-        self.obs_count = np.array([e.obs_rms.count for e in envs], dtype=float)
-        self.ret_mean = np.array([e.ret_rms.mean for e in envs], dtype=float)
-        self.ret_var = np.array([e.ret_rms.var for e in envs], dtype=float)
-        self.ret_count = np.array([e.ret_rms.count for e in envs], dtype=float)
+        obs_rms = [_array_statistics(e) for e in envs]
+        self.obs_mean = np.stack([r.mean for r in obs_rms])
+        self.obs_var = np.stack([r.var for r in obs_rms])
+        self.obs_count = np.array([r.count for r in obs_rms], dtype=np.float64)
+        self.ret_mean = np.array([e.ret_rms.mean for e in envs], dtype=np.float64)
+        self.ret_var = np.array([e.ret_rms.var for e in envs], dtype=np.float64)
+        self.ret_count = np.array([e.ret_rms.count for e in envs], dtype=np.float64)
         self.returns = np.stack([e.returns for e in envs])
 
     @staticmethod
@@ -303,8 +321,10 @@ class _Normalizer:
 
     def write_back(self) -> None:
         for s, env in enumerate(self.envs):
-            env.obs_rms.mean, env.obs_rms.var, env.obs_rms.count = self.obs_mean[s].copy(), self.obs_var[s].copy(), float(self.obs_count[s])
-            env.ret_rms.mean, env.ret_rms.var, env.ret_rms.count = np.float64(self.ret_mean[s]), np.float64(self.ret_var[s]), float(self.ret_count[s])
+            obs_rms = _array_statistics(env)
+            obs_rms.mean, obs_rms.var, obs_rms.count = self.obs_mean[s].copy(), self.obs_var[s].copy(), float(self.obs_count[s])
+            ret_rms: Any = env.ret_rms  # SB3 annotates its mean as an array; VecNormalize stores numpy scalars here
+            ret_rms.mean, ret_rms.var, ret_rms.count = np.float64(self.ret_mean[s]), np.float64(self.ret_var[s]), float(self.ret_count[s])
             env.returns = self.returns[s].copy()
 
 
@@ -338,16 +358,16 @@ class MultiSeedTrainer:
         shufflers = [np.random.RandomState() for _ in seeds]
         for rs, seed in zip(shufflers, seeds):
             rs.set_state(seed.numpy_state)
-        obs = np.stack([seed.env.reset() for seed in seeds])  # VecNormalize.reset: as SB3's learn() restarts
+        obs = np.stack([cast(np.ndarray, seed.env.reset()) for seed in seeds])  # VecNormalize.reset: as SB3's learn() restarts
         normalizer = _Normalizer([s.env for s in seeds])
         bases: list[PreferenceSearchVecEnv] = [s.env.unwrapped for s in seeds]  # type: ignore[misc]
-        frames = _FrameStack([s.env for s in seeds], bases[0].observation_space.shape[0]) if agent.frames > 1 else None
+        frames = _FrameStack([s.env for s in seeds], _observation_size(bases[0])) if agent.frames > 1 else None
         action_shape = (S, E, self.groups) if self.groups > 1 else (S, E)
         joined = PreferenceSearchVecEnv.concatenate(bases)
         starts = np.ones((S, E), dtype=np.float32)
         episode_returns = np.zeros((S, E), dtype=np.float32)
         hidden = torch.zeros(S, E, agent.hidden, device=self.device) if self.recurrent else None
-        state = (hidden, torch.zeros_like(hidden)) if self.recurrent else None
+        state = (hidden, torch.zeros_like(hidden)) if hidden is not None else None
         buffer = {
             "obs": np.zeros((T, S, E, obs.shape[-1]), dtype=np.float32), "actions": np.zeros((T, *action_shape), dtype=np.int64),
             "rewards": np.zeros((T, S, E), dtype=np.float32), "starts": np.zeros((T, S, E), dtype=np.float32),

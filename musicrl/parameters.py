@@ -11,7 +11,8 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-PROFILES = ("smoke", "quick", "full")
+from musicrl.profiles import NAMES as PROFILES
+
 LAYERS = ("second", "third", "last")
 
 

@@ -11,7 +11,8 @@ import seaborn as sns
 from matplotlib.ticker import FuncFormatter
 
 from musicrl import users
-from musicrl.evaluation import Episode, smooth
+from musicrl.evaluation import Episode
+from musicrl.stats import smooth
 
 PALETTE = sns.color_palette("tab10")  # distinct hues: seaborn's "colorblind" has two near-identical oranges
 

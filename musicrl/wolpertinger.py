@@ -13,7 +13,7 @@ level per feature; the agent only ever emits grid points, so that mapping is exa
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch as th
@@ -106,12 +106,12 @@ class Wolpertinger(TD3):
             proto = self.actor(obs)
             if noise > 0:
                 proto = (proto + noise * th.randn_like(proto)).clamp(-1, 1)
-            return self._refine(obs, proto, self.critic).cpu().numpy()
+            return self._refine(cast(th.Tensor, obs), proto, self.critic).cpu().numpy()
 
     def predict(self, observation, state=None, episode_start=None, deterministic: bool = False):
         """Deterministic: the critic's best neighbour of the actor's proto-action (noise only when collecting)."""
         observation = np.asarray(observation, dtype=np.float32)
-        single = observation.ndim == len(self.observation_space.shape)
+        single = observation.ndim == len(self.observation_space.shape or ())
         action = self._act(observation[None] if single else observation, 0.0)
         return (action[0] if single else action), state
 
@@ -136,7 +136,7 @@ class Wolpertinger(TD3):
                 next_q = th.cat(self.critic_target(data.next_observations, next_actions), dim=1).min(dim=1, keepdim=True)[0]
                 target = data.rewards + (1 - data.dones) * self.gamma * next_q
             current = self.critic(data.observations, data.actions)
-            critic_loss = sum(F.mse_loss(q, target) for q in current)
+            critic_loss = cast(th.Tensor, sum(F.mse_loss(q, target) for q in current))
             critic_losses.append(critic_loss.item())
             self.critic.optimizer.zero_grad()
             critic_loss.backward()

@@ -29,7 +29,7 @@ import torch
 from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor, VecNormalize
 
 import musicrl  # noqa: F401  first: it keeps TensorFlow out of SB3's TensorBoard writer
-from musicrl import agents, baselines, beyond, experiments, training
+from musicrl import agents, baselines, beyond, profiles, publish, registry, training
 from musicrl.envs import EnvConfig, PreferenceSearchEnv, PreferenceSearchVecEnv
 from musicrl.evaluation import evaluate_policy
 
@@ -123,7 +123,7 @@ def _fast_path_spec(name: str):
             raise SystemExit(f"--fast-path: {name!r} is not a fast-path run of the quick scaling study; choose from "
                              f"{sorted({s.name for s in beyond.scaling_specs('quick') if s.trainer == 'multiseed'})}")
         return found[0]
-    return experiments.run_spec(name, "quick", 0)
+    return registry.run_spec(name, "quick", 0)
 
 
 def fast_path_throughput(spec, updates: int, seeds: int) -> tuple[float, float]:
@@ -140,7 +140,6 @@ def fast_path_throughput(spec, updates: int, seeds: int) -> tuple[float, float]:
     for seed in range(seeds):
         env = agents.make_training_env(spec.env, spec.agent, seed)
         state = multiseed.SeedState(agents.make_agent(spec.agent, env, seed=seed), env, deque(maxlen=10), [])
-        state.capture_global_rng()
         states.append(state)
     trainer = multiseed.MultiSeedTrainer(spec.agent, states)
     trainer.train(10)
@@ -153,12 +152,12 @@ def experiment_times(measure: bool) -> list[tuple[str, list[float]]]:
     rows = []
     if measure:
         with tempfile.TemporaryDirectory() as root:
-            for name in experiments.EXPERIMENTS:
-                result = training.train(experiments.run_spec(name, "quick", 0), root, progress=False)
+            for name in registry.EXPERIMENTS:
+                result = training.train(registry.run_spec(name, "quick", 0), root, progress=False)
                 rows.append((name, [result.wall_time]))
         return rows
-    for name in experiments.EXPERIMENTS:
-        found = [training.load_result(spec) for spec in experiments.run_specs([name], "quick")]
+    for name in registry.EXPERIMENTS:
+        found = [publish.load_result(spec) for spec in registry.run_specs([name], "quick")]
         rows.append((name, [r.wall_time for r in found if r is not None]))
     return rows
 
@@ -193,7 +192,7 @@ def main() -> None:
         spec = _fast_path_spec(name)
         slow, fast = fast_path_throughput(spec, args.updates, args.seeds)
         label = (name if name.startswith("scale-") else
-                 f"{name} {experiments.SHORT_NAMES[spec.agent.algorithm]} {spec.env.d}D {spec.env.obs}")
+                 f"{name} {registry.SHORT_NAMES[spec.agent.algorithm]} {spec.env.d}D {spec.env.obs}")
         print(f"  {label:<28} SB3 {slow:>9,.0f}   multiseed {fast:>9,.0f}   ratio {fast / slow:5.2f}x")
     print(f"A2C training, env steps per second (2D GridObs, {args.updates} updates of 16 x 20 steps, 1 thread)")
     for name, value in training_throughput(EnvConfig(d=2), args.updates).items():
@@ -201,7 +200,7 @@ def main() -> None:
     print("quick-profile experiments: wall seconds per run" + (" (measured now, seed 0)" if args.measure_quick else
                                                                 " (as recorded in the results store)"))
     for name, seconds in experiment_times(args.measure_quick):
-        spec = experiments.run_spec(name, "quick", 0)
+        spec = registry.run_spec(name, "quick", 0)
         shown = ", ".join(f"{s:.0f}" for s in seconds) if seconds else "not run yet (make book, or --measure-quick)"
         print(f"  {name}  {spec.agent.algorithm:<12} {spec.updates:>5} updates  {shown}")
     print("environment steps per second (GridObs, random actions)")
@@ -210,7 +209,7 @@ def main() -> None:
             print(f"  d={d}  {name:<18} {value:>12,.0f}")
     large_d_block(args.large_dims, args.seconds)
     print("baseline evaluation (all 5**d targets, WiderTopTarget, Bullseye): mean, seconds")
-    reveal = experiments.environment_chapter("quick").reveal_after
+    reveal = profiles.get("quick").environment.reveal_after
     for d in args.dims:
         config = EnvConfig(d=d)
         for name in baselines.BASELINES:

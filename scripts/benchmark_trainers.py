@@ -22,7 +22,7 @@ from dataclasses import replace
 import torch
 
 import musicrl  # noqa: F401  first: it keeps TensorFlow out of SB3's TensorBoard writer
-from musicrl import devicetrainer, experiments, multiseed
+from musicrl import devicetrainer, multiseed, registry
 from musicrl.agents import make_agent, make_training_env
 from musicrl.multiseed import SeedState
 
@@ -30,13 +30,12 @@ WARMUP = 4
 
 
 def seed_states(name: str, seeds: int) -> list[SeedState]:
-    spec = experiments.run_spec(name, "quick", 0)
+    spec = registry.run_spec(name, "quick", 0)
     states = []
     for seed in range(seeds):
         env = make_training_env(spec.env, spec.agent, seed)
         model = make_agent(replace(spec.agent, device="cpu"), env, seed=seed)
         state = SeedState(model, env, deque(maxlen=10), [])
-        state.capture_global_rng()
         states.append(state)
     return states
 
@@ -57,13 +56,13 @@ def sb3_rate(name: str, updates: int) -> float:
 
 def multiseed_rate(name: str, seeds: int, updates: int) -> float:
     states = seed_states(name, seeds)
-    trainer = multiseed.MultiSeedTrainer(experiments.experiment(name).agent, states)
+    trainer = multiseed.MultiSeedTrainer(registry.experiment(name).agent, states)
     return timed(trainer.train, seeds, updates)
 
 
 def device_rate(name: str, seeds: int, updates: int, device: str, compile: bool = False, graph: bool = False) -> float:
     states = seed_states(name, seeds)
-    trainer = devicetrainer.DeviceTrainer(experiments.experiment(name).agent, states, device=device, graph=graph, compile=compile)
+    trainer = devicetrainer.DeviceTrainer(registry.experiment(name).agent, states, device=device, graph=graph, compile=compile)
 
     def train(n: int) -> None:
         trainer.train(n)
@@ -76,7 +75,7 @@ def device_rate(name: str, seeds: int, updates: int, device: str, compile: bool 
 def rows(names: list[str], seed_counts: list[int], updates: int, compile: bool, cuda: str | None) -> list[dict]:
     found = []
     for name in names:
-        experiment = experiments.experiment(name)
+        experiment = registry.experiment(name)
         steps = experiment.agent.n_steps * experiment.agent.n_envs
         sb3 = sb3_rate(name, max(3, updates // 5))
         for seeds in seed_counts:

@@ -15,14 +15,14 @@ import argparse
 import torch
 
 import musicrl  # noqa: F401
-from musicrl import devicetrainer, experiments, training
-from musicrl.evaluation import mean_ci
+from musicrl import devicetrainer, publish, registry, runfiles, stats, training
+from musicrl.stats import mean_ci
 
 
-def summary(results: list[training.RunResult]) -> str:
+def summary(results: list[runfiles.RunResult]) -> str:
     mean, low, high = mean_ci([r.pooled.mean for r in results])
     final, final_low, final_high = mean_ci([r.final.mean for r in results])
-    collapsed = sum(experiments.collapsed(r.curve) for r in results)
+    collapsed = sum(stats.collapsed(r.curve) for r in results)
     return (f"pooled {mean:6.1f} [{low:.1f}, {high:.1f}]  final {final:6.1f} [{final_low:.1f}, {final_high:.1f}]  "
             f"{collapsed}/{len(results)} collapsed")
 
@@ -40,13 +40,13 @@ def main() -> None:
 
         os.environ[devicetrainer.COMPILE_ENV] = "1"
     for name in args.experiments:
-        reference = experiments.run_specs([name], args.profile)
-        device = experiments.run_specs([name], args.profile, trainer="device")
+        reference = registry.run_specs([name], args.profile)
+        device = registry.run_specs([name], args.profile, trainer="device")
         if args.train:
             training.train_seeds(device, progress=True)
         rows = {}
         for label, specs in ((f"{reference[0].trainer} (published)", reference), ("device", device)):
-            found = [r for r in (training.load_result(s) for s in specs) if r is not None]
+            found = [r for r in (publish.load_result(s) for s in specs) if r is not None]
             rows[label] = (found, specs)
         for label, (found, specs) in rows.items():
             shown = summary(found) if found else "no runs yet"

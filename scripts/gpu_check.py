@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 import benchmark_trainers
 
 import musicrl  # noqa: F401
-from musicrl import devicetrainer, experiments, training
-from musicrl.evaluation import mean_ci
+from musicrl import devicetrainer, publish, registry, stats, training
+from musicrl.stats import mean_ci
 
 
 def pooled(results) -> tuple[float, float, float]:
@@ -60,7 +60,7 @@ def main() -> None:
     os.environ[devicetrainer.GRAPH_ENV] = "0" if args.no_graph or args.dry_run else "1"
     if args.dry_run:
         args.updates = args.updates or 40
-    full = [experiments.run_spec("fig14-gru", "full", seed) for seed in range(5)]
+    full = [registry.run_spec("fig14-gru", "full", seed) for seed in range(5)]
     specs = [replace(s, trainer="device", updates=args.updates or s.updates,
                      checkpoint_every=min(s.checkpoint_every, args.updates or s.updates)) for s in full]
     root = Path(args.results or tempfile.mkdtemp(prefix="musicrl-gpu-check-"))
@@ -69,13 +69,13 @@ def main() -> None:
     elapsed = time.perf_counter() - started
     print(f"   {len(specs)} seeds x {specs[0].updates} updates in {elapsed:.0f} s "
           f"({len(specs) * specs[0].updates / elapsed:.0f} seed-updates/s, evaluations included); runs in {root}")
-    published = [r for r in (training.load_result(s) for s in full) if r is not None]
+    published = [r for r in (publish.load_result(s) for s in full) if r is not None]
     rows = [(f"device path ({name})", new)] + ([("published multi-seed path (CPU)", published)] if published else [])
     for label, results in rows:
         mean, low, high = pooled(results)
-        collapsed = sum(experiments.collapsed(r.curve) for r in results)
+        collapsed = sum(stats.collapsed(r.curve) for r in results)
         print(f"   {label:32} pooled mean {mean:6.1f} [{low:.1f}, {high:.1f}]  ({len(results)} seeds, {collapsed} collapsed)")
-    thesis = experiments.experiment("fig14").thesis
+    thesis = registry.experiment("fig14").thesis
     print(f"   thesis (figure 22): mean {thesis.mean if thesis else '-'}")
 
 

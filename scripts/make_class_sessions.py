@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from musicrl import baselines
+from musicrl import baselines, profiles
 from musicrl.envs import EnvConfig
-from musicrl.music import analysis, catalogue, features
+from musicrl.music import catalogue, features
 from musicrl.music import recommender as rec
 
 OUT = Path(__file__).resolve().parent.parent / "examples" / "class-sessions-simulated"
@@ -27,7 +27,7 @@ STUDENTS, SESSIONS_EACH, SEED = 8, 3, 0
 
 
 def main() -> None:
-    chapter = analysis.music_chapter("smoke")
+    chapter = profiles.get("smoke").music
     tracks = features.subset(features.read_manifest(), per_genre=chapter.per_genre, balanced=chapter.balanced_only)
     feats = features.Extractor(features.subset(tracks, balanced=True)).extract(tracks, progress=False)
     cat = catalogue.from_features(feats, "third", k=4)

@@ -20,7 +20,7 @@ from collections import deque
 
 import torch
 
-from musicrl import experiments, multiseed
+from musicrl import multiseed, registry
 from musicrl.agents import make_agent, make_training_env
 
 # part -> functions (file suffix, function name) whose cumulative time it is; subtracting
@@ -73,12 +73,11 @@ def _seed_state(spec, seed: int) -> multiseed.SeedState:
     env = make_training_env(spec.env, spec.agent, seed)
     model = make_agent(spec.agent, env, seed=seed)
     state = multiseed.SeedState(model, env, deque(maxlen=10), [])
-    state.capture_global_rng()
     return state
 
 
 def profile(name: str, updates: int, seeds: int) -> list[dict]:
-    spec = experiments.run_spec(name, "quick", 0)
+    spec = registry.run_spec(name, "quick", 0)
     steps = updates * spec.agent.steps_per_update
     rows = []
 
@@ -114,8 +113,8 @@ def main() -> None:
     torch.set_num_threads(1)
     for name in args.experiments:
         rows = profile(name, args.updates, args.seeds)
-        e = experiments.experiment(name)
-        print(f"\n{name} ({experiments.SHORT_NAMES[e.agent.algorithm]}, {e.env.d}D {e.env.obs}, n={e.agent.n_steps}), "
+        e = registry.experiment(name)
+        print(f"\n{name} ({registry.SHORT_NAMES[e.agent.algorithm]}, {e.env.d}D {e.env.obs}, n={e.agent.n_steps}), "
               f"{args.updates} updates")
         parts = list(dict.fromkeys(p for row in rows for p in row["parts"]))
         print(f"  {'part':<28}" + "".join(f"{row['path']:>30}" for row in rows))

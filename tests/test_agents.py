@@ -40,7 +40,7 @@ def test_truncation_is_reported_as_terminal_for_training():
 
 @pytest.mark.parametrize("algorithm", agents.ALGORITHMS)
 def test_every_algorithm_trains_and_evaluates(algorithm):
-    from musicrl.training import trained_policy
+    from musicrl.runfiles import trained_policy
 
     config = agents.AgentConfig(algorithm=algorithm, n_envs=4, n_steps=8, device="cpu")
     env_config = EnvConfig(d=2, obs="GridObs" if algorithm == "RecurrentA2C" else "BoardObs")
@@ -64,10 +64,10 @@ def test_entropy_trpo_without_entropy_is_sb3_contrib_trpo():
     """EntropyTRPO re-implements TRPO's update; with ent_coef=0 it must train exactly as TRPO does."""
     from dataclasses import replace as dc_replace
 
-    from musicrl import experiments
+    from musicrl import registry
     from musicrl.agents import EntropyTRPO, make_agent, make_training_env
 
-    spec = experiments.run_spec("fig17-entropy", "smoke", 0)
+    spec = registry.run_spec("fig17-entropy", "smoke", 0)
     models = []
     for algorithm, coef in (("TRPO", 0.01), ("EntropyTRPO", 0.0)):
         agent = dc_replace(spec.agent, algorithm=algorithm, ent_coef=coef, n_envs=4, device="cpu")
@@ -84,10 +84,10 @@ def test_entropy_trpo_keeps_the_policy_stochastic():
 
     import numpy as np
 
-    from musicrl import experiments
+    from musicrl import registry
     from musicrl.agents import make_agent, make_training_env
 
-    spec = experiments.run_spec("fig17-entropy", "smoke", 0)
+    spec = registry.run_spec("fig17-entropy", "smoke", 0)
     entropies = {}
     for coef in (0.0, 0.5):
         agent = dc_replace(spec.agent, ent_coef=coef, n_envs=4, device="cpu")

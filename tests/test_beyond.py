@@ -6,8 +6,8 @@ import pytest
 
 import musicrl  # noqa: F401
 from musicrl import beyond
+from musicrl.runfiles import RunResult
 from musicrl.store import Store
-from musicrl.training import RunResult
 
 
 def fake_result(spec, value):

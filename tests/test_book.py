@@ -1,5 +1,8 @@
 """Build the whole book with the smoke profile in a scratch copy and check what it holds."""
 
+import ast
+import html as html_module
+import io
 import json
 import re
 import shutil
@@ -7,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from musicrl import book, experiments
+from musicrl import book, profiles, registry, training
+from musicrl.chapters import conclusions
 
 ROOT = Path(__file__).resolve().parent.parent
 MIN_FIGURES = {"environment": 3, "experiments_2d": 5, "higher_dimensions": 1, "music_features": 5, "recommender": 1, "beyond": 2, "conclusions": 0,
@@ -66,20 +70,54 @@ def test_environment_chapter_glues_the_exact_2d_optimum_and_the_baselines_below_
 
 
 @pytest.mark.book
-def test_training_chapters_name_their_stand_ins_and_compare_with_the_thesis(built):
-    root, html = built
-    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", (html / "book" / "experiments_2d.html").read_text()))
-    for phrase in ("LSTM-A2C", "TRPO", "ACKTR", "GRU", "Table for figure 22", "Table for figure 23",
-                   "optimum or bracket", "optimal", "pooled mean [95% CI]", "trained after: thesis / ours",
-                   "Deterministic and sampled returns", "of those, stuck on one position",
-                   "Why the TRPO stand-in collapses", "line search", "How the runs were trained", "multiseed (2 seeds)"):
-        assert phrase in text
-    assert "Thesis figure 21 (A2C, BoardObs" in text
-    higher = re.sub(r"<[^>]+>", " ", (html / "book" / "higher_dimensions.html").read_text())
-    assert "Updates to convergence" in higher and "130,000" in higher
+def test_training_chapters_glue_the_metric_tables_their_runs_give(built, monkeypatch):
+    """The metric tables the 2D and 3D/4D chapters glue equal the tables recomputed here from the
+    build's runs; every CI holds its mean, no agent beats the optimum, and the 2D chapter's runs
+    table has one row per experiment and seed."""
+    import pandas as pd
+
+    from musicrl.chapters import tables
+
+    root, _ = built
+    monkeypatch.setenv("MUSICRL_RESULTS", str(root / "results"))
+    seeds = profiles.get("smoke").training.seeds
+    for chapter, key in (("experiments_2d", "metrics"), ("higher_dimensions", "hd_metrics")):
+        names = registry.CHAPTER_EXPERIMENTS[chapter]
+        shown = pd.read_json(io.StringIO(ast.literal_eval(glued(root / "book" / f"{chapter}.ipynb")[key])), orient="records")
+        runs = training.experiment_runs(names, "smoke", root / "results", progress=False, train_missing=False)
+        expected = tables.metrics_table(runs, "smoke")
+        pd.testing.assert_frame_equal(shown, expected[shown.columns], check_dtype=False)
+        assert list(shown.experiment) == list(names) and (shown.seeds == len(seeds)).all()
+        assert (shown["pooled low"] <= shown["pooled mean"]).all() and (shown["pooled mean"] <= shown["pooled high"]).all()
+        exact = shown[shown.d == 2]
+        assert (exact["pooled high"] <= exact["optimal"] + 1e-9).all() and (exact["optimal"] >= exact["greedy"]).all()
+    values = glued(root / "book" / "experiments_2d.ipynb")
+    assert int(values["n_runs"]) == len(registry.CHAPTER_EXPERIMENTS["experiments_2d"]) * len(seeds)
+    assert ast.literal_eval(values["seeds"]) == str(len(seeds))
+
+
+@pytest.mark.book
+def test_the_trpo_section_counts_the_collapses_of_the_published_trpo_runs(built):
+    from musicrl import stats
+
+    values = glued(built[0] / "book" / "experiments_2d.ipynb")
+    trpo = training.experiment_runs(["fig17", "fig20", "fig17-entropy", "fig20-entropy"], profiles.VERDICT, progress=False,
+                                    train_missing=False)
+    assert int(values["trpo_collapsed"]) == sum(stats.collapsed(r.curve, 0.99) for rs in trpo.values() for r in rs) > 0
+
+
+@pytest.mark.book
+def test_training_chapters_show_the_thesis_agents_and_train_no_stand_in(built):
+    root, _ = built
+    text = outputs_text(root / "book" / "experiments_2d.ipynb")
+    for phrase in ("LSTM-A2C", "TRPO", "ACKTR", "GRU-A2C", "optimum or bracket", "pooled mean [95% CI]",
+                   "trained after: thesis / ours", "of those, stuck on one position", "line search", "multiseed (2 seeds)",
+                   "Thesis figure 21 (A2C, BoardObs"):
+        assert phrase in text, phrase
+    assert f"{registry.experiment('fig25').converged:,}" in outputs_text(root / "book" / "higher_dimensions.ipynb")
     finished = [p.parent.name for p in (root / "results" / "runs").glob("*/result.json")]
     thesis = [n for n in finished if n.startswith("fig") and "-catalogue-" not in n]
-    assert len(thesis) == 2 * len(experiments.EXPERIMENTS)  # the thesis's agents; the stand-ins are read, never trained
+    assert len(thesis) == 2 * len(registry.EXPERIMENTS)  # the thesis's agents; the stand-ins are read, never trained
     catalogue = [n for n in finished if "-catalogue-" in n]
     assert len(catalogue) == 2 and all(n.startswith("fig25-gru-catalogue-") for n in catalogue)  # the recommender's agent
 
@@ -88,8 +126,8 @@ def test_training_chapters_name_their_stand_ins_and_compare_with_the_thesis(buil
 def test_beyond_chapter_measures_agents_against_the_filter_and_runs_past_four_features(built):
     from musicrl import beyond
 
-    root, html = built
-    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", (html / "book" / "beyond.html").read_text()))
+    root, _ = built
+    text = outputs_text(root / "book" / "beyond.ipynb")
     for phrase in ("Bayesian filter", "greedy, trusting every answer", "share of filter", "LSTM-A2C BoardObs (fig16)",
                    "Wolpertinger, 8 frames", "factored LSTM-A2C", "greedy (sampled)", "reached the target",
                    "env memory (MB)", "At d = 5 (3,125 positions)"):
@@ -123,9 +161,21 @@ def test_the_sweep_trains_the_thesis_agents_and_no_stand_in(monkeypatch):
     monkeypatch.setattr(book, "train_many", lambda specs, root, address=None: trained.extend(specs))
     book.train_for(("experiments_2d", "conclusions"), "smoke")
     names = {s.name for s in trained}
-    assert names == set(experiments.thesis_agents(experiments.EXPERIMENTS))
+    assert names == set(registry.thesis_agents(registry.EXPERIMENTS))
     assert {s.agent.algorithm for s in trained} == {"GRUA2C", "ACKTR", "A2C"}
-    assert len(trained) == len(names) * len(experiments.TRAINING["smoke"].seeds)
+    assert len(trained) == len(names) * len(profiles.get("smoke").training.seeds)
+
+
+def outputs_text(notebook_path: Path) -> str:
+    """What a chapter's cells displayed or printed (never its source), tags and runs of spaces removed."""
+    executed = json.loads(notebook_path.read_text())
+    parts = []
+    for cell in executed["cells"]:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            text = data.get("text/markdown") or data.get("text/html") or data.get("text/plain") or output.get("text") or ""
+            parts.append("".join(text) if isinstance(text, list) else text)
+    return html_module.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", " ".join(parts))))
 
 
 def glued(notebook_path: Path) -> dict[str, str]:
@@ -139,16 +189,16 @@ def glued(notebook_path: Path) -> dict[str, str]:
 def test_the_conclusions_count_the_verdicts_of_the_published_thesis_budget_runs(built):
     root, _ = built
     values = glued(root / "book" / "conclusions.ipynb")
-    runs = experiments.experiment_runs(experiments.VERDICT_RUNS, "full", progress=False, train_missing=False)
-    expected = experiments.claims_counts(experiments.claims_table({n: rs for n, rs in runs.items() if rs}))
+    runs = training.experiment_runs(registry.VERDICT_RUNS, "full", progress=False, train_missing=False)
+    expected = conclusions.claims_counts(conclusions.claims_table({n: rs for n, rs in runs.items() if rs}))
     assert {k: int(v) for k, v in values.items() if k in expected} == expected  # the smoke build judges the full runs
     assert expected["n_claims"] == expected["n_held"] + expected["n_not_held"] + expected["n_undecided"]
 
 
 @pytest.mark.book
 def test_music_chapter_checks_the_thesis_and_compares_with_choi(built):
-    _, html = built
-    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", (html / "book" / "music_features.html").read_text()))
+    root, _ = built
+    text = outputs_text(root / "book" / "music_features.ipynb")
     for phrase in ("figures 26, 27 and 28", "figures 29, 30 and 31", "held", "MFCC statistics (baseline)", "0.898", "balanced14",
                    "equal-count (quantile) bins", "batch of one clip", "Nearest neighbours"):
         assert phrase in text
@@ -157,9 +207,9 @@ def test_music_chapter_checks_the_thesis_and_compares_with_choi(built):
 
 @pytest.mark.book
 def test_recommender_chapter_has_table1_sessions_and_the_listener(built):
-    _, html = built
+    root, html = built
     page = (html / "book" / "recommender.html").read_text()
-    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page))
+    text = outputs_text(root / "book" / "recommender.ipynb")
     for phrase in ("thesis (the author)", "rank correlation with the thesis", "no repeat", "catalogue targets",
                    "musicrl listen", "ListenerPanel", "feature listener", "steps to rating 4", "ideal user"):
         assert phrase in text, phrase
@@ -269,10 +319,8 @@ def test_every_table_sits_in_a_container_that_scrolls(built):
 
 @pytest.mark.book
 def test_teaching_page_pools_the_simulated_class_and_names_the_bad_files(built):
-    import html as entities
-
-    _, html = built
-    text = entities.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", (html / "book" / "teaching.html").read_text())))
+    root, _ = built
+    text = outputs_text(root / "book" / "teaching.ipynb")
     for phrase in ("A 90-minute lab", "musicrl class-table", "musicrl listen", "ListenerPanel", "simulated students",
                    "class sessions", "thesis (the author)", "skipped <sessions>/notes.txt: not a saved session",
                    "skipped <sessions>/session-cut-off.json: not valid JSON, the file is damaged or cut off",

@@ -2,6 +2,7 @@ import re
 
 import pytest
 
+from musicrl import publish
 from musicrl.cli import main
 
 
@@ -69,13 +70,13 @@ def test_beyond_command_trains_and_publishes_a_study(tmp_path, capsys):
 def test_carry_command_packs_unfinished_runs_only(tmp_path, capsys):
     import shutil
 
-    from musicrl import experiments, training
+    from musicrl import registry, runfiles
 
     results, carry = tmp_path / "results", tmp_path / "carry"
     args = ["--profile", "smoke", "--results", str(results)]
     assert main(["train", "fig14", "--seed", "0", "1", "--quiet", *args]) == 0
-    run = experiments.run_spec("fig14", "smoke", 1)
-    folder = training.run_dir(run, results)
+    run = registry.run_spec("fig14", "smoke", 1)
+    folder = runfiles.run_dir(run, results)
     (folder / "result.json").unlink()
     shutil.rmtree(folder / "checkpoints" / "u0000010")
     capsys.readouterr()
@@ -124,19 +125,18 @@ def test_class_table_command_pools_a_folder_and_names_a_corrupt_and_a_foreign_fi
 
 
 def test_train_and_publish_weights_commands(tmp_path, capsys, monkeypatch):
-    from musicrl import training
 
     results, published = str(tmp_path / "results"), tmp_path / "published"
-    monkeypatch.setattr(training, "PUBLISHED_ROOT", published)
+    monkeypatch.setattr(publish, "PUBLISHED_ROOT", published)
     assert main(["publish", "--profile", "smoke", "--weights", "--published", str(published)]) == 2
     assert "needs the experiments whose weights to publish" in capsys.readouterr().err
     assert main(["publish", "fig25", "--profile", "smoke", "--replace", "--published", str(published)]) == 2
     assert "--replace only goes with --weights" in capsys.readouterr().err
     assert main(["train", "fig25", "--profile", "smoke", "--seed", "0", "--weights", "--quiet", "--results", results]) == 0
-    publish = ["publish", "fig25", "--profile", "smoke", "--weights", "--results", results, "--published", str(published), "--quiet"]
-    assert main(publish) == 2  # seed 1 has not trained
+    command = ["publish", "fig25", "--profile", "smoke", "--weights", "--results", results, "--published", str(published), "--quiet"]
+    assert main(command) == 2  # seed 1 has not trained
     assert "fig25-s1-" in capsys.readouterr().err
-    assert main([*publish, "--seed", "0"]) == 0
+    assert main([*command, "--seed", "0"]) == 0
     out = capsys.readouterr().out
     assert "published 0 new runs" in out and "fig25 seed 0: final weights" in out
     assert len(list((published / "weights").glob("fig25-s0-*/model.zip"))) == 1
@@ -214,17 +214,17 @@ def test_sweep_says_which_runs_it_reads_instead_of_training(tmp_path, capsys):
 
 
 def test_a_researchers_variant_trains_under_its_own_name_and_key(tmp_path, capsys):
-    from musicrl import experiments
+    from musicrl import registry
 
     args = ["train", "fig14-gru", "--profile", "smoke", "--quiet", "--results", str(tmp_path),
             "--set", "agent.n_steps=10", "env.rating_noise=0.1", "updates=6", "checkpoint_every=3"]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "fig14-gru+n_steps=10,checkpoint_every=3,rating_noise=0.1,updates=6 seed 0" in out  # keys sorted
-    spec = experiments.own_run_spec("fig14-gru", "smoke", 0, {"agent.n_steps": 10, "env.rating_noise": 0.1, "updates": 6,
+    spec = registry.own_run_spec("fig14-gru", "smoke", 0, {"agent.n_steps": 10, "env.rating_noise": 0.1, "updates": 6,
                                                               "checkpoint_every": 3})
     assert (spec.agent.n_steps, spec.env.rating_noise, spec.updates, spec.checkpoint_every) == (10, 0.1, 6, 3)
-    assert spec.key != experiments.run_spec("fig14-gru", "smoke", 0).key and spec.trainer == "multiseed"
+    assert spec.key != registry.run_spec("fig14-gru", "smoke", 0).key and spec.trainer == "multiseed"
     assert main(["train", "fig14", "--profile", "smoke", "--set", "agent.nsteps=10"]) == 2
     assert "cannot set 'agent.nsteps'; accepted: updates, checkpoint_every, env.<d|" in capsys.readouterr().err
     assert main(["train", "fig14", "--profile", "smoke", "--set", "agent.n_steps=0"]) == 2

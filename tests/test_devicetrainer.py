@@ -13,13 +13,14 @@ import torch
 from conftest import interrupt_after_first_checkpoint
 from sb3_contrib.common.recurrent.type_aliases import RNNStates
 
-from musicrl import devicetrainer, experiments
+from musicrl import devicetrainer, registry
 from musicrl.agents import AgentConfig, make_agent, make_training_env
 from musicrl.devicetrainer import DeviceTrainer, counter_uniform
 from musicrl.envs import EnvConfig
-from musicrl.evaluation import mean_ci
 from musicrl.multiseed import SeedState
-from musicrl.training import RunSpec, run_dir, train, train_seeds
+from musicrl.runfiles import RunSpec, run_dir
+from musicrl.stats import mean_ci
+from musicrl.training import train, train_seeds
 
 
 def _mix(x: int) -> int:
@@ -136,7 +137,7 @@ def test_an_interrupted_device_run_resumes_to_exactly_the_uninterrupted_result(a
 
 def test_device_runs_have_keys_of_their_own_and_the_trainer_says_what_it_covers():
     assert _run("GRUA2C").key != _run("GRUA2C", trainer="multiseed").key
-    assert experiments.run_spec("fig14-gru", "full", 0, trainer="device").key != experiments.run_spec("fig14-gru", "full", 0).key
+    assert registry.run_spec("fig14-gru", "full", 0, trainer="device").key != registry.run_spec("fig14-gru", "full", 0).key
     with pytest.raises(ValueError, match="trainer 'device' implements .* noiseless listeners"):
         replace(_run("GRUA2C"), env=EnvConfig(d=2, closer_flip=0.1))
     with pytest.raises(ValueError, match="trainer 'device' implements"):
@@ -144,10 +145,10 @@ def test_device_runs_have_keys_of_their_own_and_the_trainer_says_what_it_covers(
 
 
 def test_a_device_runs_key_does_not_depend_on_the_device(monkeypatch):
-    on_cpu = experiments.run_spec("fig25-gru", "full", 3, trainer="device").key
+    on_cpu = registry.run_spec("fig25-gru", "full", 3, trainer="device").key
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setenv(devicetrainer.DEVICE_ENV, "cuda:1")
-    assert experiments.run_spec("fig25-gru", "full", 3, trainer="device").key == on_cpu
+    assert registry.run_spec("fig25-gru", "full", 3, trainer="device").key == on_cpu
 
 
 def test_the_training_device_is_asked_for_or_found_never_guessed(monkeypatch):
@@ -175,7 +176,7 @@ def test_device_runs_end_where_the_multiseed_runs_end(name, tmp_path):
     updates = STATISTICAL[name]
     finals = {}
     for trainer in ("multiseed", "device"):
-        specs = [replace(experiments.run_spec(name, "quick", seed, trainer=trainer), updates=updates, checkpoint_every=updates)
+        specs = [replace(registry.run_spec(name, "quick", seed, trainer=trainer), updates=updates, checkpoint_every=updates)
                  for seed in range(5)]
         finals[trainer] = [r.final.mean for r in train_seeds(specs, tmp_path, progress=False)]
     mean, low, high = mean_ci(finals["multiseed"])

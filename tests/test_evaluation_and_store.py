@@ -78,7 +78,7 @@ def test_atomic_write_leaves_nothing_half_written(tmp_path):
 
 
 def test_numbers_are_rounded_to_what_the_ci_supports():
-    from musicrl.evaluation import format_ci
+    from musicrl.stats import format_ci
 
     assert format_ci(156.27, 128.4, 180.3, 5) == "156 [128, 180]"
     assert format_ci(12.345, 12.1, 12.6, 5) == "12.3 [12.1, 12.6]"

@@ -8,10 +8,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from musicrl import beyond, experiments, multiseed, training
+from musicrl import beyond, multiseed, probes, publish, registry, runfiles, training
 from musicrl.agents import AgentConfig
+from musicrl.chapters import tables
 from musicrl.envs import EnvConfig, PreferenceSearchVecEnv
-from musicrl.training import RunSpec, load_policy, train, train_seeds
+from musicrl.publish import load_policy
+from musicrl.runfiles import RunSpec
+from musicrl.training import train, train_seeds
 
 TOLERANCE = 1e-6  # batched kernels sum in another order: parameters agree to a few float32 ulps
 
@@ -20,7 +23,7 @@ def _specs(name: str, updates: int, every: int, seeds=(0, 1)) -> tuple[list[RunS
     if name in beyond.SCALING_AGENTS:  # the factored policies of "Beyond the thesis", at d = 3
         base = RunSpec("factored", beyond.scaling_config(3), beyond.SCALING_AGENTS[name], updates=updates, checkpoint_every=every)
     else:
-        base = experiments.run_spec(name, "quick", 0)
+        base = registry.run_spec(name, "quick", 0)
     reference = [replace(base, updates=updates, checkpoint_every=every, seed=s, trainer="sb3") for s in seeds]
     return reference, [replace(spec, trainer="multiseed") for spec in reference]
 
@@ -57,9 +60,9 @@ def test_multiseed_resumes_an_sb3_checkpoint(tmp_path):
     (reference,), (fast,) = _specs("fig14", 20, 10, seeds=(0,))
     slow = train(reference, tmp_path, progress=False)
     checkpoint = "checkpoints/u0000010"
-    shutil.copytree(training.run_dir(reference, tmp_path) / checkpoint, training.run_dir(fast, tmp_path) / checkpoint)
-    shutil.copytree(training.run_dir(reference, tmp_path) / "evals", training.run_dir(fast, tmp_path) / "evals")
-    (training.run_dir(fast, tmp_path) / "evals" / "u0000020.json").unlink()
+    shutil.copytree(runfiles.run_dir(reference, tmp_path) / checkpoint, runfiles.run_dir(fast, tmp_path) / checkpoint)
+    shutil.copytree(runfiles.run_dir(reference, tmp_path) / "evals", runfiles.run_dir(fast, tmp_path) / "evals")
+    (runfiles.run_dir(fast, tmp_path) / "evals" / "u0000020.json").unlink()
     resumed = train(fast, tmp_path, progress=False)
     np.testing.assert_array_equal(slow.curve, resumed.curve)
     np.testing.assert_array_equal(slow.returns[-1], resumed.returns[-1])
@@ -69,7 +72,7 @@ def test_multiseed_resumes_an_sb3_checkpoint(tmp_path):
 def test_multiseed_logs_losses_and_curve_to_tensorboard(tmp_path):
     _, fast = _specs("fig21", 10, 5)
     train_seeds(fast, tmp_path, progress=False)
-    assert list((training.run_dir(fast[0], tmp_path) / "tb" / "multiseed").glob("events.out.tfevents*"))
+    assert list((runfiles.run_dir(fast[0], tmp_path) / "tb" / "multiseed").glob("events.out.tfevents*"))
 
 
 def test_multiseed_rerun_reads_the_store(tmp_path):
@@ -88,7 +91,7 @@ def test_train_seeds_wants_seeds_of_one_configuration(tmp_path):
 
 
 def test_multiseed_refuses_what_it_does_not_implement():
-    trpo = experiments.experiment("fig17")
+    trpo = registry.experiment("fig17")
     with pytest.raises(ValueError, match="use trainer 'sb3'"):
         RunSpec("x", trpo.env, trpo.agent, updates=10, checkpoint_every=5, trainer="multiseed")
     multi = EnvConfig(d=2, action="MultiDiscrete")
@@ -101,9 +104,9 @@ def test_multiseed_refuses_what_it_does_not_implement():
 
 
 def test_profiles_use_the_fast_path_where_it_applies():
-    assert experiments.run_spec("fig14", "full", 0).trainer == "multiseed"
-    assert experiments.run_spec("fig17", "full", 0).trainer == "sb3"
-    assert "trainer" not in replace(experiments.run_spec("fig14", "full", 0), trainer="sb3").to_dict()
+    assert registry.run_spec("fig14", "full", 0).trainer == "multiseed"
+    assert registry.run_spec("fig17", "full", 0).trainer == "sb3"
+    assert "trainer" not in replace(registry.run_spec("fig14", "full", 0), trainer="sb3").to_dict()
 
 
 def test_concatenated_env_steps_like_its_parts():
@@ -129,31 +132,31 @@ def test_concatenated_env_steps_like_its_parts():
 
 def test_published_results_are_read_like_the_local_store(tmp_path):
     """A published run (gzip JSON, no weights) is found by train() and by the chapters' tables."""
-    spec = experiments.run_spec("fig21", "smoke", 0)
+    spec = registry.run_spec("fig21", "smoke", 0)
     local, published = tmp_path / "results", tmp_path / "published"
     trained = train(spec, local, progress=False)
     with pytest.raises(ValueError, match="has not finished"):
-        training.publish(experiments.run_spec("fig21", "smoke", 1), {}, local, published)
-    written = experiments.publish_runs(["fig21"], "smoke", root=local, published=published, progress=False)
+        publish.publish(registry.run_spec("fig21", "smoke", 1), {}, local, published)
+    written = training.publish_runs(["fig21"], "smoke", root=local, published=published, progress=False)
     assert [p.name for p in written] == [f"{spec.key}.json.gz"]  # seed 1 is not trained: skipped
     shutil.rmtree(local)
-    found = training.load_result(spec, local, published=published)
+    found = publish.load_result(spec, local, published=published)
     np.testing.assert_array_equal(found.curve, trained.curve)
     np.testing.assert_array_equal(found.returns[-1], trained.returns[-1])
-    assert found.extras["sampling"]["repeats"] == experiments.SAMPLING_REPEATS
+    assert found.extras["sampling"]["repeats"] == probes.SAMPLING_REPEATS
     assert set(found.extras["entropy"]) == {str(u) for u in spec.checkpoints}
     assert all(0 <= h <= np.log(spec.env.n_positions) for h in found.extras["entropy"].values())
-    assert training.load_result(spec, local, published=False) is None
-    table = experiments.sampling_table({"fig21": [found]}, "smoke", root=local)  # no weights needed
+    assert publish.load_result(spec, local, published=False) is None
+    table = tables.sampling_table({"fig21": [found]}, "smoke", root=local)  # no weights needed
     assert table.loc[0, "sampled"] == pytest.approx(found.extras["sampling"]["sampled"])
-    assert not training.run_dir(spec, local).exists()
-    assert [s.seed for s in experiments.missing_runs(["fig21"], "smoke", root=local, published=published)] == [1]
+    assert not runfiles.run_dir(spec, local).exists()
+    assert [s.seed for s in training.missing_runs(["fig21"], "smoke", root=local, published=published)] == [1]
 
 
 def test_entropy_probe_follows_the_lstm_state(tmp_path):
-    spec = experiments.run_spec("fig14", "smoke", 0)
+    spec = registry.run_spec("fig14", "smoke", 0)
     train(spec, tmp_path, progress=False)
-    entropy = experiments.policy_entropy(spec, spec.checkpoints[-1], tmp_path)
+    entropy = probes.policy_entropy(spec, spec.checkpoints[-1], tmp_path)
     assert 0 < entropy <= np.log(spec.env.n_positions)
 
 
@@ -162,22 +165,22 @@ def test_published_weights_play_as_the_final_checkpoint(tmp_path, monkeypatch, n
     """A run only published/ holds trains again with published=False (to the same numbers), and
     its published final weights make the same policy on a clone without the local run."""
     local, published = tmp_path / "results", tmp_path / "published"
-    monkeypatch.setattr(training, "PUBLISHED_ROOT", published)
-    spec = experiments.run_spec(name, "smoke", 0)
+    monkeypatch.setattr(publish, "PUBLISHED_ROOT", published)
+    spec = registry.run_spec(name, "smoke", 0)
     trained = train_seeds([spec], local, progress=False)[0]
-    experiments.publish_runs([name], "smoke", root=local, published=published, progress=False)
+    training.publish_runs([name], "smoke", root=local, published=published, progress=False)
     shutil.rmtree(local)
     assert train_seeds([spec], local, progress=False)[0].env_steps == trained.env_steps
-    assert not training.run_dir(spec, local).exists()  # read from published/, nothing trained
+    assert not runfiles.run_dir(spec, local).exists()  # read from published/, nothing trained
     with pytest.raises(ValueError, match="no published weights.*publish --weights"):
         load_policy(spec, root=local, published=published)
     with pytest.raises(ValueError, match="final checkpoint.*--weights"):
-        training.publish_weights(spec, local, published)
+        publish.publish_weights(spec, local, published)
     again = train_seeds([spec], local, progress=False, published=False)[0]
     np.testing.assert_array_equal(again.curve, trained.curve)
-    target = training.publish_weights(spec, local, published)
-    assert sorted(p.name for p in target.iterdir()) == sorted(training.WEIGHT_FILES)
-    assert not training.carry_path(spec).exists()
+    target = publish.publish_weights(spec, local, published)
+    assert sorted(p.name for p in target.iterdir()) == sorted(publish.WEIGHT_FILES)
+    assert not publish.carry_path(spec).exists()
     shutil.rmtree(local)
     from musicrl.evaluation import evaluate_policy
     played = evaluate_policy(load_policy(spec, root=local, published=published), spec.env)
@@ -188,20 +191,20 @@ def test_published_weights_play_as_the_final_checkpoint(tmp_path, monkeypatch, n
 
 def test_weights_are_not_published_beside_a_result_they_did_not_produce(tmp_path, monkeypatch):
     local, published = tmp_path / "results", tmp_path / "published"
-    monkeypatch.setattr(training, "PUBLISHED_ROOT", published)
-    spec = experiments.run_spec("fig25", "smoke", 0)
+    monkeypatch.setattr(publish, "PUBLISHED_ROOT", published)
+    spec = registry.run_spec("fig25", "smoke", 0)
     train_seeds([spec], local, progress=False)
-    experiments.publish_runs(["fig25"], "smoke", root=local, published=published, progress=False)
-    shown = training.load_result(spec, tmp_path / "elsewhere", published=published)
+    training.publish_runs(["fig25"], "smoke", root=local, published=published, progress=False)
+    shown = publish.load_result(spec, tmp_path / "elsewhere", published=published)
     shown.curve = shown.curve + 1.0
     from musicrl.store import write_gzip_json_atomic
-    write_gzip_json_atomic(training.published_path(spec, published), shown.to_json())
+    write_gzip_json_atomic(publish.published_path(spec, published), shown.to_json())
     with pytest.raises(ValueError, match="differ from the published ones.*--replace"):
-        training.publish_weights(spec, local, published)
-    assert not training.weights_path(spec, published).exists()
-    extras = experiments.run_extras(spec, local)
-    training.publish_weights(spec, local, published, replace_with=lambda s: extras)
-    replaced = training.published_result(spec, published)
-    np.testing.assert_array_equal(replaced.curve, training.load_result(spec, local, published=False).curve)
+        publish.publish_weights(spec, local, published)
+    assert not publish.weights_path(spec, published).exists()
+    extras = probes.run_extras(spec, local)
+    publish.publish_weights(spec, local, published, replace_with=lambda s: extras)
+    replaced = publish.published_result(spec, published)
+    np.testing.assert_array_equal(replaced.curve, publish.load_result(spec, local, published=False).curve)
     assert replaced.extras == extras
-    assert sorted(p.name for p in training.weights_path(spec, published).iterdir()) == sorted(training.WEIGHT_FILES)
+    assert sorted(p.name for p in publish.weights_path(spec, published).iterdir()) == sorted(publish.WEIGHT_FILES)

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import soundfile
 
+from musicrl import profiles
 from musicrl.music import analysis, features, gtzan_dir, samples_dir
 from musicrl.music.audio import N_SAMPLES, SR, AudioError, load_clip
 from musicrl.music.catalogue import Catalogue
@@ -248,10 +249,10 @@ def test_top_tags_are_ranked_by_mean_probability():
 
 
 def test_music_chapter_profiles():
-    assert analysis.music_chapter("smoke").per_genre == 4
-    assert analysis.music_chapter("quick").per_genre is None and 4 in analysis.music_chapter("quick").pcs
+    assert profiles.get("smoke").music.per_genre == 4
+    assert profiles.get("quick").music.per_genre is None and 4 in profiles.get("quick").music.pcs
     with pytest.raises(ValueError, match="unknown profile"):
-        analysis.music_chapter("huge")
+        profiles.get("huge")
 
 
 _HEADER = "track_id,genre,path,balanced14\n"

@@ -8,11 +8,11 @@ import shutil
 import numpy as np
 import pytest
 
-from musicrl import experiments, training
+from musicrl import publish, registry, runfiles, training
 from musicrl.store import Store
 
 
-def _same(a: training.RunResult, b: training.RunResult) -> None:
+def _same(a: runfiles.RunResult, b: runfiles.RunResult) -> None:
     np.testing.assert_array_equal(a.curve, b.curve)
     assert a.checkpoints == b.checkpoints and a.env_steps == b.env_steps
     for x, y in zip(a.returns, b.returns):
@@ -22,7 +22,7 @@ def _same(a: training.RunResult, b: training.RunResult) -> None:
 @pytest.fixture(scope="module", params=["fig14", "fig17"])  # the multi-seed path and the SB3 path
 def trained(request, tmp_path_factory):
     root = tmp_path_factory.mktemp(request.param)
-    spec = experiments.run_spec(request.param, "smoke", 0)
+    spec = registry.run_spec(request.param, "smoke", 0)
     return spec, root, training.train(spec, root, progress=False)
 
 
@@ -36,7 +36,7 @@ def test_a_kill_between_checkpoint_and_evaluation_resumes(trained, tmp_path):
     """Defect 1: result.json, every evaluation and the last checkpoint gone: the rerun evaluates the
     saved checkpoint, retrains the lost one, and ends with the uninterrupted numbers."""
     spec, root, result = _copy(trained, tmp_path)
-    folder = training.run_dir(spec, root)
+    folder = runfiles.run_dir(spec, root)
     (folder / "result.json").unlink()
     for evaluation in (folder / "evals").glob("*.json"):
         evaluation.unlink()
@@ -49,18 +49,18 @@ def test_a_kill_between_checkpoint_and_evaluation_resumes(trained, tmp_path):
 def test_a_damaged_result_is_set_aside_and_recomputed(trained, tmp_path, content):
     """Defect 2: a truncated, foreign or empty result.json is named, renamed .corrupt and recomputed."""
     spec, root, result = _copy(trained, tmp_path)
-    path = training.run_dir(spec, root) / "result.json"
+    path = runfiles.run_dir(spec, root) / "result.json"
     path.write_text(content)
     with pytest.warns(UserWarning, match=f"{path}.*moved to result.json.corrupt"):
         again = training.train(spec, root, progress=False)
     _same(again, result)
     assert path.with_name("result.json.corrupt").read_text() == content
-    assert training.load_result(spec, root, published=False) is not None
+    assert publish.load_result(spec, root, published=False) is not None
 
 
 def test_a_damaged_evaluation_is_recomputed(trained, tmp_path):
     spec, root, result = _copy(trained, tmp_path)
-    folder = training.run_dir(spec, root)
+    folder = runfiles.run_dir(spec, root)
     (folder / "result.json").unlink()
     (folder / "evals" / f"u{spec.checkpoints[0]:07d}.json").write_text('{"returns": ')
     with pytest.warns(UserWarning, match="u0000005.json is damaged"):
@@ -90,21 +90,21 @@ def test_leftover_temporary_files_are_removed_on_the_next_write(tmp_path):
 KILLER = """
 import os, signal, sys
 from pathlib import Path
-from musicrl import experiments, training, store
+from musicrl import evaluation, publish, registry, runfiles, store, training
 
 name, root, point = sys.argv[1], sys.argv[2], sys.argv[3]
-spec = experiments.run_spec(name, "smoke", 0)
+spec = registry.run_spec(name, "smoke", 0)
 die = lambda: os.kill(os.getpid(), signal.SIGKILL)
 if point == "training":  # the second checkpoint is never saved: killed while training towards it
-    save, calls = training._save_checkpoint, []
+    save, calls = training.save_checkpoint, []
     def killing_save(*args, **kwargs):
         calls.append(1)
         if len(calls) == 2:
             die()
         return save(*args, **kwargs)
-    training._save_checkpoint = killing_save
+    training.save_checkpoint = killing_save
 elif point == "evaluation":  # the first checkpoint is saved, its evaluation never written
-    training._evaluate = lambda *args, **kwargs: die()
+    training.evaluate_checkpoint = lambda *args, **kwargs: die()
 elif point == "result":  # half of result.json's temporary file written, then killed
     write = training.write_json_atomic
     def killing_write(path, payload):
@@ -129,10 +129,10 @@ def test_a_sigkilled_training_process_reruns_to_the_uninterrupted_numbers(traine
     root = tmp_path / "results"
     killed = subprocess.run([sys.executable, "-c", KILLER, name, str(root), point], capture_output=True, text=True)
     assert killed.returncode == -9, killed.stderr[-2000:]
-    assert training.load_result(spec, root, published=False) is None
+    assert publish.load_result(spec, root, published=False) is None
     rerun = subprocess.run([sys.executable, "-c", KILLER, name, str(root), "none"], capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
-    again = training.load_result(spec, root, published=False)
+    again = publish.load_result(spec, root, published=False)
     _same(again, result)
     assert again.spec == result.spec and again.pooled_from == result.pooled_from and again.versions == result.versions
-    assert not list(training.run_dir(spec, root).rglob("*.tmp"))
+    assert not list(runfiles.run_dir(spec, root).rglob("*.tmp"))

@@ -7,14 +7,14 @@ from pathlib import Path
 import torch
 from stable_baselines3.common.utils import get_device
 
-from musicrl import beyond, experiments, training
+from musicrl import beyond, publish, registry, runfiles
 
 PUBLISHED = Path(__file__).resolve().parents[1] / "published" / "runs"
 
 
 def _every_full_profile_key() -> set[str]:
-    names = (*experiments.EXPERIMENTS, *experiments.VARIANTS)
-    specs = experiments.run_specs(names, "full") + beyond.noise_specs("full") + beyond.scaling_specs("full")
+    names = (*registry.EXPERIMENTS, *registry.VARIANTS)
+    specs = registry.run_specs(names, "full") + beyond.noise_specs("full") + beyond.scaling_specs("full")
     return {spec.key for spec in specs}
 
 
@@ -29,21 +29,21 @@ def test_a_cuda_machine_finds_every_published_run(monkeypatch):
 
 
 def test_the_fast_path_trains_on_the_cpu_whatever_the_agents_device():
-    spec = experiments.run_spec("fig14-gru", "full", 0)
+    spec = registry.run_spec("fig14-gru", "full", 0)
     assert spec.trainer == "multiseed" and spec.agent.device == "auto"
-    assert training.run_device(spec) == "cpu"
-    assert training.run_device(experiments.run_spec("fig17-acktr", "full", 0)) == "auto"
+    assert runfiles.run_device(spec) == "cpu"
+    assert runfiles.run_device(registry.run_spec("fig17-acktr", "full", 0)) == "auto"
 
 
 def test_every_published_run_loads_by_its_key():
     """Each published file is the result of the spec whose key names it: load_result finds it by the
     key the registry computes today, and the stored configuration is that spec's."""
-    names = (*experiments.EXPERIMENTS, *experiments.VARIANTS)
-    specs = experiments.run_specs(names, "full") + beyond.noise_specs("full") + beyond.scaling_specs("full")
+    names = (*registry.EXPERIMENTS, *registry.VARIANTS)
+    specs = registry.run_specs(names, "full") + beyond.noise_specs("full") + beyond.scaling_specs("full")
     published = {path.name.removesuffix(".json.gz") for path in PUBLISHED.glob("*.json.gz")}
     loaded = 0
     for spec in (s for s in specs if s.key in published):
-        result = training.load_result(spec, root=PUBLISHED.parent / "no-local-store", published=PUBLISHED.parent)
+        result = publish.load_result(spec, root=PUBLISHED.parent / "no-local-store", published=PUBLISHED.parent)
         assert result is not None and result.spec == spec.to_dict(), spec.key
         assert len(result.returns) == len(spec.checkpoints) and len(result.curve) == spec.updates
         loaded += 1

@@ -9,20 +9,13 @@ import pytest
 import torch
 from conftest import interrupt_after_first_checkpoint
 
-from musicrl import experiments, training
+from musicrl import probes, publish, runfiles, training
 from musicrl.agents import AgentConfig, algorithm_class
 from musicrl.envs import EnvConfig
 from musicrl.evaluation import evaluate_policy
-from musicrl.training import (
-    CurveCallback,
-    NormalizedPolicy,
-    RunSpec,
-    load_policy,
-    load_result,
-    run_dir,
-    train,
-    train_many,
-)
+from musicrl.publish import load_policy, load_result
+from musicrl.runfiles import CurveCallback, NormalizedPolicy, RunSpec, run_dir
+from musicrl.training import train, train_many
 
 ENV = EnvConfig(d=2, preset="WiderTopTarget", reward="Bullseye", obs="GridObs")
 
@@ -76,19 +69,19 @@ def test_resume_from_a_checkpoint_gives_the_same_result(tmp_path):
 @pytest.mark.parametrize("trainer", ["sb3", "multiseed"])
 def test_a_carried_run_resumes_on_a_fresh_store_to_the_uninterrupted_result(trainer, tmp_path, monkeypatch):
     """What a session commits of an unfinished run (carry/) is all another machine needs."""
-    monkeypatch.setattr(training, "CARRY_ROOT", tmp_path / "carry")
+    monkeypatch.setattr(publish, "CARRY_ROOT", tmp_path / "carry")
     run = replace(spec("RecurrentA2C", updates=18), trainer=trainer)
     whole = train(run, tmp_path / "whole", progress=False)
-    assert training.carry(run, tmp_path / "whole") is None  # finished: nothing to carry
+    assert publish.carry(run, tmp_path / "whole") is None  # finished: nothing to carry
     unfinished = tmp_path / "session1"
     shutil.copytree(run_dir(run, tmp_path / "whole"), run_dir(run, unfinished))
     folder = run_dir(run, unfinished)
     (folder / "result.json").unlink()
     shutil.rmtree(folder / "checkpoints" / "u0000018")
     (folder / "evals" / "u0000018.json").unlink()
-    path = training.carry(run, unfinished)
-    assert path == tmp_path / "carry" / f"{run.key}.tar.gz" and training.carried_updates(run) == 12
-    assert training.carry(spec(seed=9), unfinished) is None  # never trained: no checkpoint
+    path = publish.carry(run, unfinished)
+    assert path == tmp_path / "carry" / f"{run.key}.tar.gz" and publish.carried_updates(run) == 12
+    assert publish.carry(spec(seed=9), unfinished) is None  # never trained: no checkpoint
 
     resumed = train(run, tmp_path / "session2", progress=False)  # an empty store on "another machine"
     np.testing.assert_array_equal(resumed.curve, whole.curve)
@@ -98,11 +91,11 @@ def test_a_carried_run_resumes_on_a_fresh_store_to_the_uninterrupted_result(trai
     assert sorted(p.name for p in (fresh / "checkpoints").iterdir()) == ["u0000012", "u0000018"]  # resumed, not retrained
     assert sorted(p.name for p in (fresh / "evals").iterdir()) == ["u0000006.json", "u0000012.json", "u0000018.json"]
     assert not list(fresh.glob(".carried.*"))
-    assert training.saved_checkpoints(run, tmp_path / "session2") == [12, 18]
-    extras = experiments.run_extras(run, tmp_path / "session2")  # the weights of update 6 stayed on the first machine
+    assert runfiles.saved_checkpoints(run, tmp_path / "session2") == [12, 18]
+    extras = probes.run_extras(run, tmp_path / "session2")  # the weights of update 6 stayed on the first machine
     assert sorted(extras["entropy"]) == ["12", "18"]
-    training.publish(run, extras, tmp_path / "session2", tmp_path / "published")
-    assert not path.exists() and training.carried_updates(run) == 0
+    publish.publish(run, extras, tmp_path / "session2", tmp_path / "published")
+    assert not path.exists() and publish.carried_updates(run) == 0
 
 
 def test_a_finished_run_is_read_back_without_training(tmp_path, monkeypatch):
@@ -248,7 +241,7 @@ def test_an_unreachable_cluster_is_one_clear_error(monkeypatch):
 def test_every_trainer_logs_the_same_curve_and_evaluation_tags(trainer, algorithm, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from musicrl.training import CURVE_TAG, EVAL_TAGS
+    from musicrl.runfiles import CURVE_TAG, EVAL_TAGS
 
     run = replace(spec(algorithm, updates=100, every=50), trainer=trainer)
     result = train_many([run], root=tmp_path, workers=1, progress=False)[0]
@@ -280,10 +273,10 @@ def test_a_local_ray_that_does_not_start_trains_the_runs_in_this_process(tmp_pat
 def test_runs_report_their_updates_for_a_sweeps_progress_bar(tmp_path, monkeypatch):
     """Ray workers log nothing back: each run writes its updates done into progress.json, which the
     sweep's driver sums (a finished run counts in full, an unstarted one as zero)."""
-    monkeypatch.setattr(training, "PROGRESS_EVERY", 0.0)
+    monkeypatch.setattr(runfiles, "PROGRESS_EVERY", 0.0)
     written = []
     write = training.write_json_atomic
-    monkeypatch.setattr(training, "write_json_atomic",
+    monkeypatch.setattr(runfiles, "write_json_atomic",
                         lambda path, payload: (written.append(payload) if path.name == "progress.json" else None, write(path, payload)))
     sb3, together = spec(updates=12, every=6), replace(spec(updates=12, every=6), trainer="multiseed")
     unstarted = spec(seed=9)

@@ -10,7 +10,7 @@ import musicrl  # noqa: F401
 from musicrl import users
 from musicrl.agents import AgentConfig, make_training_env
 from musicrl.envs import EnvConfig
-from musicrl.training import NormalizedPolicy
+from musicrl.runfiles import NormalizedPolicy
 from musicrl.wolpertinger import LevelActions, Wolpertinger, box_to_levels, k_nearest_levels, levels_to_box
 
 

@@ -3,38 +3,16 @@ its statements about them, tags per genre, genre accuracy, and nearest-neighbour
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 
+from musicrl.profiles import PCS
 from musicrl.users import check_choice
 
 GENRES = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock")
-PCS = (2, 3, 4, 8, 16, "all")
 CLASSIFIERS = ("kNN", "linear SVM")
 CHOI = {"best pretrained layer combination": 0.898, "all five layers + MFCC": 0.781, "MFCC statistics": 0.660,
         "state of the art (2017)": 0.945}
-
-
-@dataclass(frozen=True)
-class MusicChapter:
-    """Settings of the chapter "Music features" per profile."""
-
-    per_genre: int | None  # clips per genre in the catalogue (None: all in the manifest)
-    balanced_only: bool  # take the clips from the balanced14 subset only
-    cv_folds: int
-    cv_repeats: int
-    pcs: tuple
-
-
-def music_chapter(profile: str) -> MusicChapter:
-    check_choice("profile", profile, ("smoke", "quick", "full"))
-    return {
-        "smoke": MusicChapter(per_genre=4, balanced_only=True, cv_folds=2, cv_repeats=2, pcs=(2, 4, "all")),
-        "quick": MusicChapter(per_genre=None, balanced_only=False, cv_folds=5, cv_repeats=5, pcs=PCS),
-        "full": MusicChapter(per_genre=None, balanced_only=False, cv_folds=5, cv_repeats=50, pcs=PCS),
-    }[profile]
 
 
 def genre_order(genres) -> list[str]:

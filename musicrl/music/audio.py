@@ -88,9 +88,9 @@ def _decode(path: Path, seconds: float) -> tuple[np.ndarray, int, int]:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                data, rate = librosa.load(str(path), sr=None, mono=True, duration=seconds)
-                total = round(librosa.get_duration(path=str(path)) * rate)
-            return data.astype(np.float32), int(rate), max(int(total), data.size)
+                data, sampled = librosa.load(str(path), sr=None, mono=True, duration=seconds)
+                total = round(librosa.get_duration(path=str(path)) * sampled)
+            return data.astype(np.float32), int(sampled), max(int(total), data.size)
         except Exception as second:
             reasons = "; ".join(r for r in (str(first), str(second)) if r) or type(second).__name__
             raise AudioError(f"{path}: cannot decode audio ({reasons})") from second

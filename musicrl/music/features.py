@@ -21,7 +21,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from musicrl.music import gtzan_dir
-from musicrl.music.audio import SR, AudioError, load_clip, sha256
+from musicrl.music.audio import SR, AudioError, Clip, load_clip, sha256
 from musicrl.store import Store
 from musicrl.users import check_choice
 
@@ -116,7 +116,7 @@ class FeatureSet:
         return FeatureSet(self.tracks[mask].reset_index(drop=True), self.pooled[mask], self.tags[mask], self.failed, self.settings)
 
 
-def _load_batch(rows: pd.DataFrame) -> tuple[list, list[np.ndarray], dict[str, str]]:
+def _load_batch(rows: pd.DataFrame) -> tuple[list, list[Clip], dict[str, str]]:
     loaded, failed = [], {}
     for row in rows.itertuples():
         try:
@@ -147,10 +147,10 @@ class Extractor:
         self.bn, self.store, self.models, self.batch_size = bn, store or Store(), models, batch_size
         self.weights = tagger.TaggerWeights.load(models)
         self.reference = reference if bn == "reference" else None
-        hashes = _hashes(reference) if self.reference is not None else []
-        if any(h is None for h in hashes):
-            raise FileNotFoundError(f"reference clips missing: {[p for p, h in zip(reference['path'], hashes) if h is None]}")
-        self.reference_hash = tagger.reference_hash(hashes) if hashes else ""
+        hashes = _hashes(self.reference) if self.reference is not None else []
+        if self.reference is not None and any(h is None for h in hashes):
+            raise FileNotFoundError(f"reference clips missing: {[p for p, h in zip(self.reference['path'], hashes) if h is None]}")
+        self.reference_hash = tagger.reference_hash([h for h in hashes if h is not None]) if hashes else ""
         self._net = None
 
     @property

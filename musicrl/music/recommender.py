@@ -444,3 +444,26 @@ def class_table(sessions: list[Session], recommender: Recommender, seed: int = 0
     table = table1(session_frame(people + simulated, catalogue))
     table.insert(2, "class sessions", session_frame(people, catalogue).groupby("genre").size())
     return table
+
+
+def standard_listeners(catalogue: Catalogue, noise: tuple[float, float], seed: int = 0) -> list[Listener]:
+    """The chapter's four simulated listeners: ideal, by features, by genre, and the ideal one with
+    ``noise`` (p_rating, p_closer)."""
+    return [IdealListener(catalogue), FeatureListener(catalogue), GenreListener(catalogue),
+            NoisyListener(IdealListener(catalogue), *noise, seed=seed)]
+
+
+def play_catalogues(catalogues: dict[str, Catalogue], players: dict[str, Policy], per_genre: int,
+                    noise: tuple[float, float], seed: int = 0) -> tuple[pd.DataFrame, dict[tuple[str, str], pd.DataFrame]]:
+    """Every player's sessions with :func:`standard_listeners` on each catalogue (the same
+    :func:`choose_targets` for every player): all sessions as one frame (columns ``layer`` and
+    ``player`` added), and the Table 1 of each (catalogue, player)."""
+    frames, tables = [], {}
+    for name, catalogue in catalogues.items():
+        targets = choose_targets(catalogue, per_genre, seed)
+        for player, policy in players.items():
+            sessions = simulate(Recommender(policy, catalogue, player), standard_listeners(catalogue, noise, seed), targets, seed)
+            frame = session_frame(sessions, catalogue).assign(layer=name, player=player)
+            frames.append(frame)
+            tables[name, player] = table1(frame)
+    return pd.concat(frames, ignore_index=True), tables

@@ -221,9 +221,11 @@ class CompactCNN:
             norm.build((None, None, None, CHANNELS))
             norm.set_weights([self.weights.gamma[k], self.weights.beta[k]])
             return norm
+        stats = self.stats
+        assert stats is not None  # checked in __init__: bn='reference' has BatchStats
         norm = keras.layers.BatchNormalization(epsilon=EPSILON, name=f"bn{k + 1}")
         norm.build((None, None, None, CHANNELS))
-        norm.set_weights([self.weights.gamma[k], self.weights.beta[k], self.stats.mean[k], self.stats.var[k]])
+        norm.set_weights([self.weights.gamma[k], self.weights.beta[k], stats.mean[k], stats.var[k]])
         return norm
 
     def block(self, k: int, x, normalize: bool = True):
