@@ -1,24 +1,13 @@
-"""Pure functions on curves and returns: smoothing, levels, convergence, collapse, bootstrap CIs and their text."""
+"""Pure functions on curves and returns: smoothing, levels, convergence, collapse, bootstrap CIs and their text.
+
+A curve is one run's training curve, shape ``(updates,)``: after each update the mean return of the
+last 10 finished episodes (NaN before the first one). ``values`` are one number per run (seed).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-
-
-def collapse_point(curve, weight: float = 0.99) -> tuple[float, int, int | None]:
-    """The smoothed curve's peak, the update of the peak, and the first update after it at which
-    the curve is below half the peak (None if never): the collapse criterion of the book."""
-
-    smoothed = smooth(curve, weight)
-    peak_at = int(np.nanargmax(smoothed))
-    below = np.flatnonzero(smoothed[peak_at:] < 0.5 * smoothed[peak_at])
-    return float(smoothed[peak_at]), peak_at + 1, (int(peak_at + below[0] + 1) if below.size else None)
-
-
-def collapsed(curve, weight: float = 0.99) -> bool:
-    """Whether the smoothed curve falls below half of its peak after the peak (:func:`collapse_point`)."""
-    return collapse_point(curve, weight)[2] is not None
 
 
 def mean_ci(values: npt.ArrayLike, reps: int = 2000, seed: int = 0, size: float = 0.95) -> tuple[float, float, float]:
@@ -109,3 +98,18 @@ def format_ci(mean: float, low: float, high: float, runs: int | None = None) -> 
         return f"{mean:.1f} (all runs)"
     k = decimals_for(low, high)
     return f"{mean:.{k}f} [{low:.{k}f}, {high:.{k}f}]"
+
+
+def collapse_point(curve: npt.ArrayLike, weight: float = 0.99) -> tuple[float, int, int | None]:
+    """The smoothed curve's peak, the update of the peak, and the first update after it at which
+    the curve is below half the peak (None if never): the collapse criterion of the book."""
+
+    smoothed = smooth(curve, weight)
+    peak_at = int(np.nanargmax(smoothed))
+    below = np.flatnonzero(smoothed[peak_at:] < 0.5 * smoothed[peak_at])
+    return float(smoothed[peak_at]), peak_at + 1, (int(peak_at + below[0] + 1) if below.size else None)
+
+
+def collapsed(curve: npt.ArrayLike, weight: float = 0.99) -> bool:
+    """Whether the smoothed curve falls below half of its peak after the peak (:func:`collapse_point`)."""
+    return collapse_point(curve, weight)[2] is not None
