@@ -1,7 +1,10 @@
 """Training: the one place runs start, locally or on a Ray cluster.
 
-:func:`train` trains one run on SB3; :func:`train_seeds` the seeds of one configuration together
-(the multi-seed or the device trainer); :func:`train_many` any list of runs, grouped by
+Read top to bottom: :func:`train_seeds` trains the seeds of one configuration (:func:`train`
+is one seed) through :func:`_checkpoint_loop`, the one loop that saves and evaluates every
+checkpoint and writes each result; its only branch, :func:`_advance`, is how a group of runs
+moves to the next checkpoint: SB3's ``learn`` one run at a time, or the seeds together on the
+multi-seed or the device trainer. :func:`train_many` trains any list of runs, grouped by
 configuration, in this process or over Ray workers; :func:`finished_runs` and
 :func:`experiment_runs` read what is finished and train the rest. What a run writes is in
 :mod:`musicrl.runfiles`, publishing and carrying in :mod:`musicrl.publish`.
