@@ -99,7 +99,7 @@ def run_extras(spec: RunSpec, root=None) -> dict:
 
     The entropy covers the checkpoints stored locally: every one, unless the run was carried
     over from another machine (then those trained since the carry, see
-    :func:`musicrl.saved_checkpoints`).
+    :func:`musicrl.runfiles.saved_checkpoints`).
     """
     extras: dict[str, Any] = {
         "sampling": sampling_stats(spec, root),
