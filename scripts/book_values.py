@@ -11,7 +11,7 @@ import re
 import sys
 from pathlib import Path
 
-VOLATILE = re.compile(r"\d+(\.\d+)? ?(s|min|it/s|s/it)\b|\d\d:\d\d|/tmp/\S+")  # timings, progress bars, temp paths
+VOLATILE = re.compile(r"\d+(\.\d+)? ?(s|min|it/s|s/it)\b|\d\d:\d\d|/tmp/\S+|T_[0-9a-f]{5}")  # timings, progress bars, temp paths, table ids
 
 
 def chapter_values(path: Path) -> dict[str, object]:
