@@ -1,4 +1,4 @@
-"""The experiment registry, profiles, analysis helpers and the train/sweep command line."""
+"""The registry, the chapters' tables and verdicts, reference levels, carry, and the train/sweep command line."""
 
 import re
 import tarfile
