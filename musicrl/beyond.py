@@ -29,7 +29,7 @@ from musicrl import baselines, multiseed, profiles, users
 from musicrl.agents import AgentConfig
 from musicrl.envs import EPISODE_STEPS, EnvConfig, PreferenceSearchVecEnv
 from musicrl.evaluation import Policy, evaluation_targets, rollout
-from musicrl.publish import load_policy, load_result, publish_finished, unfinished
+from musicrl.publish import load_policy, load_result, publish_finished
 from musicrl.registry import SHORT_NAMES, experiment
 from musicrl.runfiles import RunResult, RunSpec
 from musicrl.stats import format_ci, mean_ci
@@ -77,8 +77,6 @@ def scaling_specs(profile: str) -> list[RunSpec]:
     chosen = profiles.get(profile).beyond
     return [_spec(f"scale-d{d}-{_slug(label)}", scaling_config(d), agent, chosen.scaling_updates, chosen.scaling_every, seed)
             for d in chosen.dims for label, agent in SCALING_AGENTS.items() for seed in chosen.scaling_seeds]
-
-
 
 
 def _noisy_baseline(config: EnvConfig, name: str, repeats: int, store: Store) -> dict:
@@ -325,7 +323,8 @@ def study_runs(specs: list[RunSpec], profile: str, address: str | None = None,
     """A study's finished runs (trained first if missing and ``train_missing``), and a note naming
     the experiments still missing under ``profile`` (None if every run has finished)."""
     found = finished_runs(specs, address=address, train_missing=train_missing, progress=False)
-    not_run = unfinished(specs)
+    finished = {spec.key for spec, _ in found}
+    not_run = [spec for spec in specs if spec.key not in finished]  # read once: finished_runs loaded every result
     note = (f"**Not run yet under `{profile}`** ({len(not_run)} runs, left out): "
             + ", ".join(sorted({s.name for s in not_run}))) if not_run else None
     return found, note

@@ -404,7 +404,7 @@ PROGRESS_EVERY = 2.0  # seconds between writes
 
 class ProgressFile:
     """Writes ``{"updates": n}`` into each run folder's ``progress.json``, at most every
-    ``PROGRESS_EVERY`` seconds and at every checkpoint; :func:`sweep_progress` reads them."""
+    ``PROGRESS_EVERY`` seconds and at every checkpoint; :func:`musicrl.training.sweep_progress` reads them."""
 
     def __init__(self, folders: Sequence[Path], done: int) -> None:
         self.folders, self.updates, self.written = list(folders), done, 0.0

@@ -205,8 +205,6 @@ def _check_one_configuration(specs: Sequence[RunSpec]) -> None:
 LOSS_TAGS = ("train/policy_gradient_loss", "train/value_loss", "train/entropy_loss")
 
 
-
-
 def _log_segment(run: _OpenRun, losses: np.ndarray, done: int) -> None:
     """TensorBoard scalars of the updates just trained (``tb/multiseed``): SB3's loss tags and the
     curve, every ``TENSORBOARD_EVERY``-th update (``result.json`` has the whole curve)."""
@@ -297,8 +295,6 @@ def ray_init_arguments(address: str | None, workers: int | None = None) -> dict[
 # port to the loopback interface this way. Its agents also get two minutes to start on a busy
 # machine (the default, 30 s, was too short here with both cores training).
 LOOPBACK_RAY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-
-
 SLOW_MACHINE_RAY_ENV = {"RAY_agent_register_timeout_ms": "120000"}  # a value the user set wins
 
 
@@ -332,8 +328,8 @@ def train_many(
 ) -> list[RunResult]:
     """Train runs in parallel with Ray: local by default, a cluster given ``address``.
 
-    Runs with ``trainer="multiseed"`` that differ only in the seed are one task (one
-    process trains them together); every other run is a task of its own.
+    Runs of a seed-grouped trainer (multi-seed, device) that differ only in the seed are one
+    task (one process trains them together); every other run is a task of its own.
 
     Finished runs are read from the store without starting Ray, and ``workers=1`` on this
     machine trains in this process, one task after the other. Every worker writes to
@@ -434,16 +430,18 @@ def catalogue_target_runs(name: str, targets: Sequence[int], profile: str, root=
 
 
 def playable_profile(name: str, profile: str, root=None, published=None) -> str:
-    """The budget whose trained agents of ``name`` a chapter can play: ``profile``, except under
-    ``full`` when some seed has neither its final checkpoint locally nor published weights
-    (``musicrl publish --weights``); then ``quick``, which the build trains."""
+    """The budget whose trained agents of ``name`` a chapter can play: ``profile``, except where the
+    profile names an ``unplayable_fallback`` (``full``: its runs are published, not trained by the
+    build) and some seed has neither its final checkpoint locally nor published weights
+    (``musicrl publish --weights``); then the fallback, which the build trains."""
     fallback = profiles.get(profile).recommender.unplayable_fallback
     if fallback is None:
         return profile
+
     def playable(spec: RunSpec) -> bool:
         local = spec.checkpoints[-1] in saved_checkpoints(spec, root)
         return load_result(spec, root, published) is not None and (local or has_weights(spec, published))
-    return "full" if all(playable(spec) for spec in run_specs([name], profile)) else "quick"
+    return profile if all(playable(spec) for spec in run_specs([name], profile)) else fallback
 
 
 def publish_runs(names: Sequence[str], profile: str, root=None, published=None, progress: bool = True) -> list[Path]:

@@ -163,7 +163,7 @@ def claims_styled(claims: pd.DataFrame):
 def code_check_table(build: dict[str, list[RunResult]], published: dict[str, list[RunResult]]) -> pd.DataFrame:
     """This build's short runs beside the same seeds' published full-budget runs over the same
     first updates: does the code still learn as it did? Per experiment: the updates of the short
-    run, the mean over its seeds of the curve's last tenth (:func:`final_level`), the same window
+    run, the mean over its seeds of the curve's last tenth (:func:`musicrl.stats.final_level`), the same window
     of the published curves (same seeds), and the difference."""
     rows = []
     for name, results in build.items():

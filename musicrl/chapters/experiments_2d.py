@@ -8,12 +8,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from musicrl import plots, stats
+from musicrl import plots
 from musicrl.chapters.tables import setting_text, styled
 from musicrl.probes import run_entropy, run_line_search
 from musicrl.registry import SHORT_NAMES, THESIS_AGENT, VARIANTS, experiment, run_spec, thesis_agents
 from musicrl.runfiles import RunResult
-from musicrl.stats import collapse_point, final_level, format_ci, smooth
+from musicrl.stats import collapse_point, collapsed, final_level, format_ci, smooth
 
 
 def curve_facts(runs: dict[str, list[RunResult]], optimal: dict[str, float], group: Sequence[str], profile: str) -> str:
@@ -34,7 +34,7 @@ def curve_facts(runs: dict[str, list[RunResult]], optimal: dict[str, float], gro
 
 def collapse_table(runs: dict[str, list[RunResult]], profile: str, root=None, weight: float = 0.99) -> pd.DataFrame:
     """Per TRPO run: the smoothed curve's peak, its final level, whether it collapsed (fell below
-    half its peak after the peak, :func:`collapse_point`) and when, the policy's entropy at the
+    half its peak after the peak, :func:`musicrl.stats.collapse_point`) and when, the policy's entropy at the
     first and last checkpoint, and the line search's success rate in the first and last tenth
     of training."""
     rows = []
@@ -203,13 +203,13 @@ def trpo_paragraph(collapse: pd.DataFrame, runs: dict[str, list[RunResult]], wei
     """Why TRPO collapses, from :func:`collapse_table` (the TRPO runs, with and without the entropy
     bonus) and ``runs`` (every run; the A2C family's collapses are counted against TRPO's)."""
     plain = collapse[~collapse.experiment.isin(list(VARIANTS))]
-    collapsed = plain[plain["collapsed at"].notna()]
-    others = [stats.collapsed(r.curve, weight) for name, rs in runs.items()
+    fallen = plain[plain["collapsed at"].notna()]
+    others = [collapsed(r.curve, weight) for name, rs in runs.items()
               if "A2C" in SHORT_NAMES[experiment(name).agent.algorithm] for r in rs]
     return (
-        f"**{len(collapsed)} of {len(plain)} TRPO runs collapse** (the smoothed curve falls below half its peak"
-        + (f", after {int(collapsed['collapsed at'].min()):,}–{int(collapsed['collapsed at'].max()):,} updates). "
-           if len(collapsed) else "). ")
+        f"**{len(fallen)} of {len(plain)} TRPO runs collapse** (the smoothed curve falls below half its peak"
+        + (f", after {int(fallen['collapsed at'].min()):,}–{int(fallen['collapsed at'].max()):,} updates). "
+           if len(fallen) else "). ")
         + f"At the first checkpoint the policies' entropy is already at most {plain['entropy, first checkpoint'].max():.3f} nats: "
         "sb3-contrib's TRPO has no entropy bonus (the thesis's ACKTR had one, coefficient 0.01), so the natural-gradient "
         "steps make the policy deterministic early. From then on the sampled actions are the deterministic ones, the "

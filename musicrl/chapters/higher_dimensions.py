@@ -32,7 +32,7 @@ def search_gap_sentence(row: Any, steps: str) -> str:
 
 
 def loop_sentence(row: Any) -> str:
-    """Whether a deterministic policy loops, from a row of :func:`sampling_table`."""
+    """Whether a deterministic policy loops, from a row of :func:`musicrl.chapters.tables.sampling_table`."""
     d = experiment(row["experiment"]).env.d
     missed, stuck_share = row["targets missed (deterministic)"], row["of those, stuck on one position"]
     stuck = "none" if pd.isna(stuck_share) else f"{stuck_share:.0%}"

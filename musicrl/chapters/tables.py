@@ -14,11 +14,22 @@ from musicrl.envs import BULLSEYE_REWARD, EPISODE_STEPS
 from musicrl.evaluation import conversational_metrics, rollout
 from musicrl.probes import SAMPLING_REPEATS, agent_conversational, policy_entropy, sampled_result
 from musicrl.reference import UPPER_BOUND, baseline_config, baseline_result, reference_levels
-from musicrl.registry import GRU_OF, SHORT_NAMES, THESIS_AGENT, THESIS_ALGORITHM, Experiment, experiment, experiments_frame, run_spec, thesis_agents
+from musicrl.registry import (
+    GRU_OF,
+    SHORT_NAMES,
+    THESIS_AGENT,
+    THESIS_ALGORITHM,
+    Experiment,
+    experiment,
+    experiments_frame,
+    run_spec,
+    run_specs,
+    thesis_agents,
+)
 from musicrl.runfiles import RunResult, RunSpec
 from musicrl.stats import collapsed, decimals_for, final_level, format_ci, mean_ci, updates_to_convergence
 from musicrl.store import Store
-from musicrl.training import experiment_runs, missing_runs
+from musicrl.training import experiment_runs, finished_runs
 
 
 def metrics_table(runs: dict[str, list[RunResult]], profile: str, store: Store | None = None) -> pd.DataFrame:
@@ -51,7 +62,7 @@ def metrics_table(runs: dict[str, list[RunResult]], profile: str, store: Store |
 def convergence_table(runs: dict[str, list[RunResult]], weight: float = 0.99) -> pd.DataFrame:
     """Updates until the smoothed curve reaches 95% of its final level, per seed, vs the thesis.
 
-    A seed whose curve collapsed (:func:`collapsed`, the book's one criterion) is counted in
+    A seed whose curve collapsed (:func:`musicrl.stats.collapsed`, the book's one criterion) is counted in
     ``collapsed`` and left out of the median, min and max: a curve that fell and stayed low
     reaches 95% of that low level long before it fell, so its "convergence" would read as
     fast learning. ``weight`` is the smoothing of both rules (a chapter passes its own).
@@ -309,9 +320,11 @@ def chapter_runs(names: Sequence[str], profile: str, address: str | None = None,
                  train_missing: bool = True) -> tuple[dict[str, list[RunResult]], list[RunSpec]]:
     """A training chapter's finished runs of ``names`` (trained first if missing and ``train_missing``)
     and the runs still missing; an error naming the remedies if none has finished."""
-    runs = experiment_runs(names, profile, address=address, progress=False, train_missing=train_missing)
-    missing = missing_runs(names, profile)
-    runs = {name: rs for name, rs in runs.items() if rs}
+    specs = run_specs(names, profile)
+    found = finished_runs(specs, address=address, progress=False, train_missing=train_missing)
+    finished = {spec.key for spec, _ in found}
+    missing = [spec for spec in specs if spec.key not in finished]  # each result read once, not again to list these
+    runs = {name: rs for name in names if (rs := [r for spec, r in found if spec.name == name])}
     if not runs:
         raise RuntimeError(f"no run of {', '.join(names)} has finished under the {profile} profile, locally or in published/; "
                            f"train them (musicrl train {names[0]} --profile {profile}) or build with train_missing=True")
