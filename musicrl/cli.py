@@ -1,6 +1,6 @@
 """musicrl: build the book, evaluate baselines, list, train, sweep, publish and carry the thesis's experiments, run
-"Beyond the thesis", extract the tagger's features, be the listener, and pool a class's sessions
-(book, baselines, experiments, train, sweep, publish, carry, beyond, features, listen, class-table)."""
+"Beyond the thesis", extract the tagger's features, be the listener, serve the listening test to a class, and pool
+a class's sessions (book, baselines, experiments, train, sweep, publish, carry, beyond, features, listen, serve, class-table)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
 import yaml
 
 from musicrl import profiles, users
@@ -268,11 +267,52 @@ def _listen(args: argparse.Namespace) -> None:
     store = Store(args.results)
     print("the tagger's features of every clip are read from the cache; the first run fills it (a few minutes, "
           "once; `musicrl features` does it ahead)")
+    from musicrl.music.classroom import clean_name
+
+    name = clean_name(args.name)
     recommender, paths = listen.gtzan_recommender(args.policy, args.layer, no_repeat=not args.repeat,
                                                   gtzan=args.gtzan, models=args.models, store=store, progress=True)
-    target = args.target or str(np.random.default_rng(args.seed).choice(sorted(recommender.catalogue.ids)))
-    runner = recommender.start(target, args.name, seed=args.seed, drive=args.drive)
-    listen.terminal_session(runner, paths, listen.sessions_dir(store), show_ideal=args.show_ideal)
+    folder = listen.sessions_dir(store)
+    played = sum(1 for path in folder.glob("session-*.json") if _listener_of(path) == name)
+    target, seed = listen.student_target(recommender.catalogue, name, args.seed, played)
+    if args.target:
+        target = args.target
+    runner = recommender.start(target, name, seed=seed, drive=args.drive)
+    runner.settings["class_seed"] = args.seed
+    listen.terminal_session(runner, paths, folder, show_ideal=args.show_ideal)
+
+
+def _listener_of(path: Path) -> str | None:
+    import json
+
+    try:
+        return json.loads(path.read_text()).get("listener")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _serve(args: argparse.Namespace) -> None:
+    from musicrl.music import listen, serve
+    from musicrl.music.classroom import ClassRoom
+    from musicrl.store import Store
+
+    if args.code is not None and not args.code.isalnum():
+        raise ValueError(f"--code must be letters and digits (4 to 32), got {args.code!r}")
+    store = Store(args.results)
+    folder = Path(args.folder) if args.folder else store.root / "class"
+    if args.demo:
+        recommender, paths = serve.demo_recommender(folder / "demo-clips", no_repeat=not args.repeat)
+    else:
+        print("the tagger's features of every clip are read from the cache; the first run fills it (about a minute, once)")
+        recommender, paths = listen.gtzan_recommender(args.policy, args.layer, no_repeat=not args.repeat, gtzan=args.gtzan,
+                                                      models=args.models, store=store, progress=True)
+    room = ClassRoom(folder, recommender, seed=args.seed, sessions_per_student=args.sessions)
+    print(f"class folder {folder}: {len(recommender.catalogue.ids)} songs, {args.sessions} sessions per student, "
+          f"policy {recommender.policy_name}; finished sessions go to {room.sessions_dir}")
+    try:
+        serve.run(room, serve.AudioCache(folder / "audio", paths), host=args.host, port=args.port, code=args.code)
+    finally:
+        room.close()
 
 
 def _class_table(args: argparse.Namespace) -> None:
@@ -283,7 +323,7 @@ def _class_table(args: argparse.Namespace) -> None:
 
     store = Store(args.results)
     recommender, _ = listen.gtzan_recommender(args.policy, args.layer, gtzan=args.gtzan, models=args.models, store=store)
-    sessions, rejected = rec.load_class_sessions(args.sessions, recommender.catalogue)
+    sessions, rejected = rec.load_class_sessions(args.sessions, recommender.catalogue, layer=args.layer)
     for message in rejected:
         print(f"skipped {message}", file=sys.stderr)
     table = rec.class_table(sessions, recommender, seed=args.seed)
@@ -403,9 +443,11 @@ def parser() -> argparse.ArgumentParser:
     feats.add_argument("--quiet", action="store_true", help="no progress bar")
     feats.set_defaults(run=_features)
     lis = sub.add_parser("listen", help="be the listener: the recommender proposes GTZAN clips, you rate them")
-    lis.add_argument("--target", default=None, help="target clip id, e.g. jazz.00003 (default: drawn with --seed)")
-    lis.add_argument("--name", default="you", help="your name in the saved session (a class can pool its sessions)")
-    lis.add_argument("--policy", default="greedy", choices=("greedy", "lookahead", "random"))
+    lis.add_argument("--target", default=None,
+                     help="target clip id, e.g. jazz.00003 (default: drawn for your name and session from --seed, as a class's)")
+    lis.add_argument("--name", required=True, help="your first name or a pseudonym, saved with the session (a class pools by it)")
+    lis.add_argument("--policy", default="greedy",
+                     help="greedy (default), lookahead, random, or a 4D agent with published weights (e.g. fig25-gru)")
     lis.add_argument("--layer", default="third", choices=("second", "third", "last", "pooled"))
     lis.add_argument("--repeat", action="store_true",
                      help="let the recommender play a song again (by default no song is played twice)")
@@ -415,7 +457,7 @@ def parser() -> argparse.ArgumentParser:
                           "Table 1) or yours")
     lis.add_argument("--show-ideal", action="store_true",
                      help="after each answer, show the ideal listener's (off by default: it can bias yours)")
-    lis.add_argument("--seed", type=_seed, default=0)
+    lis.add_argument("--seed", type=_seed, default=0, help="the class seed the targets are drawn from (default 0)")
     lis.add_argument("--gtzan", default=None)
     lis.add_argument("--models", default=None)
     lis.add_argument("--results", default=None, help="results directory; sessions go to <results>/sessions")
@@ -431,6 +473,25 @@ def parser() -> argparse.ArgumentParser:
     cls.add_argument("--results", default=None, help="results directory (features cache); the table goes to <results>/class")
     cls.add_argument("--out", default=None, help="folder for class-table.json and class-table.png")
     cls.set_defaults(run=_class_table)
+    srv = sub.add_parser("serve", help="the listening test for a class in the browser, pooled live into its Table 1")
+    srv.add_argument("--host", default="127.0.0.1",
+                     help="address to listen on (default 127.0.0.1: this machine only); any other, e.g. 0.0.0.0 for a "
+                          "classroom, is class mode: students need the class code")
+    srv.add_argument("--port", type=int, default=8000)
+    srv.add_argument("--code", default=None, help="the class code (letters and digits); class mode makes one if not given")
+    srv.add_argument("--folder", default=None, help="the class's folder (default <results>/class); a restart resumes it")
+    srv.add_argument("--sessions", type=_positive, default=3, help="sessions per student (default 3, as the lab plan)")
+    srv.add_argument("--policy", default="greedy",
+                     help="greedy (default), lookahead, random, or a 4D agent with published weights (e.g. fig25-gru)")
+    srv.add_argument("--layer", default="third", choices=("second", "third", "last", "pooled"))
+    srv.add_argument("--repeat", action="store_true", help="let the recommender play a song again (by default it never does)")
+    srv.add_argument("--seed", type=_seed, default=0, help="the class seed: targets and songs are drawn from it")
+    srv.add_argument("--demo", action="store_true",
+                     help="a stand-in catalogue of 50 tones in five genres (no GTZAN, no tagger): to try the server")
+    srv.add_argument("--gtzan", default=None)
+    srv.add_argument("--models", default=None)
+    srv.add_argument("--results", default=None, help="results directory (features cache; the class folder's default parent)")
+    srv.set_defaults(run=_serve)
     return top
 
 

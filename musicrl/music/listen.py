@@ -20,20 +20,57 @@ def sessions_dir(store: Store | None = None) -> Path:
     return (store or Store()).root / "sessions"
 
 
-def gtzan_recommender(policy_name: str = "greedy", layer: str = "third", k: int = 4, no_repeat: bool = False,
-                      gtzan=None, models=None, store: Store | None = None, progress: bool = False):
-    """A recommender on the GTZAN catalogue of ``layer`` with a baseline policy, and each song's audio path."""
-    from musicrl import baselines
+BASELINE_POLICIES = ("greedy", "lookahead", "random")
+
+
+def make_policy(name: str, k: int = 4, seed: int = 0):
+    """A baseline by name, or a trained 4D agent's published weights by its experiment's name
+    (e.g. ``fig25-gru``, the thesis-budget run of ``seed``)."""
+    from musicrl import baselines, registry
     from musicrl.envs import EnvConfig
+
+    if name in BASELINE_POLICIES:
+        return baselines.make_baseline(name, EnvConfig(d=k))
+    from musicrl.publish import has_weights, load_policy
+
+    try:
+        spec = registry.run_spec(name, "full", seed)
+    except (KeyError, ValueError):
+        raise ValueError(f"unknown policy {name!r}: accepted are {', '.join(BASELINE_POLICIES)} or a 4D experiment with "
+                         "published weights (e.g. fig25-gru)") from None
+    if spec.env.d != k or not has_weights(spec):
+        raise ValueError(f"{name} (seed {seed}) has no published {k}D weights; accepted are {', '.join(BASELINE_POLICIES)} "
+                         "or a 4D experiment with published weights (e.g. fig25-gru)")
+    return load_policy(spec)
+
+
+def gtzan_recommender(policy_name: str = "greedy", layer: str = "third", k: int = 4, no_repeat: bool = False,
+                      gtzan=None, models=None, store: Store | None = None, progress: bool = False, agent_seed: int = 0):
+    """A recommender on the GTZAN catalogue of ``layer`` with a policy of :func:`make_policy`, and each song's audio path."""
     from musicrl.music import catalogue as catalogue_module
     from musicrl.music import features
 
+    policy = make_policy(policy_name, k, agent_seed)
     tracks = features.read_manifest(gtzan)
     feats = features.Extractor(features.subset(tracks, balanced=True), models=models, store=store).extract(tracks, progress=progress)
     catalogue = catalogue_module.from_features(feats, layer, k)
-    policy = baselines.make_baseline(policy_name, EnvConfig(d=k))
     paths = dict(zip(feats.tracks["track_id"], feats.tracks["path"]))
-    return Recommender(policy, catalogue, policy_name, no_repeat=no_repeat), paths
+    return Recommender(policy, catalogue, policy_name, no_repeat=no_repeat, layer=layer), paths
+
+
+def student_target(catalogue, name: str, class_seed: int, played: int) -> tuple[str, int]:
+    """The target and session seed of ``name``'s session after ``played`` others, as a served class
+    draws them (:func:`musicrl.music.classroom.class_targets`): each name starts at its own place
+    in the class's list, so two students rarely share a target, and a student's next sessions
+    move on to other genres."""
+    import hashlib
+
+    from musicrl.music.classroom import class_targets, session_seed
+
+    targets = class_targets(catalogue, class_seed)
+    start = int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big")
+    number = (start + played) % len(targets)
+    return targets[number], session_seed(class_seed, number)
 
 
 FIRST_HELP = "answer with a rating 0-4, e.g. '3' (no previous song to compare with yet); q quits"
@@ -67,7 +104,8 @@ def terminal_session(runner: SessionRunner, paths: dict[str, str], results: Path
                      show_ideal: bool = False) -> Path | None:
     """The loop of ``musicrl listen``: print the clip to play, read the answer; with ``show_ideal``,
     show the ideal user's answer after the person's. ``q`` (or the end of input) stops and saves
-    the steps answered so far, marked ``stopped_early``; nothing is saved before the first answer."""
+    the steps answered so far, marked ``stopped_early``, and so do Ctrl-C and Ctrl-D; nothing is saved
+    before the first answer."""
     read, write = read or input, write or print
     steers = ("your answers steer the recommender" if runner.drive == "listener" else
               "the recommender is steered by a simulated ideal listener; your answers are recorded beside its own "
@@ -83,7 +121,8 @@ def terminal_session(runner: SessionRunner, paths: dict[str, str], results: Path
                 break
             except ValueError as error:
                 write(str(error))
-            except EOFError:
+            except (EOFError, KeyboardInterrupt):  # Ctrl-C or Ctrl-D: stop as 'q' does, keeping the answers
+                write("")
                 answer = None
                 break
         if answer is None:

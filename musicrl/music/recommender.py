@@ -248,9 +248,11 @@ class Session:
         return path
 
 
-def load_sessions(directory: Path | str, catalogue: Catalogue, rejected: list[str] | None = None) -> list[Session]:
+def load_sessions(directory: Path | str, catalogue: Catalogue, rejected: list[str] | None = None,
+                  paths: list[str] | None = None) -> list[Session]:
     """Every ``session-*.json`` in ``directory``, validated against ``catalogue``. A bad file raises,
-    naming it; or, if a ``rejected`` list is given, its message is appended there and the file skipped."""
+    naming it; or, if a ``rejected`` list is given, its message is appended there and the file skipped.
+    ``paths``, if given, receives the file of each session returned."""
     sessions = []
     for path in sorted(Path(directory).glob("session-*.json")):
         try:
@@ -259,6 +261,8 @@ def load_sessions(directory: Path | str, catalogue: Catalogue, rejected: list[st
             except json.JSONDecodeError as error:
                 raise ValueError(f"not valid JSON, the file is damaged or cut off ({error})") from error
             sessions.append(Session.from_json(data, catalogue))
+            if paths is not None:
+                paths.append(str(path))
         except (ValueError, UnicodeDecodeError, OSError) as error:
             if rejected is None:
                 raise ValueError(f"{path}: {error}") from error
@@ -287,7 +291,7 @@ class SessionRunner:
         self.position = tuple(int(v) for v in users.index_to_position(info["position"], rec.catalogue.k))
         self.song = self._pick(self.position)
         self.settings = {"seed": seed, "drive": drive, "no_repeat": rec.no_repeat, "preset": rec.config.preset,
-                         "reward": rec.config.reward, "started": started}
+                         "reward": rec.config.reward, "started": started, "catalogue": rec.catalogue_record()}
 
     @property
     def done(self) -> bool:
@@ -330,9 +334,14 @@ class Recommender:
     """A policy on the grid of a catalogue (GridObs observations, Discrete actions)."""
 
     def __init__(self, policy: Policy, catalogue: Catalogue, policy_name: str = "policy", preset: str = "WiderTopTarget",
-                 reward: str = "Bullseye", no_repeat: bool = False) -> None:
+                 reward: str = "Bullseye", no_repeat: bool = False, layer: str | None = None) -> None:
         self.policy, self.catalogue, self.policy_name, self.no_repeat = policy, catalogue, policy_name, no_repeat
+        self.layer = layer
         self.config = EnvConfig(d=catalogue.k, preset=preset, reward=reward)
+
+    def catalogue_record(self) -> dict[str, Any]:
+        """What a saved session records of the catalogue it was played on (pooling checks it)."""
+        return catalogue_record(self.catalogue, self.layer)
 
     def start(self, target: str, listener: str = "you", seed: int = 0, drive: str = "ideal", started: str | None = None) -> SessionRunner:
         """A session to drive by hand; ``started`` names its file (default: the time now)."""
@@ -413,9 +422,50 @@ def catalogue_targets(catalogue: Catalogue) -> tuple[int, ...]:
 CLASS_LISTENER = "class"
 
 
-def load_class_sessions(directory: Path | str, catalogue: Catalogue) -> tuple[list[Session], list[str]]:
+def catalogue_record(catalogue: Catalogue, layer: str | None) -> dict[str, Any]:
+    """The tagger layer, dimensions, number of songs and a fingerprint of the songs' positions."""
+    import hashlib
+
+    digest = hashlib.sha256("\n".join(f"{i} {list(p)}" for i, p in zip(catalogue.ids, catalogue.positions.tolist())).encode())
+    return {"layer": layer, "k": int(catalogue.k), "songs": len(catalogue.ids), "fingerprint": digest.hexdigest()[:12]}
+
+
+def session_identity(session: Session) -> str:
+    """The same answers to the same songs by the same listener, started at the same time: a copy."""
+    import hashlib
+
+    content = {k: v for k, v in session.to_json().items() if k != "settings"} | {"started": session.settings.get("started")}
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
+def pool_check(sessions: list[Session], paths: list[str], catalogue: Catalogue, layer: str | None) -> tuple[list[Session], list[str]]:
+    """The sessions that may be pooled into one table of ``catalogue`` (``layer``), and why the
+    others may not: a session played on another layer or number of dimensions (each session
+    records its catalogue; files written before sessions recorded it are taken as played on
+    this one), or a copy of a session already pooled (counted once)."""
+    kept, rejected, seen = [], [], {}  # type: list[Session], list[str], dict[str, str]
+    for session, path in zip(sessions, paths):
+        played = session.settings.get("catalogue") or {}
+        if layer is not None and played.get("layer") not in (None, layer):
+            rejected.append(f"{path}: played on the {played['layer']!r} layer's catalogue, this table is of the {layer!r} "
+                            f"layer's (pool it with --layer {played['layer']})")
+            continue
+        if played.get("k") not in (None, catalogue.k):
+            rejected.append(f"{path}: played on a {played['k']}-dimensional grid, this table's is {catalogue.k}-dimensional")
+            continue
+        identity = session_identity(session)
+        if identity in seen:
+            rejected.append(f"{path}: a copy of {seen[identity]} (counted once)")
+            continue
+        seen[identity] = path
+        kept.append(session)
+    return kept, rejected
+
+
+def load_class_sessions(directory: Path | str, catalogue: Catalogue, layer: str | None = None) -> tuple[list[Session], list[str]]:
     """The saved sessions of a class in ``directory`` (every student's ``session-*.json``) and the
-    messages of the files set aside: damaged or wrongly typed sessions, and foreign files."""
+    messages of the files set aside: damaged or wrongly typed sessions, foreign files, sessions
+    played on another layer's catalogue than ``layer`` (None: any) and copies (see :func:`pool_check`)."""
     folder = Path(directory)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such folder of saved sessions (musicrl listen and the ListenerPanel "
@@ -423,8 +473,9 @@ def load_class_sessions(directory: Path | str, catalogue: Catalogue) -> tuple[li
     rejected = [f"{path}: not a saved session (expected session-*.json, as musicrl listen and the ListenerPanel write)"
                 for path in sorted(folder.iterdir())
                 if path.is_file() and not (path.name.startswith("session-") and path.suffix == ".json")]
-    sessions = load_sessions(folder, catalogue, rejected)
-    return sessions, rejected
+    paths: list[str] = []
+    sessions, set_aside = pool_check(load_sessions(folder, catalogue, rejected, paths), paths, catalogue, layer)
+    return sessions, rejected + set_aside
 
 
 def class_table(sessions: list[Session], recommender: Recommender, seed: int = 0) -> pd.DataFrame:
