@@ -33,6 +33,7 @@ benchmark: $(STAMP)
 	$(VENV)/bin/python scripts/benchmark_tagger.py
 	$(VENV)/bin/python scripts/benchmark_audio.py
 	$(VENV)/bin/python scripts/benchmark_trainers.py
+	$(VENV)/bin/python scripts/benchmark_serve.py --kill-after 12
 
 # On a machine with a CUDA GPU (and a CUDA build of torch): the device, the GPU benchmark rows, and
 # fig14-gru at the thesis's budget on the device path beside the published runs (a few minutes).

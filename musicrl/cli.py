@@ -300,8 +300,8 @@ def _serve(args: argparse.Namespace) -> None:
         raise ValueError(f"--code must be letters and digits (4 to 32), got {args.code!r}")
     store = Store(args.results)
     folder = Path(args.folder) if args.folder else store.root / "class"
-    if args.demo:
-        recommender, paths = serve.demo_recommender(folder / "demo-clips", no_repeat=not args.repeat)
+    if args.demo is not None:
+        recommender, paths = serve.demo_recommender(folder / "demo-clips", per_genre=args.demo, no_repeat=not args.repeat)
     else:
         print("the tagger's features of every clip are read from the cache; the first run fills it (about a minute, once)")
         recommender, paths = listen.gtzan_recommender(args.policy, args.layer, no_repeat=not args.repeat, gtzan=args.gtzan,
@@ -486,8 +486,9 @@ def parser() -> argparse.ArgumentParser:
     srv.add_argument("--layer", default="third", choices=("second", "third", "last", "pooled"))
     srv.add_argument("--repeat", action="store_true", help="let the recommender play a song again (by default it never does)")
     srv.add_argument("--seed", type=_seed, default=0, help="the class seed: targets and songs are drawn from it")
-    srv.add_argument("--demo", action="store_true",
-                     help="a stand-in catalogue of 50 tones in five genres (no GTZAN, no tagger): to try the server")
+    srv.add_argument("--demo", type=_positive, nargs="?", const=10, default=None, metavar="PER_GENRE",
+                     help="a stand-in catalogue of tones in five genres, 10 each unless given (no GTZAN, no tagger): to try "
+                          "the server")
     srv.add_argument("--gtzan", default=None)
     srv.add_argument("--models", default=None)
     srv.add_argument("--results", default=None, help="results directory (features cache; the class folder's default parent)")

@@ -49,8 +49,62 @@ def test_listen_command_plays_a_session_from_the_terminal(tmp_path, capsys, monk
     out = capsys.readouterr().out
     assert "target: listen to /clips/jazz.00004.ogg" in out and "session saved to" in out
     assert len(list((tmp_path / "sessions").glob("session-ada-*.json"))) == 1
-    assert main(["listen", "--target", "pop.00001", "--results", str(tmp_path)]) == 2
+    assert main(["listen", "--target", "pop.00001", "--name", "ada", "--results", str(tmp_path)]) == 2
     assert "no song 'pop.00001'" in capsys.readouterr().err
+
+
+def _toy_listen(monkeypatch, genres=("jazz", "rock", "pop")):
+    import numpy as np
+
+    from musicrl import baselines
+    from musicrl.envs import EnvConfig
+    from musicrl.music import listen
+    from musicrl.music.catalogue import Catalogue
+    from musicrl.music.recommender import Recommender
+
+    rng = np.random.default_rng(0)
+    ids = [f"{g}.{i:05d}" for g in genres for i in range(20)]
+    catalogue = Catalogue.build(rng.normal(size=(len(ids), 6)), ids, [i.split(".")[0] for i in ids], k=4)
+    toy = Recommender(baselines.make_baseline("greedy", EnvConfig(d=4)), catalogue, "greedy", layer="third")
+    monkeypatch.setattr(listen, "gtzan_recommender", lambda *a, **k: (toy, {i: f"/clips/{i}.ogg" for i in ids}))
+    return catalogue
+
+
+def test_listen_draws_each_student_their_own_targets_over_genres(tmp_path, capsys, monkeypatch):
+    import json
+
+    _toy_listen(monkeypatch)
+    monkeypatch.setattr("builtins.input", lambda prompt="": "2 n")
+    for name in ("s1", "s2", "s1", "s1"):
+        assert main(["listen", "--name", name, "--results", str(tmp_path)]) == 0
+    saved = [json.loads(p.read_text()) for p in sorted((tmp_path / "sessions").glob("session-*.json"))]
+    targets = {name: [s["target"] for s in saved if s["listener"] == name] for name in ("s1", "s2")}
+    assert targets["s2"][0] != targets["s1"][0]
+    assert len({t.split(".")[0] for t in targets["s1"]}) == 3  # one student's three sessions: three genres
+    assert all(s["settings"]["catalogue"]["layer"] == "third" and s["settings"]["class_seed"] == 0 for s in saved)
+    with pytest.raises(SystemExit):
+        main(["listen", "--results", str(tmp_path)])
+    assert "the following arguments are required: --name" in capsys.readouterr().err
+
+
+def test_ctrl_c_in_listen_saves_the_answers_as_q_does(tmp_path, capsys, monkeypatch):
+    import json
+
+    _toy_listen(monkeypatch)
+    answers = iter(["3", "2 y"])
+
+    def read(prompt=""):
+        try:
+            return next(answers)
+        except StopIteration:
+            raise KeyboardInterrupt from None
+
+    monkeypatch.setattr("builtins.input", read)
+    assert main(["listen", "--name", "ada", "--results", str(tmp_path)]) == 0
+    assert "Traceback" not in capsys.readouterr().err
+    (saved,) = (tmp_path / "sessions").glob("session-ada-*.json")
+    data = json.loads(saved.read_text())
+    assert len(data["steps"]) == 2 and data["settings"]["stopped_early"] is True
 
 
 def test_beyond_command_trains_and_publishes_a_study(tmp_path, capsys):

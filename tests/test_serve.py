@@ -268,7 +268,7 @@ def start_server(folder: Path, port: int, *extra: str) -> subprocess.Popen:
             return process
         except httpx.HTTPError:
             if process.poll() is not None:
-                raise AssertionError(process.stdout.read())
+                raise AssertionError(process.stdout.read()) from None
             time.sleep(0.1)
     process.kill()
     raise AssertionError("the server did not start in 30 s")
@@ -378,3 +378,62 @@ def test_a_server_killed_mid_class_resumes_every_session_and_pools_the_same_tabl
     assert len(killed_sessions) == len(calm_sessions) == 6
     assert [s.to_json()["steps"] for s in killed_sessions] == [s.to_json()["steps"] for s in calm_sessions]
     pd.testing.assert_frame_equal(killed_table, calm_table)
+
+
+@pytest.mark.book
+def test_the_teaching_chapter_pools_a_served_class_as_class_table_does(tmp_path):
+    """A class served on real clips (two per genre of GTZAN, their features through the tagger),
+    two students playing; then ``musicrl class-table`` on the class's folder, and the page
+    "Teaching with this book" executed with it: the same table."""
+    import ast
+    import csv
+    import json
+    import shutil
+
+    from musicrl import book
+    from musicrl.cli import main
+    from musicrl.music import features, gtzan_dir, listen
+    from musicrl.store import Store
+
+    ROOT = Path(__file__).resolve().parent.parent
+    chosen = features.subset(features.read_manifest(), per_genre=2)
+    tiny = tmp_path / "gtzan"
+    tiny.mkdir()
+    with open(tiny / "manifest.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["track_id", "genre", "path", "balanced14"])
+        writer.writerows([t.track_id, t.genre, t.path, 1] for t in chosen.itertuples())
+    assert gtzan_dir().is_dir()
+    results, folder = tmp_path / "results", tmp_path / "class"
+    recommender, _ = listen.gtzan_recommender("greedy", "third", gtzan=tiny, store=Store(results))
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "musicrl.cli", "serve", "--gtzan", str(tiny), "--results", str(results),
+                                "--folder", str(folder), "--port", str(port)], stdout=subprocess.DEVNULL,
+                               start_new_session=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(1200):
+            try:
+                httpx.get(f"{base}/health", timeout=1)
+                break
+            except httpx.HTTPError:
+                assert process.poll() is None, "musicrl serve stopped"
+                time.sleep(0.1)
+        play_class_lockstep(base, 2, 1, recommender.catalogue)
+    finally:
+        stop(process)
+    out = tmp_path / "table"
+    assert main(["class-table", str(folder), "--gtzan", str(tiny), "--results", str(results), "--out", str(out)]) == 0
+    cli = pd.DataFrame(json.loads((out / "class-table.json").read_text())["table"]).set_index("target genre")
+
+    root = tmp_path / "bookroot"
+    shutil.copytree(ROOT / "notebooks", root / "notebooks")
+    shutil.copytree(ROOT / "book", root / "book", ignore=shutil.ignore_patterns("*.ipynb"))
+    shutil.copytree(results, root / "results")
+    executed = book.execute_chapter("teaching", "smoke", root=root, parameters={"sessions": str(folder), "gtzan": str(tiny)})
+    notebook = json.loads(executed.read_text())
+    glued = {o["metadata"]["scrapbook"]["name"]: o["data"].get("application/papermill.record/text/plain")
+             for c in notebook["cells"] for o in c.get("outputs", []) if "scrapbook" in o.get("metadata", {})}
+    chapter = pd.DataFrame(json.loads(ast.literal_eval(glued["class_table_json"]))).set_index("target genre")
+    assert len(cli) == 2 and int(glued["class_sessions"]) == 2
+    pd.testing.assert_frame_equal(chapter, cli[chapter.columns], check_dtype=False)

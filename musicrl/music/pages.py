@@ -198,8 +198,8 @@ async function refresh() {
     const s = await r.json();
     if (!r.ok) { document.getElementById('counts').textContent = s.error; return; }
     document.getElementById('link').textContent = '';
-    document.getElementById('counts').textContent = `${s.students.length} students joined · ${s.running} sessions running · ` +
-      `${s.finished} finished · clips ready ${s.audio_ready} of ${s.audio_total}`;
+    document.getElementById('counts').textContent = `students joined ${s.students.length} · sessions running ${s.running} · ` +
+      `finished ${s.finished} · clips ready ${s.audio_ready} of ${s.audio_total}`;
     const t = document.getElementById('students'); t.replaceChildren();
     header(t, ['student', 'joined', 'sessions']);
     for (const st of s.students) {

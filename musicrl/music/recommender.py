@@ -462,14 +462,22 @@ def pool_check(sessions: list[Session], paths: list[str], catalogue: Catalogue, 
     return kept, rejected
 
 
+def sessions_folder(folder: Path | str) -> Path:
+    """Where a class's session files are: ``folder`` itself, or a served class's ``folder/sessions``."""
+    folder = Path(folder)
+    return folder / "sessions" if (folder / "class.sqlite3").is_file() and (folder / "sessions").is_dir() else folder
+
+
 def load_class_sessions(directory: Path | str, catalogue: Catalogue, layer: str | None = None) -> tuple[list[Session], list[str]]:
-    """The saved sessions of a class in ``directory`` (every student's ``session-*.json``) and the
+    """The saved sessions of a class in ``directory`` (every student's ``session-*.json``, or a
+    ``musicrl serve`` class folder's ``sessions/``) and the
     messages of the files set aside: damaged or wrongly typed sessions, foreign files, sessions
     played on another layer's catalogue than ``layer`` (None: any) and copies (see :func:`pool_check`)."""
     folder = Path(directory)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such folder of saved sessions (musicrl listen and the ListenerPanel "
-                                f"save them to <results>/sessions)")
+                                f"save them to <results>/sessions, musicrl serve to <class folder>/sessions)")
+    folder = sessions_folder(folder)
     rejected = [f"{path}: not a saved session (expected session-*.json, as musicrl listen and the ListenerPanel write)"
                 for path in sorted(folder.iterdir())
                 if path.is_file() and not (path.name.startswith("session-") and path.suffix == ".json")]
