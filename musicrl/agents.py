@@ -59,6 +59,19 @@ REPLAY = {"buffer_size": 200_000, "batch_size": 256, "learning_starts": 5_000, "
           "gradient_steps": 10}
 
 
+# Every float hyperparameter with the values it accepts (checked before any training).
+FLOAT_RANGES = (
+    ("learning_rate", "> 0", lambda v: v > 0),
+    ("rms_alpha", "in [0, 1)", lambda v: 0 <= v < 1),
+    ("rms_eps", "> 0", lambda v: v > 0),
+    ("gamma", "in (0, 1]", lambda v: 0 < v <= 1),
+    ("ent_coef", ">= 0", lambda v: v >= 0),
+    ("vf_coef", ">= 0", lambda v: v >= 0),
+    ("max_grad_norm", "> 0", lambda v: v > 0),
+    ("exploration_noise", ">= 0", lambda v: v >= 0),
+)
+
+
 @dataclass(frozen=True)
 class AgentConfig:
     """Every hyperparameter of an agent, defaulting to the thesis's code."""
@@ -86,8 +99,12 @@ class AgentConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        if self.learning_rate <= 0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
+        for name, accepted, ok in FLOAT_RANGES:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not ok(value):
+                raise ValueError(f"{name} must be a number {accepted}, got {value!r}")
+        if not isinstance(self.normalize, bool):
+            raise ValueError(f"normalize must be true or false, got {self.normalize!r}")
 
     @property
     def steps_per_update(self) -> int:

@@ -267,7 +267,14 @@ def build(profile: str = "quick", chapters: tuple[str, ...] = CHAPTERS, html: bo
     if train_missing:
         train_for(chapters, profile, root)
     execute_chapters(chapters, profile, root, train_missing, jobs, parameters)
-    for name in CHAPTERS:  # a partial build: the chapters not executed (now or before) get a page that says so
-        if name not in chapters and not (root / "book" / f"{name}.ipynb").exists():
+    return render(root) if html else root / "book"
+
+
+def render(root: Path = ROOT) -> Path:
+    """Render the book from the executed notebooks in ``book/`` as they are (``musicrl book
+    --render-only``: e.g. after papermill wrote one); a chapter not executed yet gets a page
+    that says how to build it."""
+    for name in CHAPTERS:
+        if not (root / "book" / f"{name}.ipynb").exists():
             write_placeholder(name, root)
-    return build_html(root) if html else root / "book"
+    return build_html(root)

@@ -20,8 +20,19 @@ from musicrl.runfiles import TRAINERS
 def _book(args: argparse.Namespace) -> None:
     from musicrl import book
 
+    if args.chapters is not None and not args.chapters:
+        raise ValueError(f"--chapters needs the names of the chapters to execute: {', '.join(book.CHAPTERS)} "
+                         "(without --chapters every chapter is executed)")
+    if args.render_only:
+        if args.chapters or args.parameter:
+            raise ValueError("--render-only executes nothing: it takes neither --chapters nor -p")
+        print(f"book written to {book.render()}")
+        return
     chapters = tuple(args.chapters) if args.chapters else book.CHAPTERS
+    from musicrl.parameters import PATHS
+
     given = {name: yaml.safe_load(value) for name, value in args.parameter or []}
+    given = {name: str(Path(v).resolve()) if name in PATHS and isinstance(v, str) else v for name, v in given.items()}
     out = book.build(profile=args.profile, chapters=chapters, html=not args.no_html, train_missing=args.train_missing,
                      jobs=args.jobs, parameters=given)
     print(f"book written to {out}")
@@ -350,6 +361,8 @@ def parser() -> argparse.ArgumentParser:
     book.add_argument("--profile", default="quick", choices=PROFILES)
     book.add_argument("--chapters", nargs="*", help="chapters to execute (default: all)")
     book.add_argument("--no-html", action="store_true", help="execute notebooks only")
+    book.add_argument("--render-only", action="store_true",
+                      help="execute nothing: render the notebooks in book/ as they are (e.g. after papermill wrote one)")
     book.add_argument("--train-missing", action=argparse.BooleanOptionalAction, default=None,
                       help="train the runs that neither results/ nor published/ holds (default: yes, except --profile full, "
                            "whose chapters show the published runs and list the missing ones)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import types
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from musicrl.profiles import NAMES as PROFILES
@@ -25,6 +26,7 @@ def _probability(v: Any) -> bool:
 
 
 RECOMMENDER_AGENTS = ("fig25", "fig25-gru")  # the trained 4D agents that can play the recommender's sessions
+PATHS = ("gtzan", "models", "sessions")  # folders: made absolute by musicrl book (a chapter runs in book/)
 RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "profile": (lambda v: v in PROFILES, f"one of {list(PROFILES)}"),
     "agent_profile": (lambda v: v is None or v in PROFILES, f"None or one of {list(PROFILES)}"),
@@ -37,9 +39,10 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "address": (lambda v: v is None or (isinstance(v, str) and bool(v)), "None or a Ray address such as 'ray://host:10001'"),
     "train_missing": (lambda v: isinstance(v, bool), "True or False"),
     "smoothing": (lambda v: _probability(v) and v < 1, "a number in [0, 1)"),
-    "gtzan": (lambda v: v is None or isinstance(v, str), "None or a folder path"),
-    "models": (lambda v: v is None or isinstance(v, str), "None or a folder path"),
-    "sessions": (lambda v: v is None or (isinstance(v, str) and bool(v)), "None or a folder of saved sessions"),
+    "gtzan": (lambda v: v is None or (isinstance(v, str) and (Path(v) / "manifest.csv").is_file()),
+              "None or an existing folder holding manifest.csv and the clips"),
+    "models": (lambda v: v is None or (isinstance(v, str) and Path(v).is_dir()), "None or an existing folder of the tagger's weights"),
+    "sessions": (lambda v: v is None or (isinstance(v, str) and Path(v).is_dir()), "None or an existing folder of saved sessions"),
     "layer": (lambda v: v in LAYERS, f"one of {list(LAYERS)}"),
     "noise": (lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(map(_probability, v)),
               "two probabilities (p, q), e.g. [0.2, 0.1]"),

@@ -205,8 +205,35 @@ def run_specs(names: Sequence[str], profile: str, seeds: Sequence[int] | None = 
     return [run_spec(name, profile, seed, trainer) for name in names for seed in chosen]
 
 
+NOT_OVERRIDABLE = {"agent.device": "agent.device picks the machine, not the experiment (a run's key never depends on the "
+                                   "machine): use --trainer device --device cuda"}
 OVERRIDABLE = ("updates", "checkpoint_every", *(f"env.{f}" for f in EnvConfig.__dataclass_fields__),
-               *(f"agent.{f}" for f in AgentConfig.__dataclass_fields__))
+               *(f"agent.{f}" for f in AgentConfig.__dataclass_fields__ if f"agent.{f}" not in NOT_OVERRIDABLE))
+
+
+def _typed(key: str, value: Any, kind: Any) -> Any:
+    """``value`` (as YAML read it) as the field's type: ``1e-3`` (a string to YAML) is the float 0.001."""
+    text = str(kind)
+    if text in ("float", "<class 'float'>") and isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            raise ValueError(f"{key} must be a number, got {value!r}") from None
+    if text in ("float", "<class 'float'>") and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if text in ("int", "<class 'int'>") and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ValueError(f"{key} must be an integer, got {value!r}")
+    if text in ("bool", "<class 'bool'>") and not isinstance(value, bool):
+        raise ValueError(f"{key} must be true or false, got {value!r}")
+    if text in ("str", "<class 'str'>") and not isinstance(value, str):
+        raise ValueError(f"{key} must be a name, got {value!r}")
+    return value
+
+
+def _field_types(config: type) -> dict[str, Any]:
+    import typing
+
+    return typing.get_type_hints(config)
 
 
 def own_variant(name: str, overrides: dict[str, Any]) -> tuple[Experiment, dict[str, int]]:
@@ -214,10 +241,15 @@ def own_variant(name: str, overrides: dict[str, Any]) -> tuple[Experiment, dict[
     given (checked by the configs themselves), named ``<name>+<key>=<value>,...`` so that its
     runs have keys of their own; ``updates`` and ``checkpoint_every`` come back as the budget."""
     base = experiment(name)
+    for key in overrides:
+        if key in NOT_OVERRIDABLE:
+            raise ValueError(f"cannot set {key}: {NOT_OVERRIDABLE[key]}")
     unknown = sorted(set(overrides) - set(OVERRIDABLE))
     if unknown:
         raise ValueError(f"cannot set {', '.join(map(repr, unknown))}; accepted: updates, checkpoint_every, "
                          f"env.<{'|'.join(EnvConfig.__dataclass_fields__)}>, agent.<{'|'.join(AgentConfig.__dataclass_fields__)}>")
+    types = {f"env.{k}": v for k, v in _field_types(EnvConfig).items()} | {f"agent.{k}": v for k, v in _field_types(AgentConfig).items()}
+    overrides = {k: _typed(k, v, types[k]) if k in types else v for k, v in overrides.items()}
     env = {k.split(".", 1)[1]: v for k, v in overrides.items() if k.startswith("env.")}
     agent = {k.split(".", 1)[1]: v for k, v in overrides.items() if k.startswith("agent.")}
     budget = {k: v for k, v in overrides.items() if "." not in k}
@@ -227,6 +259,9 @@ def own_variant(name: str, overrides: dict[str, Any]) -> tuple[Experiment, dict[
     label = ",".join(f"{k.split('.')[-1]}={v}" for k, v in sorted(overrides.items())).replace(" ", "")
     variant = replace(base, name=f"{name}+{label}", caption=f"{base.caption}, with {label}",
                       env=replace(base.env, **env), agent=replace(base.agent, **agent))
+    if variant.env == base.env and variant.agent == base.agent and not budget:
+        raise ValueError(f"--set {' '.join(f'{k}={v}' for k, v in sorted(overrides.items()))} gives {name} itself (its own "
+                         f"values): train {name} without --set, whose runs it would repeat under a new name")
     return variant, budget
 
 

@@ -287,6 +287,34 @@ def test_a_researchers_variant_trains_under_its_own_name_and_key(tmp_path, capsy
     assert "--set takes KEY=VALUE" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("setting, message", [
+    ("agent.vf_coef=x", "agent.vf_coef must be a number, got 'x'"),
+    ("agent.gamma=abc", "agent.gamma must be a number, got 'abc'"),
+    ("agent.gamma=2", "gamma must be a number in (0, 1], got 2.0"),
+    ("agent.ent_coef=-1e-2", "ent_coef must be a number >= 0, got -0.01"),
+    ("agent.max_grad_norm=0", "max_grad_norm must be a number > 0, got 0.0"),
+    ("agent.n_steps=2.5", "agent.n_steps must be an integer, got 2.5"),
+    ("agent.normalize=3", "agent.normalize must be true or false, got 3"),
+    ("agent.n_steps=20", "gives fig14-gru itself (its own values): train fig14-gru without --set"),
+    ("agent.ent_coef=1e-2", "gives fig14-gru itself (its own values)"),
+    ("agent.device=cuda", "cannot set agent.device: agent.device picks the machine, not the experiment"),
+])
+def test_set_values_are_typed_and_checked_before_any_work(setting, message, capsys, tmp_path):
+    assert main(["train", "fig14-gru", "--profile", "smoke", "--results", str(tmp_path), "--set", setting]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("musicrl: error: ") and message in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_set_reads_numbers_in_exponent_form_by_the_fields_type():
+    from musicrl import registry
+    from musicrl.cli import _overrides
+
+    spec = registry.run_specs(["fig14-gru"], "smoke", [0], _overrides(["agent.learning_rate=1e-3", "agent.max_grad_norm=1e1"]))[0]
+    assert spec.agent.learning_rate == 0.001 and spec.agent.max_grad_norm == 10.0
+    assert spec.name == "fig14-gru+learning_rate=0.001,max_grad_norm=10.0"
+
+
 def test_help_names_every_command_and_counts_read_as_english(capsys):
     from musicrl.cli import _count, parser
 
@@ -294,3 +322,22 @@ def test_help_names_every_command_and_counts_read_as_english(capsys):
     for name in commands:
         assert name in parser().description
     assert (_count(1, "session"), _count(3, "listener"), _count(0, "file")) == ("1 session", "3 listeners", "0 files")
+
+
+def test_book_checks_paths_and_chapters_before_any_work_and_renders_without_executing(tmp_path, capsys, monkeypatch):
+    from musicrl import book
+
+    assert main(["book", "--chapters", "music_features", "-p", "gtzan", str(tmp_path / "nonexistent")]) == 2
+    err = capsys.readouterr().err
+    assert "parameter 'gtzan' of the chapter 'music_features' must be None or an existing folder holding manifest.csv" in err
+    assert len(err.splitlines()) == 1
+    assert main(["book", "--chapters"]) == 2
+    assert "--chapters needs the names of the chapters to execute: environment, " in capsys.readouterr().err
+    assert main(["book", "--render-only", "--chapters", "environment"]) == 2
+    assert "--render-only executes nothing" in capsys.readouterr().err
+    rendered, executed = [], []
+    monkeypatch.setattr(book, "build_html", lambda root=book.ROOT: rendered.append(root) or root / "_build" / "html")
+    monkeypatch.setattr(book, "execute_chapter", lambda *a, **k: executed.append(a))
+    monkeypatch.setattr(book, "write_placeholder", lambda name, root=book.ROOT: executed.append(("placeholder", name)))
+    assert main(["book", "--render-only"]) == 0
+    assert rendered == [book.ROOT] and all(e[0] == "placeholder" for e in executed)
