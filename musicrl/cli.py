@@ -1,6 +1,7 @@
 """musicrl: build the book, evaluate baselines, list, train, sweep, publish and carry the thesis's experiments, run
 "Beyond the thesis", extract the tagger's features, be the listener, serve the listening test to a class, and pool
-a class's sessions (book, baselines, experiments, train, sweep, publish, carry, beyond, features, listen, serve, class-table)."""
+a class's sessions (book, baselines, experiments, train, sweep, publish, carry, beyond, features, gtzan-import, listen, serve,
+class-table)."""
 
 from __future__ import annotations
 
@@ -71,6 +72,16 @@ def _integer(minimum: int, what: str):
 
 _seed = _integer(0, "a seed is an integer")
 _positive = _integer(1, "expected an integer")
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
+    return value
 
 
 def _experiments(args: argparse.Namespace) -> None:
@@ -162,7 +173,8 @@ def _sweep(args: argparse.Namespace) -> None:
         print(f"{len(local)} of {len(specs)} runs are finished in the results store and {len(published)} published: read, not "
               f"trained; {len(specs) - len(local) - len(published)} to train on {where}. To train a published run again, "
               "give --results an empty folder and MUSICRL_PUBLISHED=/nonexistent (its key stays the same).")
-    for result in training.train_many(specs, root=args.results, address=args.address, workers=args.workers):
+    for result in training.train_many(specs, root=args.results, address=args.address, workers=args.workers,
+                                      connect_timeout=args.connect_timeout):
         _print_result(result)
 
 
@@ -302,6 +314,21 @@ def _listener_of(path: Path) -> str | None:
         return None
 
 
+def _gtzan_import(args: argparse.Namespace) -> None:
+    from tqdm.auto import tqdm
+
+    from musicrl.music import gtzan
+
+    found = gtzan.find_clips(args.source)
+    line = gtzan.coverage(found)
+    if line:
+        print(line)
+    with tqdm(total=sum(map(len, found.values())), desc="clips", disable=args.quiet) as bar:
+        count, _ = gtzan.import_gtzan(args.source, args.out, progress=lambda done, total: bar.update(done - bar.n))
+    print(f"{count} clips and manifest.csv in {args.out}; use it with MUSICRL_GTZAN={Path(args.out).resolve()} "
+          "(or --gtzan / -p gtzan)")
+
+
 def _serve(args: argparse.Namespace) -> None:
     from musicrl.music import listen, serve
     from musicrl.music.classroom import ClassRoom
@@ -407,6 +434,8 @@ def parser() -> argparse.ArgumentParser:
     sweep.add_argument("--seeds", type=_seed, nargs="+", default=None, help="seeds (default: the profile's)")
     sweep.add_argument("--address", default=None,
                        help="Ray cluster, e.g. HEAD:6380 or ray://HEAD:10001 (default: a private local instance; README: 'A Ray cluster')")
+    sweep.add_argument("--connect-timeout", type=_positive_seconds, default=30.0,
+                       help="seconds to reach the cluster's head before giving up (default 30)")
     sweep.add_argument("--workers", type=_positive, default=None, help="local parallel runs (default: CPU count)")
     sweep.add_argument("--results", default=None, help="results directory, shared by all nodes on a cluster")
     _trainer_arguments(sweep)
@@ -486,6 +515,12 @@ def parser() -> argparse.ArgumentParser:
     cls.add_argument("--results", default=None, help="results directory (features cache); the table goes to <results>/class")
     cls.add_argument("--out", default=None, help="folder for class-table.json and class-table.png")
     cls.set_defaults(run=_class_table)
+    imp = sub.add_parser("gtzan-import", help="turn the GTZAN download (genres/<genre>/<genre>.000NN.wav) into this project's "
+                                              "clips (12 kHz mono Ogg, 29 s) and manifest.csv")
+    imp.add_argument("source", help="the folder holding genres/ (or genres/ itself), .wav or .au clips")
+    imp.add_argument("out", help="the folder to write, e.g. data/gtzan12k; then MUSICRL_GTZAN=<it>; a rerun resumes")
+    imp.add_argument("--quiet", action="store_true", help="no progress bar")
+    imp.set_defaults(run=_gtzan_import)
     srv = sub.add_parser("serve", help="the listening test for a class in the browser, pooled live into its Table 1")
     srv.add_argument("--host", default="127.0.0.1",
                      help="address to listen on (default 127.0.0.1: this machine only); any other, e.g. 0.0.0.0 for a "

@@ -294,6 +294,7 @@ def ray_init_arguments(address: str | None, workers: int | None = None) -> dict[
 # laptop (no cluster), and it has no authentication by default: a private instance binds every
 # port to the loopback interface this way. Its agents also get two minutes to start on a busy
 # machine (the default, 30 s, was too short here with both cores training).
+CONNECT_TIMEOUT = 30.0  # seconds to reach a cluster's head before a sweep gives up (musicrl sweep --connect-timeout)
 LOOPBACK_RAY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 SLOW_MACHINE_RAY_ENV = {"RAY_agent_register_timeout_ms": "120000"}  # a value the user set wins
 
@@ -325,6 +326,7 @@ def train_many(
     address: str | None = None,
     workers: int | None = None,
     progress: bool = True,
+    connect_timeout: float = CONNECT_TIMEOUT,
 ) -> list[RunResult]:
     """Train runs in parallel with Ray: local by default, a cluster given ``address``.
 
@@ -333,7 +335,8 @@ def train_many(
 
     Finished runs are read from the store without starting Ray, and ``workers=1`` on this
     machine trains in this process, one task after the other. Every worker writes to
-    ``root``, which on a cluster must be a filesystem all nodes share.
+    ``root``, which on a cluster must be a filesystem all nodes share; a cluster whose head
+    does not answer within ``connect_timeout`` seconds is one clear error.
     """
     specs = list(specs)
     root = Path(root if root is not None else results_root()).resolve()
@@ -350,7 +353,7 @@ def train_many(
                 if address is None:
                     stack.enter_context(loopback_ray())
                 try:
-                    _init_ray(ray, address, workers)
+                    _init_ray(ray, address, workers, connect_timeout)
                 except Exception as error:  # Ray gives a node 30 s to start, which a busy machine can miss
                     if address is not None or "timed out during startup" not in str(error):
                         raise
@@ -370,17 +373,68 @@ def _train_here(specs: list[RunSpec], todo: list[int], results: dict[int, RunRes
             bar.update(len(task))
 
 
-def _init_ray(ray: Any, address: str | None, workers: int | None) -> None:
+HEAD_HELP = ("check that its head runs (ray start --head --port=PORT; for ray://HOST:PORT also --ray-client-server-port=PORT) "
+             "and that this machine reaches that port (README: 'A Ray cluster')")
+TOKEN_SIGNS = ("InvalidAuthToken", "UNAUTHENTICATED", "Unauthenticated", "auth token", "authentication")
+
+
+def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT) -> None:
+    """A TCP connection to the head's port within ``timeout`` seconds, or one clear error: Ray itself
+    retries an unreachable head for as long as it likes."""
+    import socket
+
+    where = address.removeprefix("ray://")
+    host, _, port = where.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"a Ray address is HOST:PORT or ray://HOST:PORT, got {address!r}")
     try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as error:
+        reason = "no answer" if isinstance(error, TimeoutError) else (error.strerror or type(error).__name__).lower()
+        raise ValueError(f"could not reach the Ray cluster at {address!r}: {reason} at {host}:{port} within {timeout:g} s; "
+                         f"{HEAD_HELP}") from None
+
+
+@contextlib.contextmanager
+def _stderr_to(path: Path) -> Iterator[None]:
+    """File descriptor 2 (Ray's C++ core writes its retries there) into ``path`` while inside."""
+    import sys
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(path, "wb") as sink:
+        os.dup2(sink.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _init_ray(ray: Any, address: str | None, workers: int | None, connect_timeout: float = CONNECT_TIMEOUT) -> None:
+    if address is None:
         ray.init(**ray_init_arguments(address, workers))
-    except (ConnectionError, TimeoutError, RuntimeError, OSError) as error:
-        if address is None:
-            raise
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValueError(f"could not reach the Ray cluster at {address!r} ({first[:200]}); check that its head runs "
-                         "(ray start --head --port=PORT; for ray://HOST:PORT also --ray-client-server-port=PORT), that this "
-                         "machine reaches that port, and that RAY_AUTH_MODE=token and the token (RAY_AUTH_TOKEN or "
-                         "~/.ray/auth_token) match the cluster's (README: 'A Ray cluster')") from error
+        return
+    import logging
+    import tempfile
+
+    check_reachable(address, connect_timeout)
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "ray-init.log"
+        try:
+            with _stderr_to(log):
+                ray.init(**ray_init_arguments(address, workers), logging_level=logging.ERROR)
+        except (ConnectionError, TimeoutError, RuntimeError, OSError, ValueError) as error:
+            said = f"{error}\n{log.read_text(errors='replace')}"
+            if any(sign in said for sign in TOKEN_SIGNS):
+                raise ValueError(f"the Ray cluster at {address!r} refused this machine's token: set RAY_AUTH_MODE=token and "
+                                 "the cluster's token (RAY_AUTH_TOKEN, or ~/.ray/auth_token) as on its head "
+                                 "(README: 'A Ray cluster')") from None
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ValueError(f"could not reach the Ray cluster at {address!r} ({first[:200]}); {HEAD_HELP}; and that "
+                             "RAY_AUTH_MODE=token and the token (RAY_AUTH_TOKEN or ~/.ray/auth_token) match the "
+                             "cluster's") from None
 
 
 def _sweep(ray: Any, specs: list[RunSpec], todo: list[int], results: dict[int, RunResult], root: Path, progress: bool,

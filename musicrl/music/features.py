@@ -47,7 +47,8 @@ def read_manifest(root: Path | str | None = None) -> pd.DataFrame:
     root = Path(root) if root is not None else gtzan_dir()
     manifest = root / "manifest.csv"
     if not manifest.is_file():
-        raise FileNotFoundError(f"no manifest.csv in {root}; set MUSICRL_GTZAN to the folder of the GTZAN clips and their manifest")
+        raise FileNotFoundError(f"no manifest.csv in {root}; set MUSICRL_GTZAN to the folder of the GTZAN clips and their "
+                                "manifest, or make one from the GTZAN download with musicrl gtzan-import (README: 'Data, models and results')")
     try:
         with open(manifest, newline="", encoding="utf-8") as handle:
             rows = list(csv.reader(handle))
