@@ -44,6 +44,8 @@ def _baselines(args: argparse.Namespace) -> None:
     from musicrl.evaluation import evaluate_policy
 
     config = EnvConfig(d=args.d, preset=args.preset, reward=args.reward)
+    for name in args.policies or ():
+        users.check_choice("policy", name, tuple(baselines.BASELINES))  # every name before any work
     for name in args.policies or baselines.BASELINES:
         if name == "optimal" and args.d > baselines.EXACT_UP_TO:
             print(f"{name:>10}: skipped for d={args.d} (exact only up to d={baselines.EXACT_UP_TO}; use --bound)")
@@ -92,7 +94,9 @@ def _experiments(args: argparse.Namespace) -> None:
     frame.insert(2, "algorithm", [registry.SHORT_NAMES[registry.experiment(n).agent.algorithm] for n in names])
     frame["kind"] = ["thesis's agent" if n in registry.STAND_IN_OF or registry.THESIS_AGENT.get(n) == n
                      else "stand-in" if n in registry.EXPERIMENTS else "variant" for n in names]
-    print(frame.drop(columns=["agent"]).to_string(index=False))
+    frame = frame.drop(columns=["agent"]).astype(object)
+    print(frame.where(frame.notna(), "–").to_string(index=False))
+    print("thesis: trained after: env steps until the thesis's curve levelled off; – where the thesis does not say")
 
 
 def _print_result(result) -> None:
@@ -142,6 +146,10 @@ def _device_options(args: argparse.Namespace) -> None:
     if args.compile:
         os.environ[devicetrainer.COMPILE_ENV] = "1"
     if args.cuda_graph:
+        device = devicetrainer.training_device(args.device)
+        if device.type != "cuda":
+            raise ValueError(f"--cuda-graph replays CUDA graphs and needs a CUDA device; this run's device is {device} "
+                             "(--device cuda on a machine with a GPU, or leave --cuda-graph out)")
         os.environ[devicetrainer.GRAPH_ENV] = "1"
 
 
@@ -256,7 +264,7 @@ def _beyond(args: argparse.Namespace) -> None:
     if args.dims:
         dims = profiles.get(args.profile).beyond.dims
         if not set(args.dims) <= set(dims):
-            raise SystemExit(f"--dims: the {args.profile} profile's scaling study runs d in {list(dims)}, got {args.dims}")
+            raise ValueError(f"--dims: the {args.profile} profile's scaling study runs d in {list(dims)}, got {args.dims}")
         chosen = [spec for spec in chosen if not spec.name.startswith("scale") or spec.env.d in args.dims]
     found = training.finished_runs(chosen, root=args.results, address=args.address, workers=args.workers, progress=not args.quiet)
     print(f"{len(found)} of {len(chosen)} runs of {', '.join(studies)} ({args.profile}) finished")

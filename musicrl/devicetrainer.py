@@ -191,7 +191,8 @@ class DeviceTrainer:
         self.device = training_device(str(device) if device is not None else None)
         graph = os.environ.get(GRAPH_ENV) == "1" if graph is None else graph
         if graph and self.device.type != "cuda":
-            raise ValueError(f"graph=True (or {GRAPH_ENV}=1) captures CUDA graphs; the device is {self.device}")
+            raise ValueError(f"--cuda-graph (or {GRAPH_ENV}=1) replays CUDA graphs and needs a CUDA device; the device is "
+                             f"{self.device} (--device cuda, or leave --cuda-graph out)")
         self.graph = graph
         self.compile = os.environ.get(COMPILE_ENV) == "1" if compile is None else compile
         if self.compile:

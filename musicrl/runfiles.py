@@ -92,8 +92,9 @@ class RunSpec:
                 f"normalization; use trainer 'sb3' for {self.agent.algorithm} with {self.env.action} actions"
             )
         if self.trainer == "device" and not devicetrainer.supports(self.env, self.agent):
+            works = "'multiseed' or 'sb3'" if multiseed.supports(self.env, self.agent) else "'sb3'"
             raise ValueError(
-                f"trainer 'device' implements {devicetrainer.COVERS}; use trainer 'multiseed' or 'sb3' for "
+                f"trainer 'device' implements {devicetrainer.COVERS}; use --trainer {works} for "
                 f"{self.agent.algorithm} with {self.env.to_dict()} and frames={self.agent.frames}"
             )
         for key in ("updates", "checkpoint_every"):
@@ -347,23 +348,36 @@ def evaluate_checkpoint(folder: Path, updates: int, model: BaseAlgorithm, env: V
     return result.returns
 
 
+_WRITERS: dict[str, Any] = {}
+
+
+def log_scalars(folder: Path, points: Sequence[tuple[str, float, int]]) -> None:
+    """``(tag, value, step)`` points into the TensorBoard log of ``folder``: one writer (one event
+    file) per folder for the whole process, opened at its first point (no empty files), flushed
+    after each call."""
+    if not points:
+        return
+    key = str(folder)
+    if key not in _WRITERS:
+        from torch.utils.tensorboard import SummaryWriter
+
+        _WRITERS[key] = SummaryWriter(key)
+    writer = _WRITERS[key]
+    for tag, value, step in points:
+        writer.add_scalar(tag, value, step)
+    writer.flush()
+
+
 def log_curve(folder: Path, curve: Sequence[float], start: int, end: int, per_update: int) -> None:
     """The thesis's curve for updates ``start``..``end`` in TensorBoard, every ``TENSORBOARD_EVERY``-th update."""
-    from torch.utils.tensorboard import SummaryWriter
-
-    with SummaryWriter(str(folder)) as writer:
-        for update in range(start + 1, end + 1):
-            if update % TENSORBOARD_EVERY == 0 and not np.isnan(curve[update - 1]):
-                writer.add_scalar(CURVE_TAG, float(curve[update - 1]), update * per_update)
+    log_scalars(folder, [(CURVE_TAG, float(curve[update - 1]), update * per_update) for update in range(start + 1, end + 1)
+                         if update % TENSORBOARD_EVERY == 0 and not np.isnan(curve[update - 1])])
 
 
 def _log_evaluation(folder: Path, step: int, returns: np.ndarray) -> None:
     """The thesis's metric of a checkpoint in TensorBoard (``tb/eval``), the same tags on every path."""
-    from torch.utils.tensorboard import SummaryWriter
-
-    with SummaryWriter(str(folder / "tb" / "eval")) as writer:
-        writer.add_scalar(EVAL_TAGS[0], float(np.mean(returns)), step)
-        writer.add_scalar(EVAL_TAGS[1], float(np.std(returns)), step)
+    log_scalars(folder / "tb" / "eval", [(EVAL_TAGS[0], float(np.mean(returns)), step),
+                                         (EVAL_TAGS[1], float(np.std(returns)), step)])
 
 
 def stored_returns(folder: Path, updates: int) -> np.ndarray:

@@ -46,6 +46,7 @@ from musicrl.runfiles import (
     latest_checkpoint,
     load_checkpoint,
     log_curve,
+    log_scalars,
     run_device,
     run_dir,
     save_checkpoint,
@@ -208,19 +209,17 @@ LOSS_TAGS = ("train/policy_gradient_loss", "train/value_loss", "train/entropy_lo
 def _log_segment(run: _OpenRun, losses: np.ndarray, done: int) -> None:
     """TensorBoard scalars of the updates just trained (``tb/multiseed``): SB3's loss tags and the
     curve, every ``TENSORBOARD_EVERY``-th update (``result.json`` has the whole curve)."""
-    from torch.utils.tensorboard import SummaryWriter
-
     per_update = run.spec.agent.steps_per_update
-    with SummaryWriter(str(run.folder / "tb" / run.spec.trainer)) as writer:
-        curve = run.callback.curve[-len(losses):] if len(losses) else []
-        for k, (row, level) in enumerate(zip(losses, curve)):
-            if (done + k + 1) % TENSORBOARD_EVERY:
-                continue
-            step = (done + k + 1) * per_update
-            for tag, value in zip(LOSS_TAGS, row):
-                writer.add_scalar(tag, float(value), step)
-            if not np.isnan(level):
-                writer.add_scalar(CURVE_TAG, level, step)
+    curve = run.callback.curve[-len(losses):] if len(losses) else []
+    points = []
+    for k, (row, level) in enumerate(zip(losses, curve)):
+        if (done + k + 1) % TENSORBOARD_EVERY:
+            continue
+        step = (done + k + 1) * per_update
+        points += [(tag, float(value), step) for tag, value in zip(LOSS_TAGS, row)]
+        if not np.isnan(level):
+            points.append((CURVE_TAG, float(level), step))
+    log_scalars(run.folder / "tb" / run.spec.trainer, points)
 
 
 def sweep_progress(specs: Sequence[RunSpec], root: Path | str | None = None) -> int:

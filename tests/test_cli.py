@@ -341,3 +341,24 @@ def test_book_checks_paths_and_chapters_before_any_work_and_renders_without_exec
     monkeypatch.setattr(book, "write_placeholder", lambda name, root=book.ROOT: executed.append(("placeholder", name)))
     assert main(["book", "--render-only"]) == 0
     assert rendered == [book.ROOT] and all(e[0] == "placeholder" for e in executed)
+
+
+def test_small_refusals_name_what_works(capsys, monkeypatch, tmp_path):
+    from musicrl import baselines
+
+    computed = []
+    monkeypatch.setattr(baselines, "make_baseline", lambda *a, **k: computed.append(a) or None)
+    assert main(["baselines", "--d", "2", "--policies", "greedy", "foo"]) == 2
+    assert computed == [] and "unknown policy 'foo'; accepted: 'random', 'stay', 'greedy'" in capsys.readouterr().err
+    assert main(["beyond", "--dims", "12", "--profile", "smoke"]) == 2
+    assert capsys.readouterr().err.startswith("musicrl: error: --dims: the smoke profile's scaling study runs d in [4, 5]")
+    assert main(["train", "fig17", "--profile", "smoke", "--trainer", "device", "--results", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "use --trainer 'sb3' for TRPO" in err and "multiseed" not in err.split("use --trainer")[1]
+    assert main(["train", "fig14", "--profile", "smoke", "--trainer", "device", "--device", "cpu", "--cuda-graph",
+                 "--results", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "--cuda-graph replays CUDA graphs and needs a CUDA device; this run's device is cpu" in err and "graph=True" not in err
+    assert main(["experiments", "--profile", "smoke"]) == 0
+    out = capsys.readouterr().out
+    assert "<NA>" not in out and "– where the thesis does not say" in out

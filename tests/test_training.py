@@ -228,13 +228,44 @@ def test_a_loaded_checkpoint_reproduces_its_stored_evaluation(algorithm, tmp_pat
 
 
 def test_an_unreachable_cluster_is_one_clear_error(monkeypatch):
+    import socket
+
     class FakeRay:
         @staticmethod
         def init(**kwargs):
             raise ConnectionError("Failed to connect to the cluster\\nlong trace")
 
+    monkeypatch.setattr(training, "check_reachable", lambda address, timeout: None)  # the port answers; Ray does not
     with pytest.raises(ValueError, match=r"could not reach the Ray cluster at 'ray://10\.0\.0\.9:10001' \(Failed to connect"):
         training._init_ray(FakeRay, "ray://10.0.0.9:10001", None)
+
+    class RefusedToken:
+        @staticmethod
+        def init(**kwargs):
+            import os
+            os.write(2, b"[core] InvalidAuthToken: the token does not match\n" * 20)
+            raise ConnectionError("Failed to connect to GCS")
+
+    with pytest.raises(ValueError, match=r"^the Ray cluster at 'h:1' refused this machine's token: set RAY_AUTH_MODE=token"):
+        training._init_ray(RefusedToken, "h:1", None)
+    monkeypatch.undo()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(ValueError, match=rf"^could not reach the Ray cluster at '127.0.0.1:{port}': connection refused at "):
+        training.check_reachable(f"127.0.0.1:{port}", 5)
+    with pytest.raises(ValueError, match="a Ray address is HOST:PORT or ray://HOST:PORT, got 'nowhere'"):
+        training.check_reachable("nowhere", 5)
+
+
+def test_tensorboard_keeps_one_event_file_per_run_and_purpose(tmp_path):
+    run = replace(spec("A2C", seed=0, updates=100, every=25), trainer="multiseed")
+    train_many([run, replace(run, seed=1)], root=tmp_path, workers=1, progress=False)
+    for seed in (0, 1):
+        tb = run_dir(replace(run, seed=seed), tmp_path) / "tb"
+        files = sorted(p.relative_to(tb).parent.as_posix() for p in tb.rglob("events.out.tfevents*"))
+        assert files == ["eval", "multiseed"], files
+        assert all(p.stat().st_size > 100 for p in tb.rglob("events.out.tfevents*"))
 
 
 @pytest.mark.parametrize("trainer, algorithm", [("sb3", "A2C"), ("multiseed", "A2C"), ("sb3", "ACKTR"), ("device", "GRUA2C")])
