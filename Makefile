@@ -10,6 +10,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -e ".[test]"
+	$(VENV)/bin/pip download --quiet --no-deps musicnn==0.1.0 -d $(VENV)/wheels  # musicnn's checkpoints, read from the wheel
 	touch $(STAMP)
 
 book: $(STAMP)

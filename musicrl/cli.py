@@ -281,6 +281,9 @@ def _features(args: argparse.Namespace) -> None:
     tracks = features.read_manifest(args.gtzan)
     chosen = features.subset(tracks, per_genre=args.per_genre, balanced=args.balanced)
     store = Store(args.results)
+    if args.tagger != "compact_cnn":
+        _musicnn_features(args, chosen, store)
+        return
     reference = features.subset(tracks, balanced=True)
     extractor = features.Extractor(reference, bn=args.bn, store=store, models=args.models, batch_size=args.batch_size)
     result = extractor.extract(chosen, progress=not args.quiet)
@@ -289,6 +292,19 @@ def _features(args: argparse.Namespace) -> None:
           f"in {store.root / 'features'}; {len(result.failed)} skipped, {int(result.tracks.padded.sum())} zero-padded")
     for track_id, reason in result.failed.items():
         print(f"  skipped {track_id}: {reason}")
+
+
+def _musicnn_features(args: argparse.Namespace, chosen, store) -> None:
+    from musicrl.music import musicnn
+
+    kept, records, failed = musicnn.extract(chosen, args.tagger, store=store, progress=not args.quiet)
+    counts = kept.groupby("genre").size()
+    print(f"{args.tagger} features of {len(kept)} clips ({', '.join(f'{g} {n}' for g, n in counts.items())}) in "
+          f"{store.root / 'musicnn-features'}; {len(failed)} skipped")
+    for track_id, reason in failed.items():
+        print(f"  skipped {track_id}: {reason}")
+    if args.publish:
+        print(f"published {musicnn.PUBLISHED_LAYERS} of {len(records)} clips to {musicnn.publish_features(kept, records, args.tagger)}")
 
 
 def _listen(args: argparse.Namespace) -> None:
@@ -490,6 +506,10 @@ def parser() -> argparse.ArgumentParser:
     feats.add_argument("--balanced", action="store_true", help="only the balanced14 subset")
     feats.add_argument("--batch-size", type=_positive, default=16)
     feats.add_argument("--results", default=None, help="results directory (default $MUSICRL_RESULTS or results/ in the repository)")
+    feats.add_argument("--tagger", default="compact_cnn", choices=("compact_cnn", "musicnn-msd", "musicnn-mtt"),
+                       help="compact_cnn (the thesis's, default) or musicnn (Pons & Serra 2019) trained on MSD or MTT")
+    feats.add_argument("--publish", action="store_true",
+                       help="with a musicnn tagger: write the book's layers to published/features/<tagger>.json.gz")
     feats.add_argument("--quiet", action="store_true", help="no progress bar")
     feats.set_defaults(run=_features)
     lis = sub.add_parser("listen", help="be the listener: the recommender proposes GTZAN clips, you rate them")
