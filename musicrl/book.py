@@ -32,8 +32,8 @@ from musicrl.training import train_many
 from musicrl.users import check_choice
 
 ROOT = Path(__file__).resolve().parent.parent
-CHAPTERS = ("environment", "experiments_2d", "higher_dimensions", "music_features", "recommender", "beyond", "conclusions",
-            "teaching")
+CHAPTERS = ("environment", "experiments_2d", "higher_dimensions", "music_features", "recommender", "beyond", "taggers",
+            "conclusions", "teaching")
 
 
 def local_kernel_manager() -> type:
@@ -165,11 +165,12 @@ def build_html(root: Path = ROOT) -> Path:
 
 RL_CHAPTERS = ("experiments_2d", "higher_dimensions", "conclusions")  # trained in one sweep before the chapters run
 TRAINING_CHAPTERS = (*RL_CHAPTERS, "beyond")  # their notebooks take train_missing
-# Chapters that must run one after the other: the recommender and the teaching page read the
-# features and the catalogue the music chapter extracts (running them at once would extract twice).
+# Chapters that must run one after the other: the recommender, the teaching page and "A stronger
+# tagger" read the features and the catalogue the music chapter extracts (running them at once
+# would extract twice), and the conclusions show the verdict "A stronger tagger" stores.
 # Longest first, so that a pool of two processes finishes the chains at about the same time.
-CHAINS = (("music_features", "recommender", "teaching"), ("environment",), ("beyond",), ("experiments_2d",),
-          ("higher_dimensions",), ("conclusions",))
+CHAINS = (("music_features", "recommender", "teaching", "taggers", "conclusions"), ("environment",), ("beyond",),
+          ("experiments_2d",), ("higher_dimensions",))
 
 
 def train_for(chapters: tuple[str, ...], profile: str, root: Path = ROOT, address: str | None = None) -> None:

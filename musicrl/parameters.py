@@ -56,6 +56,7 @@ CHAPTER_PARAMETERS = {
     "beyond": ("profile", "address", "train_missing"),
     "conclusions": ("profile", "train_missing", "smoothing"),
     "teaching": ("profile", "sessions", "layer", "seed", "gtzan", "models"),
+    "taggers": ("profile", "seed", "gtzan", "models"),
 }
 
 

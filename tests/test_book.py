@@ -15,7 +15,7 @@ from musicrl.chapters import conclusions
 
 ROOT = Path(__file__).resolve().parent.parent
 MIN_FIGURES = {"environment": 3, "experiments_2d": 5, "higher_dimensions": 1, "music_features": 5, "recommender": 1, "beyond": 2, "conclusions": 0,
-               "teaching": 1}
+               "teaching": 1, "taggers": 2}
 
 
 @pytest.fixture(scope="module")
