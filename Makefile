@@ -32,6 +32,7 @@ type: $(STAMP)
 benchmark: $(STAMP)
 	$(VENV)/bin/python scripts/benchmark.py
 	$(VENV)/bin/python scripts/benchmark_tagger.py
+	$(VENV)/bin/python scripts/benchmark_musicnn.py
 	$(VENV)/bin/python scripts/benchmark_audio.py
 	$(VENV)/bin/python scripts/benchmark_trainers.py
 	$(VENV)/bin/python scripts/benchmark_serve.py --kill-after 12
