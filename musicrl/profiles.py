@@ -98,6 +98,9 @@ class Recommender:
     unplayable_fallback: str | None
     """The budget the agent plays at when some seed's weights at this one are neither local nor
     published (None: this profile's runs are trained by the build, so they are there)."""
+    tagger_targets_per_genre: int | None = 10
+    """Target songs per genre in "A stronger tagger"'s recommender comparison (None: every song),
+    played on each of its five catalogues by two players and three listeners."""
 
 
 @dataclass(frozen=True)
@@ -132,7 +135,7 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
         Environment(dims=(2,)),
         Beyond(10, 5, (0, 1), (4, 5), 10, 5, (0,), 2),
         Music(per_genre=4, balanced_only=True, cv_folds=2, cv_repeats=2, pcs=(2, 4, "all")),
-        Recommender(targets_per_genre=2, catalogue_budget="smoke", unplayable_fallback=None),
+        Recommender(targets_per_genre=2, catalogue_budget="smoke", unplayable_fallback=None, tagger_targets_per_genre=2),
         Book(train_missing=True, thesis_budget=False),
     ),
     Profile(
@@ -153,7 +156,7 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
         Environment(dims=(2, 3, 4), reveal_after={3: 4, 4: 2}),
         Beyond(15000, 2500, (0, 1, 2, 3, 4), (4, 5, 6, 7, 8), 5000, 1000, (0, 1, 2), 20),
         Music(per_genre=None, balanced_only=False, cv_folds=5, cv_repeats=50, pcs=PCS),
-        Recommender(targets_per_genre=None, catalogue_budget="quick", unplayable_fallback="quick"),
+        Recommender(targets_per_genre=None, catalogue_budget="quick", unplayable_fallback="quick", tagger_targets_per_genre=None),
         Book(train_missing=False, thesis_budget=True),
     ),
 )}
