@@ -53,6 +53,7 @@ from musicrl.users import check_choice
 from musicrl.wolpertinger import LevelActions, Wolpertinger
 
 ALGORITHMS = ("A2C", "RecurrentA2C", "GRUA2C", "TRPO", "EntropyTRPO", "ACKTR", "Wolpertinger")
+GRU_INITS = ("pytorch", "orthogonal")
 # Wolpertinger's replay settings (TD3's machinery); one "update" is n_steps x n_envs transitions
 # followed by gradient_steps gradient steps (one per 32 transitions at the thesis's 20 x 16).
 REPLAY = {"buffer_size": 200_000, "batch_size": 256, "learning_starts": 5_000, "tau": 0.005, "learning_rate": 1e-3,
@@ -92,9 +93,13 @@ class AgentConfig:
     frames: int = 1  # observations stacked (VecFrameStack): 1 is the thesis's
     k_nearest: int = 8  # Wolpertinger: candidate grid positions per proto-action
     exploration_noise: float = 0.2  # Wolpertinger: std of the proto-action noise while collecting
+    gru_init: str = "pytorch"  # GRUA2C: PyTorch's uniform +-1/sqrt(hidden), or ikostrikov's "orthogonal" (biases 0)
 
     def __post_init__(self) -> None:
         check_choice("algorithm", self.algorithm, ALGORITHMS)
+        check_choice("gru_init", self.gru_init, GRU_INITS)
+        if self.gru_init != "pytorch" and self.algorithm != "GRUA2C":
+            raise ValueError(f"gru_init={self.gru_init!r} initialises GRUA2C's GRU; {self.algorithm} has none")
         for name in ("n_steps", "n_envs", "hidden", "frames", "k_nearest"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -116,6 +121,8 @@ class AgentConfig:
         fields = asdict(self)
         if fields["frames"] == 1:
             del fields["frames"]
+        if fields["gru_init"] == "pytorch":  # the published runs' initialisation: their keys stay
+            del fields["gru_init"]
         if self.algorithm != "Wolpertinger":
             del fields["k_nearest"], fields["exploration_noise"]
         if self.algorithm == "ACKTR":  # K-FAC's SGD replaces RMSprop and the gradient clipping
@@ -216,12 +223,18 @@ class GRUActorCriticPolicy(RecurrentActorCriticPolicy):
     backpropagating into it (ikostrikov's ``MLPBase(recurrent=True)``; sb3-contrib's shared
     LSTM detaches the critic). Build it with ``shared_lstm=True, enable_critic_lstm=False``."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, gru_init: str = "pytorch", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if not self.shared_lstm or self.enable_critic_lstm:
             raise ValueError("GRUActorCriticPolicy shares its GRU: pass shared_lstm=True, enable_critic_lstm=False")
         # sb3-contrib calls the memory through the LSTM interface, which _GRU keeps
         gru = _GRU(self.features_dim, self.lstm_output_dim, num_layers=self.lstm_actor.num_layers)
+        if gru_init == "orthogonal":  # ikostrikov's NNBase: orthogonal weights, zero biases
+            for name, param in gru.named_parameters():
+                if "weight" in name:
+                    torch.nn.init.orthogonal_(param)
+                else:
+                    torch.nn.init.zeros_(param)
         self.lstm_actor = gru  # type: ignore[assignment]
         lr = self.optimizer.param_groups[0]["lr"]
         self.optimizer = self.optimizer_class(self.parameters(), lr=lr, **self.optimizer_kwargs)  # type: ignore[call-arg]
@@ -352,6 +365,8 @@ def make_agent(agent: AgentConfig, env: VecEnv, seed: int, tensorboard_log: str 
             "shared_lstm": True, "enable_critic_lstm": False,
         }
         gru = agent.algorithm == "GRUA2C"
+        if gru and agent.gru_init != "pytorch":
+            policy_kwargs["gru_init"] = agent.gru_init
         return (GRUA2CModel if gru else RecurrentPPO)(
             GRUActorCriticPolicy if gru else "MlpLstmPolicy", env, ent_coef=agent.ent_coef, vf_coef=agent.vf_coef,
             max_grad_norm=agent.max_grad_norm, policy_kwargs=policy_kwargs, **ppo_as_a2c_kwargs(agent), **common,

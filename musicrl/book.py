@@ -33,7 +33,7 @@ from musicrl.users import check_choice
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = ("environment", "experiments_2d", "higher_dimensions", "music_features", "recommender", "beyond", "taggers",
-            "conclusions", "teaching")
+            "conclusions", "departures", "teaching")
 
 
 def local_kernel_manager() -> type:
@@ -170,7 +170,7 @@ TRAINING_CHAPTERS = (*RL_CHAPTERS, "beyond")  # their notebooks take train_missi
 # would extract twice), and the conclusions show the verdict "A stronger tagger" stores.
 # Longest first, so that a pool of two processes finishes the chains at about the same time.
 CHAINS = (("music_features", "recommender", "teaching", "taggers", "conclusions"), ("environment",), ("beyond",),
-          ("experiments_2d",), ("higher_dimensions",))
+          ("experiments_2d",), ("higher_dimensions",), ("departures",))
 
 
 def train_for(chapters: tuple[str, ...], profile: str, root: Path = ROOT, address: str | None = None) -> None:

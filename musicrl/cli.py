@@ -198,7 +198,11 @@ def _publish(args: argparse.Namespace) -> None:
                          "one whose weights are published)")
     names = args.experiments or [*registry.EXPERIMENTS, *registry.VARIANTS]
     published = Path(args.published) if args.published else PUBLISHED_ROOT
-    written = training.publish_runs(names, args.profile, root=args.results, published=published, progress=not args.quiet)
+    overrides = _overrides(args.set)
+    if overrides and not args.experiments:
+        raise ValueError("musicrl publish --set publishes a variant: name its experiments, e.g. fig14-gru")
+    written = training.publish_runs(names, args.profile, root=args.results, published=published, progress=not args.quiet,
+                                    overrides=overrides)
     files = sorted((published / "runs").glob("*.json.gz")) if (published / "runs").exists() else []
     print(f"published {len(written)} new runs; {published / 'runs'} holds {len(files)} runs, "
           f"{sum(f.stat().st_size for f in files) / 1e6:.2f} MB")
@@ -470,6 +474,8 @@ def parser() -> argparse.ArgumentParser:
     pub.add_argument("--results", default=None, help="results directory (default $MUSICRL_RESULTS or results/ in the repository)")
     pub.add_argument("--published", default=None, help="published results (default $MUSICRL_PUBLISHED or <repo>/published)")
     pub.add_argument("--quiet", action="store_true", help="no progress bar")
+    pub.add_argument("--set", nargs="+", metavar="KEY=VALUE",
+                     help="publish the runs of this variant of the named experiments (as train --set made them)")
     pub.add_argument("--seed", type=_seed, nargs="+", default=None, help="seeds whose weights --weights publishes (default: the profile's)")
     pub.add_argument("--weights", action="store_true",
                      help="also publish the final weights (published/weights/, ~0.6 MB a run) of the named experiments, "

@@ -57,6 +57,7 @@ CHAPTER_PARAMETERS = {
     "conclusions": ("profile", "train_missing", "smoothing"),
     "teaching": ("profile", "sessions", "layer", "seed", "gtzan", "models"),
     "taggers": ("profile", "seed", "gtzan", "models"),
+    "departures": ("profile",),
 }
 
 

@@ -497,13 +497,16 @@ def playable_profile(name: str, profile: str, root=None, published=None) -> str:
     return profile if all(playable(spec) for spec in run_specs([name], profile)) else fallback
 
 
-def publish_runs(names: Sequence[str], profile: str, root=None, published=None, progress: bool = True) -> list[Path]:
-    """Publish every finished run of ``names`` under ``profile`` (see :func:`musicrl.publish`).
+def publish_runs(names: Sequence[str], profile: str, root=None, published=None, progress: bool = True,
+                 overrides: dict[str, Any] | None = None) -> list[Path]:
+    """Publish every finished run of ``names`` under ``profile`` (see :func:`musicrl.publish`), or of
+    their variant ``overrides`` (``musicrl publish --set``).
 
     The published record adds what the book would otherwise need the weights for (the
     sampling statistics); runs not finished locally are skipped, published ones kept.
     """
-    return publish_finished(run_specs(names, profile), lambda spec: run_extras(spec, root), root, published, progress)
+    return publish_finished(run_specs(names, profile, overrides=overrides), lambda spec: run_extras(spec, root), root,
+                            published, progress)
 
 
 def missing_runs(names: Sequence[str], profile: str, root=None, published=None) -> list[RunSpec]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gymnasium as gym
 import numpy as np
+import pytest
 import torch
 from sb3_contrib.common.recurrent.type_aliases import RNNStates
 from stable_baselines3.common.vec_env import DummyVecEnv
@@ -107,3 +108,25 @@ def test_gru_update_is_the_a2c_loss_gradient_with_the_critic_into_the_gru():
 
     value_only = torch.autograd.grad(((returns - values.flatten()) ** 2).mean(), policy.lstm_actor.weight_hh_l0)[0]
     assert value_only.abs().max() > 1e-4  # the critic trains the GRU, as in ikostrikov's A2C
+
+
+def test_ikostrikovs_gru_initialisation_is_a_variant_with_its_own_key():
+    import torch
+
+    from musicrl import registry
+    from musicrl.agents import AgentConfig, make_agent, make_training_env
+
+    base = registry.run_spec("fig14-gru", "full", 0)
+    variant = registry.own_run_spec("fig14-gru", "full", 0, {"agent.gru_init": "orthogonal"})
+    assert "gru_init" not in base.agent.to_dict() and variant.agent.to_dict()["gru_init"] == "orthogonal"
+    assert variant.key != base.key and variant.name == "fig14-gru+gru_init=orthogonal"
+    agent = AgentConfig(algorithm="GRUA2C", n_envs=2, n_steps=5, device="cpu", gru_init="orthogonal")
+    model = make_agent(agent, make_training_env(EnvConfig(d=2), agent, 0), seed=0)
+    gru = model.policy.lstm_actor
+    for name, param in gru.named_parameters():
+        if "weight" in name:
+            torch.testing.assert_close(param.T @ param, torch.eye(param.shape[1]), atol=1e-5, rtol=0)
+        else:
+            assert torch.count_nonzero(param) == 0
+    with pytest.raises(ValueError, match="gru_init='orthogonal' initialises GRUA2C's GRU; A2C has none"):
+        AgentConfig(algorithm="A2C", gru_init="orthogonal")
