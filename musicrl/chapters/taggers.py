@@ -78,7 +78,7 @@ def recommender_rows(cats: dict[str, Catalogue], players: dict, targets_per_genr
 
 def recommender_table(rows: pd.DataFrame) -> pd.DataFrame:
     """Per catalogue and player: genre hit rate and the ideal listener's share of targets found
-    (mean [95% CI] over targets), mean steps to the target when found, and Table 1's columns
+    (mean [95% CI] over targets), mean steps to the target where found, and Table 1's columns
     (mean rating difference) for the feature and genre listeners."""
     out = []
     for (name, player), part in rows.groupby(["catalogue", "player"], sort=False):
@@ -86,9 +86,9 @@ def recommender_table(rows: pd.DataFrame) -> pd.DataFrame:
         out.append({"catalogue": name, "player": player,
                     "genre hit rate": format_ci(*mean_ci(ideal["genre hits"])),
                     "targets found": format_ci(*mean_ci(ideal["found"].astype(float))),
-                    "steps to target (found)": ideal["steps to target"].mean(),
-                    "Table 1: feature listener": part[part.listener == "feature"]["rating difference"].mean(),
-                    "Table 1: genre listener": part[part.listener == "genre"]["rating difference"].mean()})
+                    "steps to target": ideal["steps to target"].mean(),
+                    "Table 1, feature": part[part.listener == "feature"]["rating difference"].mean(),
+                    "Table 1, genre": part[part.listener == "genre"]["rating difference"].mean()})
     return pd.DataFrame(out)
 
 
