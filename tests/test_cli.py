@@ -279,6 +279,13 @@ def test_a_researchers_variant_trains_under_its_own_name_and_key(tmp_path, capsy
                                                               "checkpoint_every": 3})
     assert (spec.agent.n_steps, spec.env.rating_noise, spec.updates, spec.checkpoint_every) == (10, 0.1, 6, 3)
     assert spec.key != registry.run_spec("fig14-gru", "smoke", 0).key and spec.trainer == "multiseed"
+    published = tmp_path / "published"
+    assert main(["publish", "fig14-gru", "--profile", "smoke", "--results", str(tmp_path), "--published", str(published),
+                 "--quiet", "--set", "agent.n_steps=10", "env.rating_noise=0.1", "updates=6", "checkpoint_every=3"]) == 0
+    assert "published 1 new runs" in capsys.readouterr().out
+    assert (published / "runs" / f"{spec.key}.json.gz").is_file()
+    assert main(["publish", "--profile", "smoke", "--set", "agent.n_steps=10"]) == 2
+    assert "publish --set publishes a variant: name its experiments" in capsys.readouterr().err
     assert main(["train", "fig14", "--profile", "smoke", "--set", "agent.nsteps=10"]) == 2
     assert "cannot set 'agent.nsteps'; accepted: updates, checkpoint_every, env.<d|" in capsys.readouterr().err
     assert main(["train", "fig14", "--profile", "smoke", "--set", "agent.n_steps=0"]) == 2
