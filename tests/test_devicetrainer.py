@@ -162,7 +162,7 @@ def test_the_training_device_is_asked_for_or_found_never_guessed(monkeypatch):
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="sees no CUDA GPU"):
             devicetrainer.training_device("cuda")
-        with pytest.raises(ValueError, match="captures CUDA graphs"):
+        with pytest.raises(ValueError, match="replays CUDA graphs and needs a CUDA device; the device is cpu"):
             DeviceTrainer(AgentConfig(device="cpu"), _seeds(AgentConfig(device="cpu"), EnvConfig(d=2), (0,)), graph=True)
 
 
