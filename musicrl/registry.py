@@ -275,6 +275,17 @@ def own_run_spec(name: str, profile: str, seed: int, overrides: dict[str, Any], 
                    trainer=_trainer(variant, profile, trainer))
 
 
+# Variants made as `--set` makes them whose runs are published (the page "How this reproduction
+# departs from the thesis" measures one departure with each).
+PUBLISHED_OWN_VARIANTS: tuple[tuple[str, dict[str, Any]], ...] = (("fig14-gru", {"agent.gru_init": "orthogonal"}),)
+
+
+def own_variant_specs(profile: str) -> list[RunSpec]:
+    """The runs of :data:`PUBLISHED_OWN_VARIANTS` under ``profile``, every seed of it."""
+    seeds = profiles.get(profile).training.seeds
+    return [own_run_spec(name, profile, seed, overrides) for name, overrides in PUBLISHED_OWN_VARIANTS for seed in seeds]
+
+
 def experiments_frame(names: Sequence[str], profile: str) -> pd.DataFrame:
     """The registry as a table: what each experiment runs, with its budget under ``profile``."""
     rows = []

@@ -15,7 +15,7 @@ PUBLISHED = Path(__file__).resolve().parents[1] / "published" / "runs"
 def _every_full_profile_key() -> set[str]:
     names = (*registry.EXPERIMENTS, *registry.VARIANTS)
     specs = registry.run_specs(names, "full") + beyond.noise_specs("full") + beyond.scaling_specs("full")
-    return {spec.key for spec in specs}
+    return {spec.key for spec in specs + registry.own_variant_specs("full")}
 
 
 def test_a_cuda_machine_finds_every_published_run(monkeypatch):
@@ -40,6 +40,7 @@ def test_every_published_run_loads_by_its_key():
     key the registry computes today, and the stored configuration is that spec's."""
     names = (*registry.EXPERIMENTS, *registry.VARIANTS)
     specs = registry.run_specs(names, "full") + beyond.noise_specs("full") + beyond.scaling_specs("full")
+    specs += registry.own_variant_specs("full")
     published = {path.name.removesuffix(".json.gz") for path in PUBLISHED.glob("*.json.gz")}
     loaded = 0
     for spec in (s for s in specs if s.key in published):

@@ -14,8 +14,7 @@ from musicrl.publish import load_result
 from musicrl.runfiles import RunResult
 from musicrl.stats import format_ci
 
-GRU_INIT = {"agent.gru_init": "orthogonal"}
-GRU_INIT_EXPERIMENT = "fig14-gru"
+GRU_INIT_EXPERIMENT, GRU_INIT = registry.PUBLISHED_OWN_VARIANTS[0]
 NOT_MEASURED = "not measured"
 
 
