@@ -135,3 +135,11 @@ def test_runs_frame_names_each_runs_key_and_trainer():
     row = experiments_2d.runs_frame({"fig21": [run]}, "smoke").iloc[0]
     assert row["run"].startswith("fig21-s1-") and row["trainer"] == "multiseed (2 seeds)"
     assert (row["updates"], row["env steps"], row["wall time (s)"]) == (10, 3200, 12)
+
+
+def test_the_runs_table_names_each_runs_trainer_device_runs_included():
+    from musicrl.chapters.experiments_2d import trainer_label
+
+    assert trainer_label({"path": "sb3", "seeds_together": 1}) == "sb3"
+    assert trainer_label({"path": "multiseed", "seeds_together": 5}) == "multiseed (5 seeds)"
+    assert trainer_label({"path": "device", "seeds_together": 5}) == "device (5 seeds)"

@@ -237,12 +237,19 @@ def collapse_styled(collapse: pd.DataFrame):
             .format(lambda v: "–" if pd.isna(v) else f"{int(v):,}", subset=["collapsed at"]))
 
 
+def trainer_label(trainer: dict) -> str:
+    """How a run was trained, as the runs table shows it: ``sb3``, or a seed-grouped path with its
+    seeds (``multiseed (5 seeds)``, ``device (5 seeds)``)."""
+    path, together = trainer.get("path", "sb3"), trainer.get("seeds_together", 1)
+    return f"{path} ({together} seeds)" if path != "sb3" else path
+
+
 def runs_frame(runs: dict[str, list[RunResult]], profile: str) -> pd.DataFrame:
     """The runs behind the chapter: key, updates, env steps, wall time, trainer and versions."""
     return pd.DataFrame([
         {"run": run_spec(name, profile, r.spec["seed"]).key, "updates": len(r.curve), "env steps": r.env_steps,
          "wall time (s)": round(r.wall_time),
-         "trainer": f"{r.trainer['path']} ({r.trainer['seeds_together']} seeds)" if r.trainer["path"] == "multiseed" else "sb3",
+         "trainer": trainer_label(r.trainer),
          "torch": r.versions.get("torch"), "stable-baselines3": r.versions.get("stable-baselines3")}
         for name, rs in runs.items() for r in rs
     ])
