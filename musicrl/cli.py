@@ -578,13 +578,26 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
+    import signal
+    import threading
+
     args = parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)  # a SIGTERM ends like Ctrl-C: Ray shut down, finished runs kept
     try:
         args.run(args)
     except (ValueError, FileNotFoundError, KeyError) as error:
         print(f"musicrl: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"musicrl: interrupted: {args.command} stopped; what finished is kept, and the same command resumes the rest",
+              file=sys.stderr)
+        return 130
     return 0
 
 

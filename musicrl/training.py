@@ -360,8 +360,30 @@ def train_many(
                                   "process, one after the other", stacklevel=2)
                     _train_here(specs, todo, results, root, progress)
                     return [results[i] for i in range(len(specs))]
+            stack.enter_context(_sigterm_interrupts())
             _sweep(ray, specs, todo, results, root, progress, started_here)
     return [results[i] for i in range(len(specs))]
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """Inside: SIGTERM raises KeyboardInterrupt, as Ctrl-C does (Ray's core worker would abort the
+    process on it instead, leaving its instance behind), so the sweep shuts Ray down and stops."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _train_here(specs: list[RunSpec], todo: list[int], results: dict[int, RunResult], root: Path, progress: bool) -> None:

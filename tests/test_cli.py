@@ -369,3 +369,33 @@ def test_small_refusals_name_what_works(capsys, monkeypatch, tmp_path):
     assert main(["experiments", "--profile", "smoke"]) == 0
     out = capsys.readouterr().out
     assert "<NA>" not in out and "– where the thesis does not say" in out
+
+
+def test_ctrl_c_and_sigterm_end_a_command_with_one_line(tmp_path, capsys, monkeypatch):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from musicrl import training
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "train_many", interrupted)
+    assert main(["sweep", "fig14", "--profile", "smoke", "--seeds", "0", "--results", str(tmp_path)]) == 130
+    err = capsys.readouterr().err
+    assert err.startswith("musicrl: interrupted: sweep stopped; what finished is kept") and "Traceback" not in err
+    process = subprocess.Popen([sys.executable, "-m", "musicrl.cli", "train", "fig14", "--profile", "quick", "--seed", "0",
+                                "--results", str(tmp_path / "term"), "--quiet"], stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)
+    for _ in range(600):
+        if (tmp_path / "term" / "runs").is_dir():
+            break
+        time.sleep(0.1)
+    time.sleep(1)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "musicrl: interrupted: train stopped" in stderr and "Traceback" not in stderr
