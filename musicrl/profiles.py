@@ -9,12 +9,25 @@ profile is one :class:`Profile`, grouped by what it budgets; everything else ask
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from musicrl import baselines, users
 
-if TYPE_CHECKING:
-    from musicrl.registry import Experiment
+
+class _Algorithm(Protocol):
+    @property
+    def algorithm(self) -> str: ...
+
+
+class Budgeted(Protocol):
+    """What a budget needs of an experiment (:class:`musicrl.registry.Experiment` is one): its
+    thesis budget and its agent's algorithm. A protocol, so that the profiles import no registry."""
+
+    @property
+    def full_updates(self) -> int: ...
+
+    @property
+    def agent(self) -> _Algorithm: ...
 
 
 @dataclass(frozen=True)
@@ -34,7 +47,7 @@ class Training:
     trainer: str = "multiseed"
     """The trainer where it applies (A2C, LSTM-A2C and GRU-A2C); the others train on SB3."""
 
-    def budget(self, e: Experiment) -> tuple[int, int]:
+    def budget(self, e: Budgeted) -> tuple[int, int]:
         """Updates and checkpoint interval of experiment ``e`` under this profile."""
         if self.updates is None:
             return e.full_updates, min(self.checkpoint_every, e.full_updates)
