@@ -362,8 +362,7 @@ def _serve(args: argparse.Namespace) -> None:
     from musicrl.music.classroom import ClassRoom
     from musicrl.store import Store
 
-    if args.code is not None and not args.code.isalnum():
-        raise ValueError(f"--code must be letters and digits (4 to 32), got {args.code!r}")
+    serve.check_code(args.code)  # before the features are read
     store = Store(args.results)
     folder = Path(args.folder) if args.folder else store.root / "class"
     if args.demo is not None:

@@ -213,19 +213,18 @@ OVERRIDABLE = ("updates", "checkpoint_every", *(f"env.{f}" for f in EnvConfig.__
 
 def _typed(key: str, value: Any, kind: Any) -> Any:
     """``value`` (as YAML read it) as the field's type: ``1e-3`` (a string to YAML) is the float 0.001."""
-    text = str(kind)
-    if text in ("float", "<class 'float'>") and isinstance(value, str):
+    if kind is float and isinstance(value, str):
         try:
             return float(value)
         except ValueError:
             raise ValueError(f"{key} must be a number, got {value!r}") from None
-    if text in ("float", "<class 'float'>") and isinstance(value, int) and not isinstance(value, bool):
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if text in ("int", "<class 'int'>") and (isinstance(value, bool) or not isinstance(value, int)):
+    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
         raise ValueError(f"{key} must be an integer, got {value!r}")
-    if text in ("bool", "<class 'bool'>") and not isinstance(value, bool):
+    if kind is bool and not isinstance(value, bool):
         raise ValueError(f"{key} must be true or false, got {value!r}")
-    if text in ("str", "<class 'str'>") and not isinstance(value, str):
+    if kind is str and not isinstance(value, str):
         raise ValueError(f"{key} must be a name, got {value!r}")
     return value
 

@@ -234,16 +234,17 @@ def extract(tracks, tagger: str = "musicnn-msd", store=None, progress: bool = Tr
             todo.append((row, config))
         else:
             records[row.track_id] = {k: np.asarray(v, dtype=np.float32) for k, v in found.items()}
-    net = Musicnn.load(tagger, store.root / "musicnn", device) if todo else Musicnn({}, device)
-    for row, config in tqdm(todo, desc=f"{tagger} ({len(todo)} clips)", disable=not progress or not todo):
-        try:
-            clip = load_clip(row.path)
-        except AudioError as error:
-            failed[row.track_id] = str(error)
-            continue
-        layers = net.clip_features(clip.samples, CLIP_SR)
-        store.put("musicnn-features", config, {k: v.tolist() for k, v in layers.items()})
-        records[row.track_id] = layers
+    if todo:
+        net = Musicnn.load(tagger, store.root / "musicnn", device)
+        for row, config in tqdm(todo, desc=f"{tagger} ({len(todo)} clips)", disable=not progress):
+            try:
+                clip = load_clip(row.path)
+            except AudioError as error:
+                failed[row.track_id] = str(error)
+                continue
+            layers = net.clip_features(clip.samples, CLIP_SR)
+            store.put("musicnn-features", config, {k: v.tolist() for k, v in layers.items()})
+            records[row.track_id] = layers
     kept = tracks[tracks["track_id"].isin(list(records))].reset_index(drop=True)
     return kept, records, failed
 

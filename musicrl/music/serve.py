@@ -44,6 +44,15 @@ def class_mode(host: str) -> bool:
     return host != "127.0.0.1"
 
 
+def check_code(code: str | None) -> str | None:
+    """A class code as the server compares it (upper case), or a ``ValueError`` saying what is accepted."""
+    if code is None:
+        return None
+    if not re.fullmatch(r"[A-Za-z0-9]{4,32}", code):
+        raise ValueError(f"--code must be 4-32 letters or digits, got {code!r}")
+    return code.upper()
+
+
 def make_code(length: int = 6) -> str:
     return "".join(secrets.choice(CODE_ALPHABET) for _ in range(length))
 
@@ -298,7 +307,6 @@ def create_app(room: ClassRoom, audio: AudioCache, code: str | None = None, teac
               Route("/teacher/sessions.zip", download), Route("/health", health)]
     app = Starlette(routes=routes, exception_handlers={ClassError: class_error, HTTPException: http_error,
                                                        Exception: server_error})
-    app.state.teacher_token, app.state.code = teacher_token, code
     return BodyLimit(app)
 
 
@@ -335,20 +343,16 @@ def _reachable_address() -> str:
             return "127.0.0.1"
 
 
-def run(room: ClassRoom, audio: AudioCache, host: str = "127.0.0.1", port: int = 8000, code: str | None = None,
-        prepare_audio: bool = True) -> None:
+def run(room: ClassRoom, audio: AudioCache, host: str = "127.0.0.1", port: int = 8000, code: str | None = None) -> None:
     """Serve ``room`` until Ctrl-C. Bound anywhere but 127.0.0.1, a class code is always required
     (made and kept with the class if none is given)."""
     import uvicorn
 
+    code = check_code(code)
     if class_mode(host) and not code:
         code = room.secret("code", make_code)
-    if code is not None and not re.fullmatch(r"[A-Za-z0-9]{4,32}", code):
-        raise ValueError(f"--code must be 4-32 letters or digits, got {code!r}")
-    code = code.upper() if code else None
     teacher_token = room.secret("teacher_token", lambda: secrets.token_urlsafe(18))
-    if prepare_audio:
-        audio.prepare(room.targets)
+    audio.prepare(room.targets)
     app = create_app(room, audio, code, teacher_token)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, server_header=False)
     server = uvicorn.Server(config)
