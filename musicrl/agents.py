@@ -35,6 +35,7 @@ categorical per feature) to A2C and RecurrentA2C.
 from __future__ import annotations
 
 import copy
+import importlib
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -47,12 +48,13 @@ from stable_baselines3 import A2C, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecFrameStack, VecMonitor, VecNormalize
 
+from musicrl import algorithms
 from musicrl.acktr import ACKTR, KFAC_SETTINGS
 from musicrl.envs import EnvConfig, PreferenceSearchVecEnv
 from musicrl.users import check_choice
-from musicrl.wolpertinger import LevelActions, Wolpertinger
+from musicrl.wolpertinger import LevelActions, Wolpertinger, box_to_levels
 
-ALGORITHMS = ("A2C", "RecurrentA2C", "GRUA2C", "TRPO", "EntropyTRPO", "ACKTR", "Wolpertinger")
+ALGORITHMS = tuple(algorithms.ALGORITHMS)  # their facts: musicrl.algorithms
 GRU_INITS = ("pytorch", "orthogonal")
 # Wolpertinger's replay settings (TD3's machinery); one "update" is n_steps x n_envs transitions
 # followed by gradient_steps gradient steps (one per 32 transitions at the thesis's 20 x 16).
@@ -314,13 +316,9 @@ def make_training_env(env_config: EnvConfig, agent: AgentConfig, seed: int) -> V
 
 
 def algorithm_class(algorithm: str) -> type[BaseAlgorithm]:
-    """The SB3 class behind an algorithm name (for loading checkpoints)."""
-    check_choice("algorithm", algorithm, ALGORITHMS)
-    classes: dict[str, type[BaseAlgorithm]] = {
-        "A2C": A2C, "RecurrentA2C": RecurrentPPO, "GRUA2C": GRUA2CModel, "TRPO": TRPO, "EntropyTRPO": EntropyTRPO,
-        "ACKTR": ACKTR, "Wolpertinger": Wolpertinger,
-    }
-    return classes[algorithm]
+    """The SB3 class behind an algorithm name (for loading checkpoints): its row's ``model``."""
+    module, _, name = algorithms.algorithm(algorithm).model.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def _optimizer(agent: AgentConfig) -> dict[str, Any]:
@@ -399,3 +397,41 @@ def make_ppo_as_a2c(agent: AgentConfig, env: VecEnv, seed: int) -> PPO:
         vf_coef=agent.vf_coef, max_grad_norm=agent.max_grad_norm, seed=seed, device=agent.device,
         policy_kwargs={**_heads(agent), **_optimizer(agent)}, **ppo_as_a2c_kwargs(agent),
     )
+
+
+class NormalizedPolicy:
+    """A trained model behind the wrappers it was trained with: the last ``frames`` observations
+    stacked as ``VecFrameStack`` does, the observation normalization, and (``level_actions``)
+    Wolpertinger's Box actions turned into levels."""
+
+    def __init__(self, model: BaseAlgorithm, normalizer: VecNormalize | None, frames: int = 1,
+                 level_actions: bool = False) -> None:
+        self.model, self.normalizer, self.frames, self.level_actions = model, normalizer, frames, level_actions
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=False):
+        inner = state
+        if self.frames > 1:
+            stack, inner = self._stack(np.asarray(observation, dtype=np.float32), state, episode_start)
+            observation = stack
+        if self.normalizer is not None:
+            observation = self.normalizer.normalize_obs(observation)
+        actions, inner = self.model.predict(observation, state=inner, episode_start=episode_start, deterministic=deterministic)
+        if self.level_actions:
+            actions = box_to_levels(actions)
+        return actions, ((stack, inner) if self.frames > 1 else inner)
+
+    def _stack(self, observation: np.ndarray, state, episode_start):
+        stack, inner = state if state is not None else (None, None)
+        width = observation.shape[-1]
+        if stack is None:
+            stack = np.zeros((observation.shape[0], width * self.frames), dtype=np.float32)
+        starts = np.ones(len(stack), bool) if episode_start is None else np.asarray(episode_start, bool)
+        stack = np.where(starts[:, None], 0.0, np.roll(stack, -width, axis=-1)).astype(np.float32)
+        stack[:, -width:] = observation
+        return stack, inner
+
+
+def trained_policy(model: BaseAlgorithm, env: VecEnv, agent: AgentConfig) -> NormalizedPolicy:
+    """The model as a policy on the bare env, whatever wrappers :func:`make_training_env` added."""
+    return NormalizedPolicy(model, env if isinstance(env, VecNormalize) else None, agent.frames,
+                            agent.algorithm == "Wolpertinger")

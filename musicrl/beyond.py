@@ -25,12 +25,13 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from musicrl import baselines, multiseed, profiles, users
+from musicrl import baselines, profiles, users
 from musicrl.agents import AgentConfig
+from musicrl.algorithms import ALGORITHMS, trainer_for
 from musicrl.envs import EPISODE_STEPS, EnvConfig, PreferenceSearchVecEnv
 from musicrl.evaluation import Policy, evaluation_targets, rollout
 from musicrl.publish import load_policy, load_result, publish_finished
-from musicrl.registry import SHORT_NAMES, experiment
+from musicrl.registry import experiment
 from musicrl.runfiles import RunResult, RunSpec
 from musicrl.stats import format_ci, mean_ci
 from musicrl.store import Store
@@ -51,8 +52,8 @@ def noise_config(env: EnvConfig, level: str) -> EnvConfig:
     return replace(env, rating_noise=p, closer_flip=q)
 
 
-def _spec(name: str, env: EnvConfig, agent: AgentConfig, updates: int, every: int, seed: int) -> RunSpec:
-    trainer = "multiseed" if multiseed.supports(env, agent) else "sb3"
+def _spec(name: str, env: EnvConfig, agent: AgentConfig, updates: int, every: int, seed: int, profile: str) -> RunSpec:
+    trainer = trainer_for(profiles.get(profile).training.trainer, env, agent)
     return RunSpec(name, env, agent, updates=updates, checkpoint_every=every, seed=seed, trainer=trainer)
 
 
@@ -60,7 +61,7 @@ def noise_specs(profile: str) -> list[RunSpec]:
     """Every run of the noise study: experiment x noise level x seed."""
     chosen = profiles.get(profile).beyond
     return [_spec(f"noise-{name}-{level}", noise_config(experiment(name).env, level), experiment(name).agent,
-                  chosen.noise_updates, chosen.noise_every, seed)
+                  chosen.noise_updates, chosen.noise_every, seed, profile)
             for name in NOISE_EXPERIMENTS for level in NOISE_LEVELS for seed in chosen.noise_seeds]
 
 
@@ -75,7 +76,7 @@ def _slug(label: str) -> str:
 def scaling_specs(profile: str) -> list[RunSpec]:
     """Every run of the scaling study: d x agent x seed, Bullseye, WiderTopTarget, GridObs, n = 20."""
     chosen = profiles.get(profile).beyond
-    return [_spec(f"scale-d{d}-{_slug(label)}", scaling_config(d), agent, chosen.scaling_updates, chosen.scaling_every, seed)
+    return [_spec(f"scale-d{d}-{_slug(label)}", scaling_config(d), agent, chosen.scaling_updates, chosen.scaling_every, seed, profile)
             for d in chosen.dims for label, agent in SCALING_AGENTS.items() for seed in chosen.scaling_seeds]
 
 
@@ -112,7 +113,7 @@ def noise_table(found: list[tuple[RunSpec, RunResult]], profile: str, store: Sto
             seeds = [r.final.mean for s, r in found if s.name == f"noise-{name}-{level}"]
             if seeds:
                 e = experiment(name)
-                values[f"{SHORT_NAMES[e.agent.algorithm]} {e.env.obs} ({name})"] = seeds
+                values[f"{ALGORITHMS[e.agent.algorithm].short} {e.env.obs} ({name})"] = seeds
         yardstick = float(np.mean(values["Bayesian filter"]))
         for label, samples in values.items():
             mean, low, high = mean_ci(samples)

@@ -256,7 +256,7 @@ def build(profile: str = "quick", chapters: tuple[str, ...] = CHAPTERS, html: bo
     need that neither the local store nor the published results hold; without it they
     show what is there and list the rest. The recommender's 4D agent plays at the
     ``full`` budget under ``full`` only if its weights are published, else at ``quick``
-    (see :func:`musicrl.training.playable_profile`). ``jobs`` chapters run at once
+    (see :func:`musicrl.publish.playable_profile`). ``jobs`` chapters run at once
     (default: one per core, at most two: the chapters themselves use several cores at times).
     """
     check_choice("profile", profile, PROFILES)

@@ -9,13 +9,14 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from musicrl import profiles, users
+from musicrl.algorithms import ALGORITHMS, TRAINERS
 from musicrl.envs import REWARDS, EnvConfig
 from musicrl.profiles import NAMES as PROFILES
-from musicrl.runfiles import TRAINERS
 
 
 def _book(args: argparse.Namespace) -> None:
@@ -91,7 +92,7 @@ def _experiments(args: argparse.Namespace) -> None:
 
     names = [*registry.EXPERIMENTS, *registry.VARIANTS]
     frame = registry.experiments_frame(names, args.profile)
-    frame.insert(2, "algorithm", [registry.SHORT_NAMES[registry.experiment(n).agent.algorithm] for n in names])
+    frame.insert(2, "algorithm", [ALGORITHMS[registry.experiment(n).agent.algorithm].short for n in names])
     frame["kind"] = ["thesis's agent" if n in registry.STAND_IN_OF or registry.THESIS_AGENT.get(n) == n
                      else "stand-in" if n in registry.EXPERIMENTS else "variant" for n in names]
     frame = frame.drop(columns=["agent"]).astype(object)
@@ -124,7 +125,7 @@ def _overrides(pairs: list[str] | None) -> dict:
 
 
 def _trainer_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--trainer", default=None, choices=TRAINERS,
+    parser.add_argument("--trainer", default=None, choices=tuple(TRAINERS),
                         help="default: the profile's (multiseed where it applies, else sb3); 'device' trains on a GPU "
                              "if there is one (runs of their own, new random streams: compare them statistically)")
     parser.add_argument("--device", default=None,
@@ -165,7 +166,7 @@ def _train(args: argparse.Namespace) -> None:
     results = training.train_seeds(specs, root=args.results, progress=not args.quiet, published=not args.weights)
     for spec, result in zip(specs, results):
         _print_result(result)
-        print(f"  stored in {runfiles.run_dir(spec, args.results)}")
+        print(f"  stored in {runfiles.RunFolder.of(spec, args.results).path}")
 
 
 def _sweep(args: argparse.Namespace) -> None:
@@ -408,9 +409,13 @@ def _class_table(args: argparse.Namespace) -> None:
     print(f"wrote {out / 'class-table.json'} and {out / 'class-table.png'}")
 
 
-def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="musicrl", description=__doc__)
-    sub = top.add_subparsers(dest="command", required=True)
+RESULTS_HELP = "results directory (default $MUSICRL_RESULTS or results/ in the repository)"
+VARIANT_HELP = ("a variant of the experiment, e.g. --set agent.n_steps=10 env.rating_noise=0.1 updates=300 (its own name "
+                "and run keys; see `musicrl experiments`)")
+
+
+def _verb_book(sub: Any) -> None:
+    """`musicrl book`: its arguments and handler."""
     book = sub.add_parser("book", help="execute the chapters with papermill and build the HTML book")
     book.add_argument("--profile", default="quick", choices=PROFILES)
     book.add_argument("--chapters", nargs="*", help="chapters to execute (default: all)")
@@ -426,6 +431,10 @@ def parser() -> argparse.ArgumentParser:
                       help="a chapter parameter, as papermill's -p (VALUE read as YAML: 0.9, true, [0.2, 0.1]); "
                            "given to each chosen chapter that takes it, e.g. -p smoothing 0.95")
     book.set_defaults(run=_book)
+
+
+def _verb_baselines(sub: Any) -> None:
+    """`musicrl baselines`: its arguments and handler."""
     base = sub.add_parser("baselines", help="evaluate the baselines with the thesis's protocol")
     base.add_argument("--d", type=int, default=2)
     base.add_argument("--preset", default="WiderTopTarget", choices=tuple(users.PRESETS))
@@ -433,31 +442,39 @@ def parser() -> argparse.ArgumentParser:
     base.add_argument("--policies", nargs="*")
     base.add_argument("--bound", type=int, default=None, help="also print the relaxation bound of this depth")
     base.set_defaults(run=_baselines)
+
+
+def _verb_experiments(sub: Any) -> None:
+    """`musicrl experiments`: its arguments and handler."""
     listing = sub.add_parser("experiments", help="list the thesis's training experiments and their budgets")
     listing.add_argument("--profile", default="quick", choices=PROFILES)
     listing.set_defaults(run=_experiments)
+
+
+def _verb_train(sub: Any) -> None:
+    """`musicrl train`: its arguments and handler."""
     train = sub.add_parser("train", help="train one experiment (resumes an interrupted run; a finished one is read)")
     train.add_argument("experiment", help="experiment name, e.g. fig14 (see `musicrl experiments`)")
     train.add_argument("--profile", default="quick", choices=PROFILES)
     train.add_argument("--seed", type=_seed, nargs="+", default=[0], help="one or more seeds (default 0)")
-    train.add_argument("--results", default=None, help="results directory (default $MUSICRL_RESULTS or results/ in the repository)")
+    train.add_argument("--results", default=None, help=RESULTS_HELP)
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("--weights", action="store_true",
                        help="train (resuming from carry/) even the runs published/ holds, whose results come without "
                             "weights; then `musicrl publish --weights` publishes their final checkpoints")
     train.add_argument("--threads", type=_positive, default=1,
                        help="torch threads (default 1: the networks are small, and parallel runs then share the cores)")
-    train.add_argument("--set", nargs="+", metavar="KEY=VALUE",
-                       help="a variant of the experiment, e.g. --set agent.n_steps=10 env.rating_noise=0.1 updates=300 "
-                            "(its own name and run keys; see `musicrl experiments`)")
+    train.add_argument("--set", nargs="+", metavar="KEY=VALUE", help=VARIANT_HELP)
     _trainer_arguments(train)
     train.set_defaults(run=_train)
+
+
+def _verb_sweep(sub: Any) -> None:
+    """`musicrl sweep`: its arguments and handler."""
     sweep = sub.add_parser("sweep", help="train experiments x seeds in parallel with Ray")
     sweep.add_argument("experiments", nargs="*", help="experiment names (default: all)")
     sweep.add_argument("--profile", default="quick", choices=PROFILES)
-    sweep.add_argument("--set", nargs="+", metavar="KEY=VALUE",
-                       help="a variant of the experiment, e.g. --set agent.n_steps=10 env.rating_noise=0.1 updates=300 "
-                            "(its own name and run keys; see `musicrl experiments`)")
+    sweep.add_argument("--set", nargs="+", metavar="KEY=VALUE", help=VARIANT_HELP)
     sweep.add_argument("--seeds", type=_seed, nargs="+", default=None, help="seeds (default: the profile's)")
     sweep.add_argument("--address", default=None,
                        help="Ray cluster, e.g. HEAD:6380 or ray://HEAD:10001 (default: a private local instance; README: 'A Ray cluster')")
@@ -467,10 +484,14 @@ def parser() -> argparse.ArgumentParser:
     sweep.add_argument("--results", default=None, help="results directory, shared by all nodes on a cluster")
     _trainer_arguments(sweep)
     sweep.set_defaults(run=_sweep)
+
+
+def _verb_publish(sub: Any) -> None:
+    """`musicrl publish`: its arguments and handler."""
     pub = sub.add_parser("publish", help="copy finished runs (no weights) into the published results the book reads")
     pub.add_argument("experiments", nargs="*", help="experiment names (default: all, with the variants such as fig17-entropy)")
     pub.add_argument("--profile", default="full", choices=PROFILES)
-    pub.add_argument("--results", default=None, help="results directory (default $MUSICRL_RESULTS or results/ in the repository)")
+    pub.add_argument("--results", default=None, help=RESULTS_HELP)
     pub.add_argument("--published", default=None, help="published results (default $MUSICRL_PUBLISHED or <repo>/published)")
     pub.add_argument("--quiet", action="store_true", help="no progress bar")
     pub.add_argument("--set", nargs="+", metavar="KEY=VALUE",
@@ -483,13 +504,21 @@ def parser() -> argparse.ArgumentParser:
                      help="with --weights: where the local run's numbers differ from the published ones (retrained beside "
                           "other batch-mates), replace the published run by the local one, so weights and numbers agree")
     pub.set_defaults(run=_publish)
+
+
+def _verb_carry(sub: Any) -> None:
+    """`musicrl carry`: its arguments and handler."""
     car = sub.add_parser("carry", help="pack unfinished runs' last checkpoints into carry/ to resume on another machine")
     car.add_argument("experiments", nargs="*", help="experiments (default: all, with the variants)")
     car.add_argument("--profile", default="full", choices=PROFILES)
     car.add_argument("--seed", type=_seed, nargs="+", default=None, help="seeds (default: the profile's)")
-    car.add_argument("--results", default=None, help="results directory (default $MUSICRL_RESULTS or results/ in the repository)")
+    car.add_argument("--results", default=None, help=RESULTS_HELP)
     car.add_argument("--carry", default=None, help="carry folder (default $MUSICRL_CARRY or <repo>/carry)")
     car.set_defaults(run=_carry)
+
+
+def _verb_beyond(sub: Any) -> None:
+    """`musicrl beyond`: its arguments and handler."""
     far = sub.add_parser("beyond", help="train the runs of the chapter 'Beyond the thesis' (noise, more features)")
     far.add_argument("--only", choices=("noise", "scaling"), default=None, help="one study (default: both)")
     far.add_argument("--profile", default="quick", choices=PROFILES)
@@ -497,11 +526,15 @@ def parser() -> argparse.ArgumentParser:
                      help="scaling study: only these d (to split it over sessions; default: the profile's)")
     far.add_argument("--address", default=None, help="Ray cluster, e.g. ray://host:10001 (default: local)")
     far.add_argument("--workers", type=_positive, default=None, help="local parallel runs (default: CPU count)")
-    far.add_argument("--results", default=None, help="results directory (default $MUSICRL_RESULTS or results/ in the repository)")
+    far.add_argument("--results", default=None, help=RESULTS_HELP)
     far.add_argument("--publish", action="store_true", help="then copy the finished runs (no weights) to published/")
     far.add_argument("--published", default=None, help="published results (default $MUSICRL_PUBLISHED or <repo>/published)")
     far.add_argument("--quiet", action="store_true", help="no progress bar")
     far.set_defaults(run=_beyond)
+
+
+def _verb_features(sub: Any) -> None:
+    """`musicrl features`: its arguments and handler."""
     feats = sub.add_parser("features", help="run the compact_cnn tagger over the GTZAN clips (cached per clip)")
     feats.add_argument("--gtzan", default=None, help="clips and manifest.csv (default $MUSICRL_GTZAN or ../shared/data/gtzan12k)")
     feats.add_argument("--models", default=None, help="compact_cnn weights (default $MUSICRL_MODELS or ../shared/models/compact_cnn)")
@@ -510,13 +543,17 @@ def parser() -> argparse.ArgumentParser:
     feats.add_argument("--per-genre", type=_positive, default=None, help="only the first N clips of each genre")
     feats.add_argument("--balanced", action="store_true", help="only the balanced14 subset")
     feats.add_argument("--batch-size", type=_positive, default=16)
-    feats.add_argument("--results", default=None, help="results directory (default $MUSICRL_RESULTS or results/ in the repository)")
+    feats.add_argument("--results", default=None, help=RESULTS_HELP)
     feats.add_argument("--tagger", default="compact_cnn", choices=("compact_cnn", "musicnn-msd", "musicnn-mtt"),
                        help="compact_cnn (the thesis's, default) or musicnn (Pons & Serra 2019) trained on MSD or MTT")
     feats.add_argument("--publish", action="store_true",
                        help="with a musicnn tagger: write the book's layers to published/features/<tagger>.json.gz")
     feats.add_argument("--quiet", action="store_true", help="no progress bar")
     feats.set_defaults(run=_features)
+
+
+def _verb_listen(sub: Any) -> None:
+    """`musicrl listen`: its arguments and handler."""
     lis = sub.add_parser("listen", help="be the listener: the recommender proposes GTZAN clips, you rate them")
     lis.add_argument("--target", default=None,
                      help="target clip id, e.g. jazz.00003 (default: drawn for your name and session from --seed, as a class's)")
@@ -537,6 +574,10 @@ def parser() -> argparse.ArgumentParser:
     lis.add_argument("--models", default=None)
     lis.add_argument("--results", default=None, help="results directory; sessions go to <results>/sessions")
     lis.set_defaults(run=_listen)
+
+
+def _verb_class_table(sub: Any) -> None:
+    """`musicrl class-table`: its arguments and handler."""
     cls = sub.add_parser("class-table", help="pool a class's saved sessions into its Table 1 (beside the thesis and simulated listeners)")
     cls.add_argument("sessions", help="folder of saved sessions (session-*.json); bad and foreign files are named and skipped")
     cls.add_argument("--policy", default="greedy", choices=("greedy", "lookahead", "random"),
@@ -548,12 +589,20 @@ def parser() -> argparse.ArgumentParser:
     cls.add_argument("--results", default=None, help="results directory (features cache); the table goes to <results>/class")
     cls.add_argument("--out", default=None, help="folder for class-table.json and class-table.png")
     cls.set_defaults(run=_class_table)
+
+
+def _verb_gtzan_import(sub: Any) -> None:
+    """`musicrl gtzan-import`: its arguments and handler."""
     imp = sub.add_parser("gtzan-import", help="turn the GTZAN download (genres/<genre>/<genre>.000NN.wav) into this project's "
                                               "clips (12 kHz mono Ogg, 29 s) and manifest.csv")
     imp.add_argument("source", help="the folder holding genres/ (or genres/ itself), .wav or .au clips")
     imp.add_argument("out", help="the folder to write, e.g. data/gtzan12k; then MUSICRL_GTZAN=<it>; a rerun resumes")
     imp.add_argument("--quiet", action="store_true", help="no progress bar")
     imp.set_defaults(run=_gtzan_import)
+
+
+def _verb_serve(sub: Any) -> None:
+    """`musicrl serve`: its arguments and handler."""
     srv = sub.add_parser("serve", help="the listening test for a class in the browser, pooled live into its Table 1")
     srv.add_argument("--host", default="127.0.0.1",
                      help="address to listen on (default 127.0.0.1: this machine only); any other, e.g. 0.0.0.0 for a "
@@ -574,6 +623,31 @@ def parser() -> argparse.ArgumentParser:
     srv.add_argument("--models", default=None)
     srv.add_argument("--results", default=None, help="results directory (features cache; the class folder's default parent)")
     srv.set_defaults(run=_serve)
+
+
+VERBS = (
+    _verb_book,
+    _verb_baselines,
+    _verb_experiments,
+    _verb_train,
+    _verb_sweep,
+    _verb_publish,
+    _verb_carry,
+    _verb_beyond,
+    _verb_features,
+    _verb_listen,
+    _verb_class_table,
+    _verb_gtzan_import,
+    _verb_serve,
+)
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line: one subcommand per verb (each added by its ``_verb_*`` function)."""
+    top = argparse.ArgumentParser(prog="musicrl", description=__doc__)
+    sub = top.add_subparsers(dest="command", required=True)
+    for verb in VERBS:
+        verb(sub)
     return top
 
 

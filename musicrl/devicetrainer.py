@@ -33,19 +33,18 @@ import torch
 from stable_baselines3.common.running_mean_std import RunningMeanStd
 from stable_baselines3.common.vec_env import VecNormalize
 
-from musicrl import multiseed, tensorenv
+from musicrl import tensorenv
 from musicrl.agents import AgentConfig
+from musicrl.algorithms import ALGORITHMS, TRAINERS
 from musicrl.envs import EnvConfig
 from musicrl.multiseed import (
-    CLIP_RANGE,
-    MEMORY,
-    SUPPORTED,
     SeedState,
     StackedPolicy,
     _grouped,
-    _log_prob,
+    a2c_loss,
     clip_per_seed,
     load_optimizer_state,
+    unroll,
     write_optimizer_state,
 )
 
@@ -54,16 +53,6 @@ COMPILE_ENV = "MUSICRL_COMPILE"  # "1": torch.compile the rollout step and the l
 GRAPH_ENV = "MUSICRL_CUDA_GRAPH"  # "1": replay each update as one captured CUDA graph (CUDA only)
 WINDOW = 10  # the curve's window of recent episodes (runfiles.CURVE_WINDOW)
 WARMUP = 3  # eager updates before a CUDA graph is captured (they are real updates)
-
-
-COVERS = (f"{SUPPORTED} with Discrete or MultiDiscrete actions, normalization, one frame and noiseless listeners "
-          "up to d=8")  # what supports() accepts, for error messages
-
-
-def supports(env: EnvConfig, agent: AgentConfig) -> bool:
-    """Whether the device trainer implements this configuration (:data:`COVERS`): the multi-seed
-    path's configurations without stacked frames, on the environments :mod:`musicrl.tensorenv` covers."""
-    return multiseed.supports(env, agent) and agent.frames == 1 and tensorenv.supports(env)
 
 
 def training_device(requested: str | None = None) -> torch.device:
@@ -185,8 +174,8 @@ class DeviceTrainer:
     def __init__(self, agent: AgentConfig, seeds: list[SeedState], device: torch.device | str | None = None,
                  graph: bool | None = None, compile: bool | None = None) -> None:
         config: EnvConfig = seeds[0].env.unwrapped.config  # type: ignore[attr-defined]
-        if not supports(config, agent):
-            raise ValueError(f"the device trainer implements {COVERS}; not {agent.algorithm} on {config}")
+        if not TRAINERS["device"].implements(config, agent):
+            raise ValueError(f"the device trainer implements {TRAINERS['device'].covers}; not {agent.algorithm} on {config}")
         self.agent, self.seeds, self.config = agent, seeds, config
         self.device = training_device(str(device) if device is not None else None)
         graph = os.environ.get(GRAPH_ENV) == "1" if graph is None else graph
@@ -198,7 +187,7 @@ class DeviceTrainer:
         if self.compile:
             self._step = _compiled(type(self)._step).__get__(self)  # type: ignore[method-assign]
             self._loss = _compiled(type(self)._loss).__get__(self)  # type: ignore[method-assign]
-        self.memory = MEMORY[agent.algorithm]
+        self.memory = ALGORITHMS[agent.algorithm].memory
         space = seeds[0].model.action_space
         self.groups = len(space.nvec) if hasattr(space, "nvec") else 1
 
@@ -210,7 +199,7 @@ class DeviceTrainer:
         self.policy = StackedPolicy([s.model for s in seeds], self.memory, device=device, tanh=torch.tanh)
         self.optimizer = self._optimizer()
         self.env = tensorenv.TensorPreferenceSearch(self.config, S * E, device)
-        self.normalizer = _Normalizer([s.env for s in seeds], device)
+        self.normalizer = _Normalizer([s.normalized for s in seeds], device)
         long = torch.long
         self.keys = torch.as_tensor([int(s.model.seed or 0) for s in seeds], dtype=long, device=device)
         self.counter = torch.tensor(int(seeds[0].model._n_updates), dtype=long, device=device)
@@ -338,49 +327,31 @@ class DeviceTrainer:
         advantage = torch.stack(advantages[::-1])
         return advantage, advantage + values
 
-    def _unroll(self, rollout: dict[str, Any]) -> torch.Tensor:
-        """The memory over the rollout from its stored state; the LSTM's state restarts (detached)
-        at RecurrentPPO's random split point, drawn per seed; the GRU keeps the rollout whole."""
-        obs, starts = rollout["obs"], rollout["starts"]
-        T, S, E = starts.shape
-        projected = self.policy.lstm_input(obs.transpose(0, 1).reshape(S, T * E, -1)).reshape(S, T, E, -1)
-        if self.memory == "lstm":
-            split = (rollout["split"] * (T * E)).long().clamp_(max=T * E - 1)
-            steps = torch.arange(T, device=self.device)[:, None, None]
-            envs = torch.arange(E, device=self.device)[None, None, :]
-            at = (split % T)[None, :, None]
-            cut = ((steps == at) & (envs == (split // T)[None, :, None]) & (at != 0)).unsqueeze(-1)  # (T, S, E, 1)
-        h, c = rollout["initial"]
-        outputs = []
-        for t in range(T):
-            if self.memory == "lstm":
-                h, c = torch.where(cut[t], h.detach(), h), torch.where(cut[t], c.detach(), c)
-            keep = (1.0 - starts[t]).unsqueeze(-1)
-            h, c = self.policy.cell(projected[:, t], keep * h, keep * c)
-            outputs.append(h)
-        return torch.stack(outputs, dim=1).reshape(S, T * E, -1)
+    def _cut(self, rollout: dict[str, Any]) -> torch.Tensor | None:
+        """Where the LSTM's state restarts (T, S, E, 1): RecurrentPPO's random split point, drawn per
+        seed, as a mask (no data-dependent shapes); None for the GRU, which keeps the rollout whole."""
+        if self.memory != "lstm":
+            return None
+        T, S, E = rollout["starts"].shape
+        split = (rollout["split"] * (T * E)).long().clamp_(max=T * E - 1)
+        steps = torch.arange(T, device=self.device)[:, None, None]
+        envs = torch.arange(E, device=self.device)[None, None, :]
+        at = (split % T)[None, :, None]
+        return ((steps == at) & (envs == (split // T)[None, :, None]) & (at != 0)).unsqueeze(-1)
 
     def _loss(self, rollout: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-        """The summed loss of every seed, and (3, S): policy-gradient, value and entropy loss."""
-        agent = self.agent
+        """The summed loss of every seed, and (3, S): policy-gradient, value and entropy loss (:func:`musicrl.multiseed.a2c_loss`)."""
         T, S, E = rollout["rewards"].shape
         advantages, returns = self._advantages(rollout)
         per_seed = lambda x: x.transpose(0, 1).reshape(S, T * E, *x.shape[3:])
-        latent = self._unroll(rollout) if self.memory is not None else per_seed(rollout["obs"])
-        logits, values = self.policy.heads(latent)
-        normalized = torch.log_softmax(_grouped(logits, self.groups), dim=-1)
-        log_prob = _log_prob(normalized, per_seed(rollout["actions"]), self.groups)
-        entropy = -(normalized.exp() * normalized).sum(-1)  # the logits are finite: no clamp needed
-        entropy_loss = -(entropy if self.groups == 1 else entropy.sum(-1)).mean(1)
-        adv, ret = per_seed(advantages), per_seed(returns)
         if self.memory is not None:
-            ratio = torch.exp(log_prob - per_seed(rollout["log_probs"]))
-            policy_loss = -torch.min(adv * ratio, adv * torch.clamp(ratio, 1 - CLIP_RANGE, 1 + CLIP_RANGE)).mean(1)
+            obs = rollout["obs"].transpose(0, 1)  # (S, T, E, k)
+            latent = unroll(self.policy, obs, rollout["starts"], rollout["initial"], self._cut(rollout))
         else:
-            policy_loss = -(adv * log_prob).mean(1)
-        value_loss = ((ret - values) ** 2).mean(1)
-        loss = policy_loss + agent.ent_coef * entropy_loss + agent.vf_coef * value_loss
-        return loss.sum(), torch.stack([policy_loss, value_loss, entropy_loss]).detach()
+            latent = per_seed(rollout["obs"])
+        old = per_seed(rollout["log_probs"]) if self.memory is not None else None
+        return a2c_loss(self.policy, latent, per_seed(rollout["actions"]), per_seed(advantages), per_seed(returns), old,
+                        self.groups, self.agent)
 
     def _update(self) -> tuple[torch.Tensor, torch.Tensor]:
         """One update of every seed; returns its losses (3, S) and curve point (S,)."""
@@ -437,7 +408,7 @@ class DeviceTrainer:
         seeds, T, E = self.seeds, self.agent.n_steps, self.agent.n_envs
         self.policy.write_back()
         write_optimizer_state(self.optimizer, self.policy)
-        self.normalizer.write_back([s.env for s in seeds])
+        self.normalizer.write_back([s.normalized for s in seeds])
         ring, counts = self.ring.cpu().numpy(), self.ring_count.cpu().numpy()
         for s, seed in enumerate(seeds):
             seed.recent.clear()

@@ -11,7 +11,7 @@ streams (torch sampling, numpy batch shuffling, env targets) carried over from a
 into the SB3 objects, so checkpoints are interchangeable between the two paths.
 ``tests/test_multiseed.py`` trains both from the same seed and compares the parameters.
 
-It covers ``A2C``, ``RecurrentA2C`` (LSTM) and ``GRUA2C`` (GRU) with Discrete actions or MultiDiscrete ones (one
+It covers the algorithms :mod:`musicrl.algorithms` marks ``fast`` (A2C, LSTM-A2C, GRU-A2C) with Discrete actions or MultiDiscrete ones (one
 categorical per feature, the factored policy of the "Beyond the thesis" chapter), with or
 without stacked frames. What it does not do: callbacks other than the thesis's curve, other
 algorithms, GPU.
@@ -29,33 +29,23 @@ import numpy as np
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.running_mean_std import RunningMeanStd
-from stable_baselines3.common.vec_env import VecFrameStack, VecNormalize
+from stable_baselines3.common.vec_env import VecEnv, VecFrameStack, VecNormalize
 
 from musicrl.agents import AgentConfig
-from musicrl.envs import EnvConfig, PreferenceSearchVecEnv
+from musicrl.algorithms import ALGORITHMS, FAST
+from musicrl.envs import PreferenceSearchVecEnv
 
-SUPPORTED = ("A2C", "RecurrentA2C", "GRUA2C")
-MEMORY = {"A2C": None, "RecurrentA2C": "lstm", "GRUA2C": "gru"}
 CLIP_RANGE = 0.2  # RecurrentPPO's default; with one epoch the ratio stays 1 and the clip never acts
-
-
-def supports(env: EnvConfig, agent: AgentConfig) -> bool:
-    """Whether the fast path implements this configuration (else SB3 trains it).
-
-    Decided by the configuration alone, never by the machine, so that a run's trainer and key
-    are the same everywhere: the fast path always trains on the CPU (its sampling reproduces
-    SB3's from the CPU generator's state), also where ``agent.device`` would resolve to a GPU
-    (:func:`musicrl.runfiles.run_device`).
-    """
-    return agent.algorithm in SUPPORTED and env.action in ("Discrete", "MultiDiscrete") and agent.normalize
 
 
 @dataclass
 class SeedState:
-    """One seed's SB3 objects, its curve so far and its random streams."""
+    """A run's live state, whichever trainer advances it: its SB3 model and env, its curve so far
+    (``recent``: the last episodes' returns) and its random streams, taken from the global
+    generators when it is built (right after building or loading the model)."""
 
     model: BaseAlgorithm
-    env: VecNormalize
+    env: VecEnv
     recent: deque
     curve: list[float]
     torch_state: torch.Tensor = field(init=False)
@@ -64,6 +54,13 @@ class SeedState:
 
     def __post_init__(self) -> None:
         self.capture_global_rng()
+
+    @property
+    def normalized(self) -> VecNormalize:
+        """The env behind its ``VecNormalize``, as the fast trainers need it (they train normalized configurations only)."""
+        if not isinstance(self.env, VecNormalize):
+            raise ValueError("the fast trainers train configurations with normalize=True only")
+        return self.env
 
     def capture_global_rng(self) -> None:
         """Take over the global generators as they are now (at construction: right after building or
@@ -235,6 +232,48 @@ def _log_prob(normalized: torch.Tensor, actions: torch.Tensor, groups: int) -> t
     return chosen if groups == 1 else chosen.sum(-1)
 
 
+def unroll(policy: StackedPolicy, obs: torch.Tensor, starts: torch.Tensor, initial: tuple[torch.Tensor, torch.Tensor],
+           cut: torch.Tensor | None = None) -> torch.Tensor:
+    """The memory over a rollout from its stored state ``initial`` (each (S, E, hidden)): ``obs`` (S, T, E, k),
+    ``starts`` (T, S, E); where ``cut`` (T, S, E, 1) is true the state restarts detached (RecurrentPPO's
+    split of the batch; the GRU keeps every rollout whole: ``cut=None``). Returns (S, T * E, hidden)."""
+    S, T, E, _ = obs.shape
+    projected = policy.lstm_input(obs.reshape(S, T * E, -1)).reshape(S, T, E, -1)
+    h, c = initial
+    outputs = []
+    for t in range(T):
+        if cut is not None:
+            h, c = torch.where(cut[t], h.detach(), h), torch.where(cut[t], c.detach(), c)
+        keep = (1.0 - starts[t]).unsqueeze(-1)
+        h, c = policy.cell(projected[:, t], keep * h, keep * c)
+        outputs.append(h)
+    return torch.stack(outputs, dim=1).reshape(S, T * E, -1)
+
+
+def a2c_loss(policy: StackedPolicy, latent: torch.Tensor, actions: torch.Tensor, advantages: torch.Tensor,
+             returns: torch.Tensor, old_log_probs: torch.Tensor | None, groups: int,
+             agent: AgentConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """SB3's A2C loss of every seed, for both fast trainers: ``latent`` (S, N, features), ``actions``
+    (S, N) or (S, N, groups), ``advantages``, ``returns`` and ``old_log_probs`` (S, N). With
+    ``old_log_probs`` (the recurrent agents: RecurrentPPO's one epoch) the clipped ratio, else
+    ``-advantage x log-probability``. Returns the summed loss and (3, S): policy-gradient, value and
+    entropy loss."""
+    logits, values = policy.heads(latent)
+    normalized = _normalized_logits(_grouped(logits, groups))
+    log_prob = _log_prob(normalized, actions, groups)
+    entropy = _entropy(normalized)
+    entropy_loss = -(entropy if groups == 1 else entropy.sum(-1)).mean(1)
+    if old_log_probs is not None:
+        ratio = torch.exp(log_prob - old_log_probs)
+        clipped = torch.clamp(ratio, 1 - CLIP_RANGE, 1 + CLIP_RANGE)
+        policy_loss = -torch.min(advantages * ratio, advantages * clipped).mean(1)
+    else:
+        policy_loss = -(advantages * log_prob).mean(1)
+    value_loss = ((returns - values) ** 2).mean(1)
+    loss = policy_loss + agent.ent_coef * entropy_loss + agent.vf_coef * value_loss
+    return loss.sum(), torch.stack([policy_loss, value_loss, entropy_loss]).detach()
+
+
 class _FrameStack:
     """The S seeds' ``VecFrameStack`` buffers as one array (same roll, reset and fill as SB3)."""
 
@@ -336,11 +375,11 @@ class MultiSeedTrainer:
     """
 
     def __init__(self, agent: AgentConfig, seeds: list[SeedState]) -> None:
-        if agent.algorithm not in SUPPORTED or seeds[0].model.device.type != "cpu":
-            raise ValueError(f"the multi-seed trainer implements {SUPPORTED} on the CPU, not {agent.algorithm!r} "
+        if agent.algorithm not in FAST or seeds[0].model.device.type != "cpu":
+            raise ValueError(f"the multi-seed trainer implements {FAST} on the CPU, not {agent.algorithm!r} "
                              f"on {seeds[0].model.device}")
         self.agent, self.seeds = agent, seeds
-        self.memory = MEMORY[agent.algorithm]
+        self.memory = ALGORITHMS[agent.algorithm].memory
         self.recurrent = self.memory is not None
         self.device = seeds[0].model.device
         space = seeds[0].model.action_space
@@ -358,10 +397,10 @@ class MultiSeedTrainer:
         shufflers = [np.random.RandomState() for _ in seeds]
         for rs, seed in zip(shufflers, seeds):
             rs.set_state(seed.numpy_state)
-        obs = np.stack([cast(np.ndarray, seed.env.reset()) for seed in seeds])  # VecNormalize.reset: as SB3's learn() restarts
-        normalizer = _Normalizer([s.env for s in seeds])
+        obs = np.stack([cast(np.ndarray, seed.normalized.reset()) for seed in seeds])  # VecNormalize.reset: as SB3's learn() restarts
+        normalizer = _Normalizer([s.normalized for s in seeds])
         bases: list[PreferenceSearchVecEnv] = [s.env.unwrapped for s in seeds]  # type: ignore[misc]
-        frames = _FrameStack([s.env for s in seeds], _observation_size(bases[0])) if agent.frames > 1 else None
+        frames = _FrameStack([s.normalized for s in seeds], _observation_size(bases[0])) if agent.frames > 1 else None
         action_shape = (S, E, self.groups) if self.groups > 1 else (S, E)
         joined = PreferenceSearchVecEnv.concatenate(bases)
         starts = np.ones((S, E), dtype=np.float32)
@@ -463,44 +502,26 @@ class MultiSeedTrainer:
             for rs in shufflers:
                 rs.permutation(T * E)  # A2C's shuffle: the order only changes the sum's rounding
             latent = obs.reshape(S, T * E, -1)
-        logits, values = policy.heads(latent)
-        normalized = _normalized_logits(_grouped(logits, self.groups))
-        log_prob = _log_prob(normalized, actions, self.groups)
-        entropy = _entropy(normalized)
-        entropy_loss = -(entropy if self.groups == 1 else entropy.sum(-1)).mean(1)
         adv = as_tensor(advantages.transpose(1, 0, 2)).reshape(S, T * E)
         ret = as_tensor(returns.transpose(1, 0, 2)).reshape(S, T * E)
-        if self.recurrent:
-            ratio = torch.exp(log_prob - as_tensor(buffer["log_probs"].transpose(1, 0, 2)).reshape(S, T * E))
-            clipped = torch.clamp(ratio, 1 - CLIP_RANGE, 1 + CLIP_RANGE)
-            policy_loss = -torch.min(adv * ratio, adv * clipped).mean(1)
-        else:
-            policy_loss = -(adv * log_prob).mean(1)
-        value_loss = ((ret - values) ** 2).mean(1)
-        loss = policy_loss + agent.ent_coef * entropy_loss + agent.vf_coef * value_loss
+        old = as_tensor(buffer["log_probs"].transpose(1, 0, 2)).reshape(S, T * E) if self.recurrent else None
+        loss, losses = a2c_loss(policy, latent, actions, adv, ret, old, self.groups, agent)
         optimizer.zero_grad()
-        loss.sum().backward()
+        loss.backward()
         self._clip(policy)
         optimizer.step()
-        return torch.stack([policy_loss, value_loss, entropy_loss]).detach()
+        return losses
 
     def _unroll(self, policy, obs, starts, initial, splits) -> torch.Tensor:
-        """The memory over the rollout; at RecurrentPPO's split point the state restarts from the stored one (detached)."""
+        """:func:`unroll`, the state restarting at each seed's RecurrentPPO split point (none for the GRU)."""
         S, T, E, _ = obs.shape
-        projected = policy.lstm_input(obs.reshape(S, T * E, -1)).reshape(S, T, E, -1)
-        h, c = initial
+        if not any(split % T for split in splits):
+            return unroll(policy, obs, starts, initial)
         cut = torch.zeros(T, S, E, 1, dtype=torch.bool)
         for s, split in enumerate(splits):
             if split % T:
                 cut[split % T, s, split // T] = True
-        outputs = []
-        for t in range(T):
-            if cut[t].any():
-                h, c = torch.where(cut[t], h.detach(), h), torch.where(cut[t], c.detach(), c)
-            keep = (1.0 - starts[t]).unsqueeze(-1)
-            h, c = policy.cell(projected[:, t], keep * h, keep * c)
-            outputs.append(h)
-        return torch.stack(outputs, dim=1).reshape(S, T * E, -1)
+        return unroll(policy, obs, starts, initial, cut)
 
     def _clip(self, policy: StackedPolicy) -> None:
         clip_per_seed(policy, self.agent.max_grad_norm)

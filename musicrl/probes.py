@@ -6,9 +6,10 @@ from typing import Any, cast
 
 import numpy as np
 
+from musicrl.algorithms import ALGORITHMS
 from musicrl.evaluation import conversational_metrics, evaluate_sampled, rollout
 from musicrl.publish import load_policy
-from musicrl.runfiles import RunResult, RunSpec, run_dir, saved_checkpoints
+from musicrl.runfiles import RunFolder, RunResult, RunSpec
 
 SAMPLING_REPEATS = 10
 
@@ -86,7 +87,7 @@ def line_search_success(spec: RunSpec, root=None, every: int = 500) -> list[floa
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     values: list[float] = []
-    for folder in sorted((run_dir(spec, root) / "tb").glob("*")):
+    for folder in sorted(RunFolder.of(spec, root).tensorboard().glob("*")):
         events = EventAccumulator(str(folder), size_guidance={"scalars": 0})
         events.Reload()
         if "train/is_line_search_success" in events.Tags()["scalars"]:
@@ -99,13 +100,13 @@ def run_extras(spec: RunSpec, root=None) -> dict:
 
     The entropy covers the checkpoints stored locally: every one, unless the run was carried
     over from another machine (then those trained since the carry, see
-    :func:`musicrl.runfiles.saved_checkpoints`).
+    :meth:`musicrl.runfiles.RunFolder.saved`).
     """
     extras: dict[str, Any] = {
         "sampling": sampling_stats(spec, root),
-        "entropy": {str(u): policy_entropy(spec, u, root) for u in saved_checkpoints(spec, root)},
+        "entropy": {str(u): policy_entropy(spec, u, root) for u in RunFolder.of(spec, root).saved()},
     }
-    if "TRPO" in spec.agent.algorithm:
+    if ALGORITHMS[spec.agent.algorithm].line_search:
         extras["line_search_success"] = {"every": 500, "values": line_search_success(spec, root, 500)}
     return extras
 

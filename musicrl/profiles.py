@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from musicrl import baselines, users
+from musicrl import users
 
 
 class _Algorithm(Protocol):
@@ -61,8 +61,9 @@ class Environment:
 
     dims: tuple[int, ...]
     """The numbers of features (d) whose optimum and baselines the chapter computes."""
-    exact_up_to: int = baselines.EXACT_UP_TO
-    """The largest d whose optimum is solved exactly."""
+    exact_up_to: int = 2
+    """The largest d whose optimum is solved exactly (at most :data:`musicrl.baselines.EXACT_UP_TO`,
+    the largest the exact programme solves in seconds)."""
     reveal_after: dict[int, int] = field(default_factory=dict)
     """Depth of the relaxation bound per d above ``exact_up_to``; its cost grows steeply with depth."""
 

@@ -26,19 +26,10 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from tqdm import tqdm
 
-from musicrl.agents import algorithm_class, make_training_env
-from musicrl.runfiles import (
-    NormalizedPolicy,
-    RunResult,
-    RunSpec,
-    atomic_run_folder,
-    checkpoint_name,
-    latest_checkpoint,
-    load_checkpoint,
-    run_device,
-    run_dir,
-    trained_policy,
-)
+from musicrl import profiles
+from musicrl.agents import NormalizedPolicy, make_training_env, trained_policy
+from musicrl.registry import run_specs
+from musicrl.runfiles import RunFolder, RunResult, RunSpec, atomic_run_folder, load_model
 from musicrl.store import (
     PUBLISHED_ROOT,
     atomic_file,
@@ -69,8 +60,8 @@ def carried_updates(spec: RunSpec, carry_root: Path | str | None = None) -> int:
 def carry(spec: RunSpec, root: Path | str | None = None, carry_root: Path | str | None = None) -> Path | None:
     """Pack an unfinished run's last checkpoint and its evaluations so far into the carry
     folder, written atomically; None if the run has finished or has no checkpoint yet."""
-    folder = run_dir(spec, root)
-    done = latest_checkpoint(folder, spec)
+    folder = RunFolder.of(spec, root)
+    done = folder.latest()
     if load_result(spec, root, published=False) is not None or not done:
         return None
     path = carry_path(spec, carry_root)
@@ -79,11 +70,8 @@ def carry(spec: RunSpec, root: Path | str | None = None, carry_root: Path | str 
     os.close(fd)
     try:
         with tarfile.open(tmp, "w:gz") as tar:
-            tar.add(folder / "checkpoints" / checkpoint_name(done), arcname=f"checkpoints/{checkpoint_name(done)}")
-            for u in spec.checkpoints:
-                evaluation = folder / "evals" / f"{checkpoint_name(u)}.json"
-                if u <= done and evaluation.exists():
-                    tar.add(evaluation, arcname=f"evals/{evaluation.name}")
+            for inside in folder.carried_files(done):
+                tar.add(folder.path / inside, arcname=str(inside))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -91,24 +79,19 @@ def carry(spec: RunSpec, root: Path | str | None = None, carry_root: Path | str 
     return path
 
 
-def restore_carried(spec: RunSpec, folder: Path) -> None:
-    """Unpack the carried checkpoint of ``spec`` into its run folder if it is ahead of the local ones."""
-    if not carry_path(spec).exists():
+def restore_carried(folder: RunFolder) -> None:
+    """Unpack the carried checkpoint of the folder's run into it if it is ahead of the local ones."""
+    if not carry_path(folder.spec).exists():
         return
-    with tarfile.open(carry_path(spec)) as tar:
+    with tarfile.open(carry_path(folder.spec)) as tar:
         carried = _checkpoint_in(tar)
-        if carried <= latest_checkpoint(folder, spec):
+        if carried <= folder.latest():
             return
-        folder.mkdir(parents=True, exist_ok=True)
-        unpacked = Path(tempfile.mkdtemp(dir=folder, prefix=".carried."))
+        folder.path.mkdir(parents=True, exist_ok=True)
+        unpacked = Path(tempfile.mkdtemp(dir=folder.path, prefix=".carried."))
         try:
             tar.extractall(unpacked, filter="data")
-            for evaluation in (unpacked / "evals").glob("*.json"):
-                (folder / "evals").mkdir(exist_ok=True)
-                if not (folder / "evals" / evaluation.name).exists():
-                    os.replace(evaluation, folder / "evals" / evaluation.name)
-            (folder / "checkpoints").mkdir(exist_ok=True)
-            os.replace(unpacked / "checkpoints" / checkpoint_name(carried), folder / "checkpoints" / checkpoint_name(carried))
+            folder.adopt(unpacked, carried)
         finally:
             shutil.rmtree(unpacked, ignore_errors=True)
 
@@ -120,7 +103,7 @@ def published_path(spec: RunSpec, published: Path | str | None = None) -> Path:
 def load_result(spec: RunSpec, root: Path | str | None = None, published: Path | str | None | bool = None) -> RunResult | None:
     """The finished run's result from the local store, else from the published results
     (``published=False`` skips them), or None if it has not finished."""
-    found = read_json_checked(run_dir(spec, root) / "result.json", RunResult.from_json)
+    found = RunFolder.of(spec, root).read_result()
     if found is None and published is not False:
         found = read_json_checked(published_path(spec, None if published is True else published), RunResult.from_json,
                                   gzipped=True)
@@ -137,7 +120,7 @@ def publish(spec: RunSpec, extras: dict[str, Any], root: Path | str | None = Non
     """Copy a finished local run into the published results (gzip JSON, no weights) with ``extras``."""
     result = load_result(spec, root, published=False)
     if result is None:
-        raise ValueError(f"{spec.key} has not finished in {run_dir(spec, root)}; train it first (musicrl train {spec.name})")
+        raise ValueError(f"{spec.key} has not finished in {RunFolder.of(spec, root).path}; train it first (musicrl train {spec.name})")
     result.extras = extras
     path = published_path(spec, published)
     write_gzip_json_atomic(path, result.to_json())
@@ -169,16 +152,16 @@ def load_policy(spec: RunSpec, updates: int | None = None, root: Path | str | No
     updates = spec.checkpoints[-1] if updates is None else updates
     if updates not in spec.checkpoints:
         raise ValueError(f"{spec.key} saves checkpoints at updates {list(spec.checkpoints)}, not {updates}")
-    folder = run_dir(spec, root)
+    folder = RunFolder.of(spec, root)
     env = make_training_env(spec.env, spec.agent, spec.seed)
-    if (folder / "checkpoints" / checkpoint_name(updates) / "state.pkl").exists():
-        model, env, _ = load_checkpoint(folder, updates, spec, env)
+    if updates in folder.saved():
+        model, env, _ = folder.load_checkpoint(updates, env)
     elif updates == spec.checkpoints[-1] and has_weights(spec, published):
         model, env = _load_weights(weights_path(spec, published), spec, env)
     else:
         env.close()
         hint = " or publish its weights (musicrl publish --weights)" if updates == spec.checkpoints[-1] else ""
-        raise ValueError(f"no checkpoint at update {updates} in {folder} and no published weights; "
+        raise ValueError(f"no checkpoint at update {updates} in {folder.path} and no published weights; "
                          f"train it first (musicrl train {spec.name}){hint}")
     return trained_policy(model, env, spec.agent)
 
@@ -196,13 +179,11 @@ def has_weights(spec: RunSpec, published: Path | str | None = None) -> bool:
 
 
 def _load_weights(folder: Path, spec: RunSpec, env: VecEnv) -> tuple[BaseAlgorithm, VecEnv]:
+    normalizer = None
     if (folder / "normalizer.pkl").exists():
         with open(folder / "normalizer.pkl", "rb") as handle:
             normalizer = pickle.load(handle)
-        normalizer.set_venv(env.venv if isinstance(env, VecNormalize) else env)
-        env = normalizer
-    model = algorithm_class(spec.agent.algorithm).load(folder / "model.zip", env=env, device=run_device(spec))
-    return model, env
+    return load_model(spec, folder / "model.zip", normalizer, env)
 
 
 def publish_weights(spec: RunSpec, root: Path | str | None = None, published: Path | str | None = None,
@@ -218,10 +199,9 @@ def publish_weights(spec: RunSpec, root: Path | str | None = None, published: Pa
     others agrees to float32 ulps, and over thousands of updates one sampled action flips.
     """
     result, final = load_result(spec, root, published=False), spec.checkpoints[-1]
-    folder = run_dir(spec, root)
-    checkpoint = folder / "checkpoints" / checkpoint_name(final)
-    if result is None or not (checkpoint / "state.pkl").exists():
-        raise ValueError(f"{spec.key} has no finished run with its final checkpoint (update {final}) in {folder}; "
+    folder = RunFolder.of(spec, root)
+    if result is None or final not in folder.saved():
+        raise ValueError(f"{spec.key} has no finished run with its final checkpoint (update {final}) in {folder.path}; "
                          f"train it first (musicrl train {spec.name} --weights)")
     shown = published_result(spec, published)
     if shown is not None and not (np.array_equal(shown.curve, result.curve, equal_nan=True)
@@ -233,9 +213,8 @@ def publish_weights(spec: RunSpec, root: Path | str | None = None, published: Pa
         publish(spec, replace_with(spec), root, published)
     target = weights_path(spec, published)
     with atomic_run_folder(target) as tmp:
-        shutil.copy2(checkpoint / "model.zip", tmp / "model.zip")
-        with open(checkpoint / "state.pkl", "rb") as handle:
-            normalizer = pickle.load(handle)["normalizer"]
+        shutil.copy2(folder.model_file(final), tmp / "model.zip")
+        normalizer = folder.checkpoint_state(final)["normalizer"]
         if normalizer is not None:  # SB3 pickles a VecNormalize only once set_venv has given it its attributes
             env = make_training_env(spec.env, spec.agent, spec.seed)
             normalizer.set_venv(env.venv if isinstance(env, VecNormalize) else env)
@@ -244,3 +223,18 @@ def publish_weights(spec: RunSpec, root: Path | str | None = None, published: Pa
             env.close()
     carry_path(spec).unlink(missing_ok=True)
     return target
+
+
+def playable_profile(name: str, profile: str, root=None, published=None) -> str:
+    """The budget whose trained agents of ``name`` a chapter can play: ``profile``, except where the
+    profile names an ``unplayable_fallback`` (``full``: its runs are published, not trained by the
+    build) and some seed has neither its final checkpoint locally nor published weights
+    (``musicrl publish --weights``); then the fallback, which the build trains."""
+    fallback = profiles.get(profile).recommender.unplayable_fallback
+    if fallback is None:
+        return profile
+
+    def playable(spec: RunSpec) -> bool:
+        local = spec.checkpoints[-1] in RunFolder.of(spec, root).saved()
+        return load_result(spec, root, published) is not None and (local or has_weights(spec, published))
+    return profile if all(playable(spec) for spec in run_specs([name], profile)) else fallback

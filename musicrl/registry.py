@@ -8,19 +8,11 @@ from typing import Any
 
 import pandas as pd
 
-from musicrl import multiseed, profiles, users
+from musicrl import profiles, users
 from musicrl.agents import AgentConfig
+from musicrl.algorithms import ALGORITHMS, trainer, trainer_for
 from musicrl.envs import EnvConfig
-from musicrl.runfiles import TRAINERS, RunSpec
-
-STAND_INS = {
-    "A2C": "A2C (SB3), feed-forward as in the thesis",
-    "RecurrentA2C": "A2C with a 64-unit LSTM (sb3-contrib RecurrentPPO configured as A2C) for the thesis's GRU",
-    "GRUA2C": "A2C with a 64-unit GRU shared by actor and critic (the thesis's own agent, ikostrikov's recurrent A2C)",
-    "TRPO": "TRPO (sb3-contrib) for ACKTR, which SB3 does not have; feed-forward as in the thesis",
-    "ACKTR": "ACKTR (ikostrikov's A2C with a K-FAC optimizer, musicrl.acktr), the thesis's own; feed-forward as in the thesis",
-    "EntropyTRPO": "TRPO with the entropy bonus of the thesis's ACKTR (musicrl.agents.EntropyTRPO); a diagnostic variant",
-}
+from musicrl.runfiles import RunSpec
 
 
 @dataclass(frozen=True)
@@ -53,11 +45,11 @@ class Experiment:
 
     @property
     def stand_in(self) -> str:
-        return STAND_INS[self.agent.algorithm]
+        return ALGORITHMS[self.agent.algorithm].description
 
     @property
     def recurrent(self) -> bool:
-        return self.agent.algorithm in ("RecurrentA2C", "GRUA2C")
+        return ALGORITHMS[self.agent.algorithm].recurrent
 
 
 def _experiment(name, figure, caption, full_updates, converged=None, thesis=None, *, d=2, preset="WiderTopTarget",
@@ -171,18 +163,18 @@ def experiment(name: str) -> Experiment:
     return EXPERIMENTS.get(name) or VARIANTS[name]
 
 
-def _trainer(found: Experiment, profile: str, trainer: str | None) -> str:
+def _trainer(found: Experiment, profile: str, chosen: str | None) -> str:
     """The profile's trainer where it applies, else SB3; ``trainer`` asks for one (``"device"``:
     the device-native path, runs of their own), checked by :class:`RunSpec`."""
-    if trainer is not None:
-        return users.check_choice("trainer", trainer, TRAINERS)
-    return profiles.get(profile).training.trainer if multiseed.supports(found.env, found.agent) else "sb3"
+    if chosen is not None:
+        return trainer(chosen).name
+    return trainer_for(profiles.get(profile).training.trainer, found.env, found.agent)
 
 
 def panel_title(name: str) -> str:
     """A curve panel's title: the thesis figure, the caption and the agent, named once."""
     e = experiment(name)
-    agent = SHORT_NAMES[e.agent.algorithm]
+    agent = ALGORITHMS[e.agent.algorithm].short
     caption = e.caption if any(part.strip().startswith(agent) for part in e.caption.split(",")) else f"{e.caption}, {agent}"
     return f"thesis figure {e.figure}: {caption}"
 
@@ -299,11 +291,3 @@ def experiments_frame(names: Sequence[str], profile: str) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     frame["thesis: trained after"] = frame["thesis: trained after"].astype("Int64")
     return frame
-
-
-SHORT_NAMES = {"A2C": "A2C", "RecurrentA2C": "LSTM-A2C", "GRUA2C": "GRU-A2C", "TRPO": "TRPO", "EntropyTRPO": "TRPO+entropy",
-               "ACKTR": "ACKTR"}
-
-
-THESIS_ALGORITHM = {"A2C": "A2C", "RecurrentA2C": "A2C", "GRUA2C": "A2C", "TRPO": "ACKTR", "EntropyTRPO": "ACKTR",
-                    "ACKTR": "ACKTR"}

@@ -20,6 +20,7 @@ same curve, same parameters.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pickle
 import random
@@ -38,8 +39,8 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from tqdm import tqdm
 
-from musicrl import devicetrainer, multiseed
-from musicrl.agents import AgentConfig, algorithm_class, make_training_env
+from musicrl.agents import AgentConfig, algorithm_class, make_training_env, trained_policy
+from musicrl.algorithms import TRAINERS, check_trainer
 from musicrl.envs import EPISODE_STEPS, EnvConfig, PreferenceSearchVecEnv
 from musicrl.evaluation import EvalResult, evaluate_policy, pool
 from musicrl.store import (
@@ -49,8 +50,6 @@ from musicrl.store import (
     results_root,
     write_json_atomic,
 )
-from musicrl.users import check_choice
-from musicrl.wolpertinger import box_to_levels
 
 CURVE_WINDOW = 10
 TENSORBOARD_EVERY = 10  # updates between TensorBoard points of the fast path (writing every one costs ~10%)
@@ -64,12 +63,6 @@ CURVE_TAG = "rollout/avg10_return"
 EVAL_TAGS = ("eval/mean_return", "eval/std_return")
 
 
-TRAINERS = ("sb3", "multiseed", "device")
-
-
-SEED_GROUPED = ("multiseed", "device")  # trainers that train the seeds of one configuration together
-
-
 @dataclass(frozen=True)
 class RunSpec:
     """Everything that determines a training run; its hash names the run's directory."""
@@ -80,23 +73,10 @@ class RunSpec:
     updates: int
     checkpoint_every: int
     seed: int = 0
-    # "multiseed": the CPU fast path (musicrl.multiseed), equal to SB3 bit for bit, seeds of one config trained
-    # together; "device": every tensor on a GPU or the CPU (musicrl.devicetrainer), new random streams
-    trainer: str = "sb3"
+    trainer: str = "sb3"  # a row of musicrl.algorithms.TRAINERS
 
     def __post_init__(self) -> None:
-        check_choice("trainer", self.trainer, TRAINERS)
-        if self.trainer == "multiseed" and not multiseed.supports(self.env, self.agent):
-            raise ValueError(
-                f"trainer 'multiseed' implements {multiseed.SUPPORTED} with Discrete or MultiDiscrete actions and "
-                f"normalization; use trainer 'sb3' for {self.agent.algorithm} with {self.env.action} actions"
-            )
-        if self.trainer == "device" and not devicetrainer.supports(self.env, self.agent):
-            works = "'multiseed' or 'sb3'" if multiseed.supports(self.env, self.agent) else "'sb3'"
-            raise ValueError(
-                f"trainer 'device' implements {devicetrainer.COVERS}; use --trainer {works} for "
-                f"{self.agent.algorithm} with {self.env.to_dict()} and frames={self.agent.frames}"
-            )
+        check_trainer(self.trainer, self.env, self.agent)
         for key in ("updates", "checkpoint_every"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -189,6 +169,14 @@ class CurveCallback(BaseCallback):
         self.curve: list[float] = list(curve)
         self.bar, self.report = bar, report
 
+    @classmethod
+    def sharing(cls, recent: deque[float], curve: list[float], bar: tqdm | None = None,
+                report: Callable[[int], None] | None = None) -> CurveCallback:
+        """A callback that extends ``recent`` and ``curve`` themselves (a run's own, not copies)."""
+        callback = cls(bar=bar, report=report)
+        callback.recent, callback.curve = recent, curve
+        return callback
+
     def _on_step(self) -> bool:
         for info in self.locals["infos"]:
             if "episode" in info:
@@ -205,67 +193,12 @@ class CurveCallback(BaseCallback):
                 self.bar.set_postfix(avg10=f"{self.curve[-1]:.1f}", refresh=False)
 
 
-class NormalizedPolicy:
-    """A trained model behind the wrappers it was trained with: the last ``frames`` observations
-    stacked as ``VecFrameStack`` does, the observation normalization, and (``level_actions``)
-    Wolpertinger's Box actions turned into levels."""
-
-    def __init__(self, model: BaseAlgorithm, normalizer: VecNormalize | None, frames: int = 1,
-                 level_actions: bool = False) -> None:
-        self.model, self.normalizer, self.frames, self.level_actions = model, normalizer, frames, level_actions
-
-    def predict(self, observation, state=None, episode_start=None, deterministic=False):
-        inner = state
-        if self.frames > 1:
-            stack, inner = self._stack(np.asarray(observation, dtype=np.float32), state, episode_start)
-            observation = stack
-        if self.normalizer is not None:
-            observation = self.normalizer.normalize_obs(observation)
-        actions, inner = self.model.predict(observation, state=inner, episode_start=episode_start, deterministic=deterministic)
-        if self.level_actions:
-            actions = box_to_levels(actions)
-        return actions, ((stack, inner) if self.frames > 1 else inner)
-
-    def _stack(self, observation: np.ndarray, state, episode_start):
-        stack, inner = state if state is not None else (None, None)
-        width = observation.shape[-1]
-        if stack is None:
-            stack = np.zeros((observation.shape[0], width * self.frames), dtype=np.float32)
-        starts = np.ones(len(stack), bool) if episode_start is None else np.asarray(episode_start, bool)
-        stack = np.where(starts[:, None], 0.0, np.roll(stack, -width, axis=-1)).astype(np.float32)
-        stack[:, -width:] = observation
-        return stack, inner
-
-
-def trained_policy(model: BaseAlgorithm, env: VecEnv, agent: AgentConfig) -> NormalizedPolicy:
-    """The model as a policy on the bare env, whatever wrappers ``make_training_env`` added."""
-    return NormalizedPolicy(model, _normalizer(env), agent.frames, agent.algorithm == "Wolpertinger")
-
-
 def _base_env(env: VecEnv) -> PreferenceSearchVecEnv:
     return env.unwrapped  # type: ignore[return-value]
 
 
-def _normalizer(env: VecEnv) -> VecNormalize | None:
-    return env if isinstance(env, VecNormalize) else None
-
-
 def checkpoint_name(updates: int) -> str:
     return f"u{updates:07d}"
-
-
-def save_checkpoint(
-    folder: Path, updates: int, model: BaseAlgorithm, env: VecEnv, callback: CurveCallback, wall_time: float
-) -> None:
-    with atomic_run_folder(folder / "checkpoints" / checkpoint_name(updates)) as tmp:
-        model.save(tmp / "model.zip")
-        state = {
-            "torch": torch.get_rng_state(), "numpy": np.random.get_state(), "random": random.getstate(),
-            "envs": _base_env(env).get_rng_state(), "recent": list(callback.recent), "curve": callback.curve,
-            "normalizer": _normalizer(env), "wall_time": wall_time,
-        }
-        with open(tmp / "state.pkl", "wb") as handle:
-            pickle.dump(state, handle)
 
 
 @contextlib.contextmanager
@@ -285,67 +218,184 @@ def atomic_run_folder(final: Path) -> Iterator[Path]:
 
 
 def run_device(spec: RunSpec) -> str:
-    """The device a run trains and loads on: the CPU on the fast path (it reproduces SB3's CPU
-    random streams), else the agent's ``device``. The run's key never depends on it."""
-    return "cpu" if spec.trainer in SEED_GROUPED else spec.agent.device
+    """The device a run trains and loads on: the CPU where its trainer says so (the multi-seed path
+    reproduces SB3's CPU random streams), else the agent's ``device``. The run's key never depends on it."""
+    return "cpu" if TRAINERS[spec.trainer].cpu else spec.agent.device
 
 
-def load_checkpoint(folder: Path, updates: int, spec: RunSpec, env: VecEnv) -> tuple[BaseAlgorithm, VecEnv, dict]:
-    checkpoint = folder / "checkpoints" / checkpoint_name(updates)
-    with open(checkpoint / "state.pkl", "rb") as handle:
-        state = pickle.load(handle)
-    if state["normalizer"] is not None:
-        normalizer = state["normalizer"]
+def load_model(spec: RunSpec, model_zip: Path, normalizer: VecNormalize | None, env: VecEnv) -> tuple[BaseAlgorithm, VecEnv]:
+    """A saved SB3 model on ``env`` (``make_training_env``'s), behind its saved observation
+    normalizer if it has one: a checkpoint's and the published weights' one way in."""
+    if normalizer is not None:
         normalizer.set_venv(env.venv if isinstance(env, VecNormalize) else env)
         env = normalizer
-    model = algorithm_class(spec.agent.algorithm).load(checkpoint / "model.zip", env=env, device=run_device(spec))
-    # load() reseeds the global generators from the saved seed; the saved states win.
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["random"])
-    _base_env(env).set_rng_state(state["envs"])
-    return model, env, state
+    return algorithm_class(spec.agent.algorithm).load(model_zip, env=env, device=run_device(spec)), env
 
 
-def saved_checkpoints(spec: RunSpec, root: Path | str | None = None) -> list[int]:
-    """The updates whose checkpoint (weights) is stored locally. A run resumed from ``carry/``
-    has only those saved since: the carry holds its last checkpoint, not the earlier ones."""
-    return _saved(run_dir(spec, root), spec)
+PROGRESS_EVERY = 2.0  # seconds between writes of a run's progress file
 
 
-def _saved(folder: Path, spec: RunSpec) -> list[int]:
-    return [u for u in spec.checkpoints if (folder / "checkpoints" / checkpoint_name(u) / "state.pkl").exists()]
+@dataclass(frozen=True)
+class RunFolder:
+    """One run's folder, ``<root>/runs/<key>/`` (see the module's docstring): every path in it, and
+    what is read from and written to it. No other module spells the layout."""
 
+    spec: RunSpec
+    path: Path
 
-def latest_checkpoint(folder: Path, spec: RunSpec) -> int:
-    """The last complete checkpoint (0 if none); leftovers of an interrupted save are removed."""
-    for partial in (folder / "checkpoints").glob(".u*"):
-        shutil.rmtree(partial, ignore_errors=True)
-    return max(_saved(folder, spec), default=0)
+    @classmethod
+    def of(cls, spec: RunSpec, root: Path | str | None = None) -> RunFolder:
+        return cls(spec, Path(root if root is not None else results_root()) / "runs" / spec.key)
 
+    # -- the layout --------------------------------------------------------------------------
 
-def _eval_path(folder: Path, updates: int) -> Path:
-    return folder / "evals" / f"{checkpoint_name(updates)}.json"
+    def checkpoint(self, updates: int) -> Path:
+        return self.path / "checkpoints" / checkpoint_name(updates)
 
+    def evaluation(self, updates: int) -> Path:
+        return self.path / "evals" / f"{checkpoint_name(updates)}.json"
 
-def _read_returns(path: Path) -> np.ndarray | None:
-    """A checkpoint's stored returns; None if absent or damaged (then set aside, to be recomputed)."""
-    def check(payload) -> np.ndarray:
-        returns = np.asarray(payload["returns"], dtype=float)
-        if returns.ndim != 1 or not len(returns):
-            raise ValueError("no returns")
-        return returns
-    return read_json_checked(path, check)
+    def tensorboard(self, purpose: str = "") -> Path:
+        """SB3's logs (``tb/``), or one purpose's (``tb/eval``, ``tb/curve``, ``tb/<trainer>``)."""
+        return self.path / "tb" / purpose
 
+    @property
+    def result_file(self) -> Path:
+        return self.path / "result.json"
 
-def evaluate_checkpoint(folder: Path, updates: int, model: BaseAlgorithm, env: VecEnv, spec: RunSpec) -> np.ndarray:
-    path = _eval_path(folder, updates)
-    if (found := _read_returns(path)) is not None:
+    @property
+    def progress_file(self) -> Path:
+        return self.path / "progress.json"  # updates done, for a sweep's driver (Ray workers log nothing back)
+
+    def carried_files(self, updates: int) -> list[Path]:
+        """What a carried run takes along (:func:`musicrl.publish.carry`): the checkpoint at ``updates``
+        and the evaluations up to it, as paths relative to the folder."""
+        evaluations = [self.evaluation(u) for u in self.spec.checkpoints if u <= updates and self.evaluation(u).exists()]
+        return [p.relative_to(self.path) for p in (self.checkpoint(updates), *evaluations)]
+
+    def adopt(self, other: Path, updates: int) -> None:
+        """Move the checkpoint at ``updates`` and the evaluations this folder lacks from ``other``, a
+        folder of the same layout (an unpacked carry), into this one."""
+        found = RunFolder(self.spec, other)
+        for u in self.spec.checkpoints:
+            if found.evaluation(u).exists() and not self.evaluation(u).exists():
+                self.evaluation(u).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(found.evaluation(u), self.evaluation(u))
+        self.checkpoint(updates).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(found.checkpoint(updates), self.checkpoint(updates))
+
+    # -- checkpoints -------------------------------------------------------------------------
+
+    def saved(self) -> list[int]:
+        """The updates whose checkpoint (weights) is stored here. A run resumed from ``carry/`` has
+        only those saved since: the carry holds its last checkpoint, not the earlier ones."""
+        return [u for u in self.spec.checkpoints if (self.checkpoint(u) / "state.pkl").exists()]
+
+    def latest(self) -> int:
+        """The last complete checkpoint (0 if none); leftovers of an interrupted save are removed."""
+        for partial in (self.path / "checkpoints").glob(".u*"):
+            shutil.rmtree(partial, ignore_errors=True)
+        return max(self.saved(), default=0)
+
+    def save_checkpoint(self, updates: int, model: BaseAlgorithm, env: VecEnv, recent: Sequence[float],
+                        curve: Sequence[float], wall_time: float) -> None:
+        with atomic_run_folder(self.checkpoint(updates)) as tmp:
+            model.save(tmp / "model.zip")
+            state = {
+                "torch": torch.get_rng_state(), "numpy": np.random.get_state(), "random": random.getstate(),
+                "envs": _base_env(env).get_rng_state(), "recent": list(recent), "curve": curve,
+                "normalizer": env if isinstance(env, VecNormalize) else None, "wall_time": wall_time,
+            }
+            with open(tmp / "state.pkl", "wb") as handle:
+                pickle.dump(state, handle)
+
+    def checkpoint_state(self, updates: int) -> dict[str, Any]:
+        """The checkpoint's random states, curve so far and observation normalizer (``state.pkl``)."""
+        with open(self.checkpoint(updates) / "state.pkl", "rb") as handle:
+            return pickle.load(handle)
+
+    def model_file(self, updates: int) -> Path:
+        return self.checkpoint(updates) / "model.zip"
+
+    def load_checkpoint(self, updates: int, env: VecEnv) -> tuple[BaseAlgorithm, VecEnv, dict]:
+        """The model, its env and the saved state at ``updates``, the global generators set as saved."""
+        state = self.checkpoint_state(updates)
+        model, env = load_model(self.spec, self.model_file(updates), state["normalizer"], env)
+        # load() reseeds the global generators from the saved seed; the saved states win.
+        torch.set_rng_state(state["torch"])
+        np.random.set_state(state["numpy"])
+        random.setstate(state["random"])
+        _base_env(env).set_rng_state(state["envs"])
+        return model, env, state
+
+    # -- evaluations -------------------------------------------------------------------------
+
+    def returns(self, updates: int) -> np.ndarray | None:
+        """A checkpoint's stored returns; None if absent or damaged (then set aside, to be recomputed)."""
+        def check(payload) -> np.ndarray:
+            returns = np.asarray(payload["returns"], dtype=float)
+            if returns.ndim != 1 or not len(returns):
+                raise ValueError("no returns")
+            return returns
+        return read_json_checked(self.evaluation(updates), check)
+
+    def stored_returns(self, updates: int) -> np.ndarray:
+        found = self.returns(updates)
+        if found is None:
+            raise RuntimeError(f"{self.path}: checkpoint {updates} has no evaluation; rerun to compute it")
         return found
-    result = evaluate_policy(trained_policy(model, env, spec.agent), spec.env)
-    write_json_atomic(path, {"updates": updates, "returns": result.returns.tolist(), **result.summary()})
-    _log_evaluation(folder, updates * spec.agent.steps_per_update, result.returns)
-    return result.returns
+
+    def evaluate(self, updates: int, model: BaseAlgorithm, env: VecEnv) -> np.ndarray:
+        """The checkpoint's returns on every target (the thesis's protocol), computed once and stored."""
+        if (found := self.returns(updates)) is not None:
+            return found
+        result = evaluate_policy(trained_policy(model, env, self.spec.agent), self.spec.env)
+        write_json_atomic(self.evaluation(updates), {"updates": updates, "returns": result.returns.tolist(), **result.summary()})
+        step = updates * self.spec.agent.steps_per_update  # the same tags on every path (tb/eval)
+        log_scalars(self.tensorboard("eval"), [(EVAL_TAGS[0], float(np.mean(result.returns)), step),
+                                               (EVAL_TAGS[1], float(np.std(result.returns)), step)])
+        return result.returns
+
+    def evaluate_saved(self) -> int:
+        """Evaluate every saved checkpoint whose evaluation is missing (a kill between saving and
+        evaluating it); return the update to resume from: the last saved checkpoint before which
+        every checkpoint has its evaluation (or 0, to start afresh)."""
+        spec = self.spec
+        saved, resume = set(self.saved()), 0
+        for updates in spec.checkpoints:
+            missing = self.returns(updates) is None
+            if missing and updates not in saved:
+                break
+            if missing:
+                env = make_training_env(spec.env, spec.agent, spec.seed)
+                model, env, _ = self.load_checkpoint(updates, env)
+                self.evaluate(updates, model, env)
+                env.close()
+            if updates in saved:
+                resume = updates
+        return resume
+
+    # -- the result and the progress ----------------------------------------------------------
+
+    def read_result(self) -> RunResult | None:
+        """The finished run's result, or None (unfinished, or a damaged file set aside)."""
+        return read_json_checked(self.result_file, RunResult.from_json)
+
+    def write_result(self, result: RunResult) -> None:
+        """Written last and atomically: its presence means the run is finished."""
+        write_json_atomic(self.result_file, result.to_json())
+
+    def write_progress(self, updates: int) -> None:
+        write_json_atomic(self.progress_file, {"updates": updates})
+
+    def progress(self) -> int:
+        """Updates done: all of them once finished, else the progress file's count (0 if none)."""
+        if self.result_file.exists():
+            return self.spec.updates
+        try:
+            return int(json.loads(self.progress_file.read_text())["updates"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return 0
 
 
 _WRITERS: dict[str, Any] = {}
@@ -358,6 +408,8 @@ def log_scalars(folder: Path, points: Sequence[tuple[str, float, int]]) -> None:
     if not points:
         return
     key = str(folder)
+    if key in _WRITERS and not folder.is_dir():  # the run folder was removed since (a clean restart): a new file
+        _WRITERS.pop(key).close()
     if key not in _WRITERS:
         from torch.utils.tensorboard import SummaryWriter
 
@@ -374,53 +426,11 @@ def log_curve(folder: Path, curve: Sequence[float], start: int, end: int, per_up
                          if update % TENSORBOARD_EVERY == 0 and not np.isnan(curve[update - 1])])
 
 
-def _log_evaluation(folder: Path, step: int, returns: np.ndarray) -> None:
-    """The thesis's metric of a checkpoint in TensorBoard (``tb/eval``), the same tags on every path."""
-    log_scalars(folder / "tb" / "eval", [(EVAL_TAGS[0], float(np.mean(returns)), step),
-                                         (EVAL_TAGS[1], float(np.std(returns)), step)])
-
-
-def stored_returns(folder: Path, updates: int) -> np.ndarray:
-    found = _read_returns(_eval_path(folder, updates))
-    if found is None:
-        raise RuntimeError(f"{folder}: checkpoint {updates} has no evaluation; rerun to compute it")
-    return found
-
-
-def evaluate_saved(folder: Path, spec: RunSpec) -> int:
-    """Evaluate every saved checkpoint whose evaluation is missing (a kill between saving and
-    evaluating it); return the update to resume from: the last saved checkpoint before which
-    every checkpoint has its evaluation (or 0, to start afresh)."""
-    saved, resume = set(_saved(folder, spec)), 0
-    for updates in spec.checkpoints:
-        missing = _read_returns(_eval_path(folder, updates)) is None
-        if missing and updates not in saved:
-            break
-        if missing:
-            env = make_training_env(spec.env, spec.agent, spec.seed)
-            model, env, _ = load_checkpoint(folder, updates, spec, env)
-            evaluate_checkpoint(folder, updates, model, env, spec)
-            env.close()
-        if updates in saved:
-            resume = updates
-    return resume
-
-
-def run_dir(spec: RunSpec, root: Path | str | None = None) -> Path:
-    return Path(root if root is not None else results_root()) / "runs" / spec.key
-
-
-PROGRESS_FILE = "progress.json"  # updates done, for a sweep's driver (Ray workers log nothing back)
-
-
-PROGRESS_EVERY = 2.0  # seconds between writes
-
-
 class ProgressFile:
-    """Writes ``{"updates": n}`` into each run folder's ``progress.json``, at most every
-    ``PROGRESS_EVERY`` seconds and at every checkpoint; :func:`musicrl.training.sweep_progress` reads them."""
+    """Writes the updates done into each run folder's progress file, at most every
+    ``PROGRESS_EVERY`` seconds and at every checkpoint; :meth:`RunFolder.progress` reads them."""
 
-    def __init__(self, folders: Sequence[Path], done: int) -> None:
+    def __init__(self, folders: Sequence[RunFolder], done: int) -> None:
         self.folders, self.updates, self.written = list(folders), done, 0.0
 
     def add(self, updates: int) -> None:
@@ -430,5 +440,5 @@ class ProgressFile:
 
     def write(self) -> None:
         for folder in self.folders:
-            write_json_atomic(folder / PROGRESS_FILE, {"updates": self.updates})
+            folder.write_progress(self.updates)
         self.written = time.monotonic()

@@ -12,12 +12,9 @@ configuration, in this process or over Ray workers; :func:`finished_runs` and
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
 import time
-import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections import deque
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -26,39 +23,26 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from musicrl import devicetrainer, multiseed, profiles
+from musicrl import cluster, devicetrainer, multiseed
 from musicrl.agents import make_agent, make_training_env
+from musicrl.algorithms import ALGORITHMS, TRAINERS
 from musicrl.probes import run_extras
-from musicrl.publish import carried_updates, has_weights, load_result, publish_finished, restore_carried, unfinished
+from musicrl.publish import load_result, publish_finished, restore_carried, unfinished
 from musicrl.registry import run_specs
 from musicrl.runfiles import (
     CURVE_TAG,
-    PROGRESS_EVERY,
-    PROGRESS_FILE,
-    SEED_GROUPED,
+    CURVE_WINDOW,
     TENSORBOARD_EVERY,
     CurveCallback,
     ProgressFile,
+    RunFolder,
     RunResult,
     RunSpec,
-    evaluate_checkpoint,
-    evaluate_saved,
-    latest_checkpoint,
-    load_checkpoint,
     log_curve,
     log_scalars,
     run_device,
-    run_dir,
-    save_checkpoint,
-    saved_checkpoints,
-    stored_returns,
 )
-from musicrl.store import (
-    config_hash,
-    results_root,
-    versions,
-    write_json_atomic,
-)
+from musicrl.store import config_hash, results_root, versions
 
 
 def finished_runs(specs: Sequence[RunSpec], root: Path | str | None = None, train_missing: bool = True,
@@ -94,7 +78,7 @@ def train_seeds(specs: Sequence[RunSpec], root: Path | str | None = None, progre
     where = None if published else False
     results = {i: r for i, s in enumerate(specs) if (r := load_result(s, root, where)) is not None}
     todo = [i for i in range(len(specs)) if i not in results]
-    if specs[0].trainer in SEED_GROUPED:
+    if TRAINERS[specs[0].trainer].seed_grouped:
         groups = [todo] if todo else []
     else:
         groups = [[i] for i in todo]
@@ -106,31 +90,32 @@ def train_seeds(specs: Sequence[RunSpec], root: Path | str | None = None, progre
 
 @dataclass
 class _OpenRun:
+    """A run being trained: its folder, its live state (model, env, curve, random streams; the one
+    owner of each) and the checkpoint it has reached."""
+
     spec: RunSpec
-    folder: Path
+    folder: RunFolder
     state: multiseed.SeedState
-    callback: CurveCallback
     done: int
-    before: float
+    before: float  # wall time of the sessions before this one
 
 
 def _open_run(spec: RunSpec, root: Path | str | None) -> _OpenRun:
     """One run's folder, model and env, built fresh or loaded from its last checkpoint; SB3 writes
     its own TensorBoard logs, the seed-grouped trainers theirs (:func:`_log_segment`)."""
-    folder = run_dir(spec, root)
-    restore_carried(spec, folder)
-    latest_checkpoint(folder, spec)  # removes the leftovers of an interrupted save
-    done = evaluate_saved(folder, spec)
+    folder = RunFolder.of(spec, root)
+    restore_carried(folder)
+    folder.latest()  # removes the leftovers of an interrupted save
+    done = folder.evaluate_saved()
     env = make_training_env(spec.env, spec.agent, spec.seed)
     if done:
-        model, env, saved = load_checkpoint(folder, done, spec, env)
+        model, env, saved = folder.load_checkpoint(done, env)
     else:
-        tensorboard = None if spec.trainer in SEED_GROUPED else str(folder / "tb")
+        tensorboard = None if TRAINERS[spec.trainer].seed_grouped else str(folder.tensorboard())
         model = make_agent(replace(spec.agent, device=run_device(spec)), env, seed=spec.seed, tensorboard_log=tensorboard)
         saved = {"recent": [], "curve": [], "wall_time": 0.0}
-    callback = CurveCallback(saved["recent"], saved["curve"])
-    state = multiseed.SeedState(model, env, callback.recent, callback.curve)  # type: ignore[arg-type]
-    return _OpenRun(spec, folder, state, callback, done, saved["wall_time"])
+    state = multiseed.SeedState(model, env, deque(saved["recent"], maxlen=CURVE_WINDOW), list(saved["curve"]))
+    return _OpenRun(spec, folder, state, done, saved["wall_time"])
 
 
 def _checkpoint_loop(runs: list[_OpenRun], progress: bool) -> list[RunResult]:
@@ -150,21 +135,21 @@ def _checkpoint_loop(runs: list[_OpenRun], progress: bool) -> list[RunResult]:
                 report.write()
                 for r in group:
                     wall = r.before + time.perf_counter() - started
-                    save_checkpoint(r.folder, checkpoint, r.state.model, r.state.env, r.callback, wall)
-                    evaluate_checkpoint(r.folder, checkpoint, r.state.model, r.state.env, r.spec)
+                    r.folder.save_checkpoint(checkpoint, r.state.model, r.state.env, r.state.recent, r.state.curve, wall)
+                    r.folder.evaluate(checkpoint, r.state.model, r.state.env)
                     r.done = checkpoint
-                if group[0].callback.curve:
-                    bar.set_postfix(avg10=f"{np.nanmean([r.callback.curve[-1] for r in group]):.1f}", refresh=False)
+                if group[0].state.curve:
+                    bar.set_postfix(avg10=f"{np.nanmean([r.state.curve[-1] for r in group]):.1f}", refresh=False)
     results = []
     for r in runs:
         r.state.env.close()
         result = RunResult(
-            spec=r.spec.to_dict(), curve=np.asarray(r.callback.curve, dtype=float), checkpoints=r.spec.checkpoints,
-            returns=[stored_returns(r.folder, u) for u in r.spec.checkpoints], pooled_from=r.spec.pooled_checkpoints,
+            spec=r.spec.to_dict(), curve=np.asarray(r.state.curve, dtype=float), checkpoints=r.spec.checkpoints,
+            returns=[r.folder.stored_returns(u) for u in r.spec.checkpoints], pooled_from=r.spec.pooled_checkpoints,
             wall_time=r.before + time.perf_counter() - started, env_steps=int(r.state.model.num_timesteps),
             versions=versions(), trainer=_trainer_record(spec, len(runs)),
         )
-        write_json_atomic(r.folder / "result.json", result.to_json())
+        r.folder.write_result(result)
         results.append(result)
     return results
 
@@ -174,14 +159,14 @@ def _advance(group: list[_OpenRun], updates: int, bar: tqdm, report: ProgressFil
     SB3's ``learn`` for one run, else the seeds together on the spec's trainer. A new trainer is
     one more branch here (and in :func:`_seed_trainer`)."""
     spec, done = group[0].spec, group[0].done
-    if spec.trainer not in SEED_GROUPED:
+    if not TRAINERS[spec.trainer].seed_grouped:
         (run,) = group
-        model, callback = run.state.model, run.callback
+        model = run.state.model
         model._last_obs = None  # restart episodes: see musicrl.runfiles
-        model.tensorboard_log = str(run.folder / "tb")
-        callback.bar, callback.report = bar, report.add
+        model.tensorboard_log = str(run.folder.tensorboard())
+        callback = CurveCallback.sharing(run.state.recent, run.state.curve, bar, report.add)
         model.learn(updates * spec.agent.steps_per_update, callback=callback, reset_num_timesteps=False, tb_log_name="train")
-        log_curve(run.folder / "tb" / "curve", callback.curve, done, done + updates, spec.agent.steps_per_update)
+        log_curve(run.folder.tensorboard("curve"), run.state.curve, done, done + updates, spec.agent.steps_per_update)
         return
 
     def on_update(n: int = len(group)) -> None:
@@ -210,7 +195,7 @@ def _log_segment(run: _OpenRun, losses: np.ndarray, done: int) -> None:
     """TensorBoard scalars of the updates just trained (``tb/multiseed``): SB3's loss tags and the
     curve, every ``TENSORBOARD_EVERY``-th update (``result.json`` has the whole curve)."""
     per_update = run.spec.agent.steps_per_update
-    curve = run.callback.curve[-len(losses):] if len(losses) else []
+    curve = run.state.curve[-len(losses):] if len(losses) else []
     points = []
     for k, (row, level) in enumerate(zip(losses, curve)):
         if (done + k + 1) % TENSORBOARD_EVERY:
@@ -219,22 +204,7 @@ def _log_segment(run: _OpenRun, losses: np.ndarray, done: int) -> None:
         points += [(tag, float(value), step) for tag, value in zip(LOSS_TAGS, row)]
         if not np.isnan(level):
             points.append((CURVE_TAG, float(level), step))
-    log_scalars(run.folder / "tb" / run.spec.trainer, points)
-
-
-def sweep_progress(specs: Sequence[RunSpec], root: Path | str | None = None) -> int:
-    """Updates done over ``specs``, from their progress files (a finished run counts in full)."""
-    done = 0
-    for spec in specs:
-        folder = run_dir(spec, root)
-        if (folder / "result.json").exists():
-            done += spec.updates
-            continue
-        try:
-            done += int(json.loads((folder / PROGRESS_FILE).read_text())["updates"])
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
-    return done
+    log_scalars(run.folder.tensorboard(run.spec.trainer), points)
 
 
 def _seed_trainer(spec: RunSpec, states: list[multiseed.SeedState]) -> multiseed.MultiSeedTrainer | devicetrainer.DeviceTrainer:
@@ -256,14 +226,11 @@ def _train_quietly(specs: list[RunSpec], root: str) -> list[dict[str, Any]]:
     return [r.to_json() for r in train_seeds(specs, root, progress=False)]
 
 
-_RELATIVE_COST = {"A2C": 1.0, "RecurrentA2C": 2.0, "GRUA2C": 2.0, "TRPO": 3.5, "EntropyTRPO": 3.5, "ACKTR": 1.5, "Wolpertinger": 4.0}
-
-
 def _cost(specs: list[RunSpec]) -> float:
     """Rough relative wall time of a task, to start the longest first."""
     spec = specs[0]
-    per_seed = spec.updates * spec.agent.steps_per_update * _RELATIVE_COST[spec.agent.algorithm] * (1 + 0.2 * spec.env.d)
-    return per_seed * (len(specs) / 4 if spec.trainer in SEED_GROUPED else 1)
+    per_seed = spec.updates * spec.agent.steps_per_update * ALGORITHMS[spec.agent.algorithm].cost * (1 + 0.2 * spec.env.d)
+    return per_seed * (len(specs) / 4 if TRAINERS[spec.trainer].seed_grouped else 1)
 
 
 def _tasks(specs: list[RunSpec], todo: list[int]) -> list[list[int]]:
@@ -271,7 +238,7 @@ def _tasks(specs: list[RunSpec], todo: list[int]) -> list[list[int]]:
     groups: dict[str, list[int]] = {}
     for i in todo:
         spec = specs[i]
-        if spec.trainer in SEED_GROUPED:
+        if TRAINERS[spec.trainer].seed_grouped:
             key = config_hash({k: v for k, v in spec.to_dict().items() if k != "seed"})
         else:
             key = spec.key
@@ -279,55 +246,10 @@ def _tasks(specs: list[RunSpec], todo: list[int]) -> list[list[int]]:
     return sorted(groups.values(), key=lambda group: -_cost([specs[i] for i in group]))
 
 
-def ray_init_arguments(address: str | None, workers: int | None = None) -> dict[str, Any]:
-    """``ray.init``'s arguments: without ``address`` a private instance of this process (never a
-    cluster already running on the machine, nor one that died and left its address in /tmp/ray)
-    with ``workers`` CPUs, to start inside :func:`loopback_ray`; with ``address``, that cluster."""
-    init: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-    if address is None:
-        return {**init, "address": "local", "num_cpus": workers or os.cpu_count() or 1}
-    return {**init, "address": address}
-
-
-# Ray resolves a 127.0.0.1 node address to the machine's network address unless it runs as on a
-# laptop (no cluster), and it has no authentication by default: a private instance binds every
-# port to the loopback interface this way. Its agents also get two minutes to start on a busy
-# machine (the default, 30 s, was too short here with both cores training).
-CONNECT_TIMEOUT = 30.0  # seconds to reach a cluster's head before a sweep gives up (musicrl sweep --connect-timeout)
-LOOPBACK_RAY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-SLOW_MACHINE_RAY_ENV = {"RAY_agent_register_timeout_ms": "120000"}  # a value the user set wins
-
-
-@contextlib.contextmanager
-def loopback_ray() -> Iterator[None]:
-    """Inside: a local Ray instance started with :func:`ray_init_arguments` listens on 127.0.0.1 only."""
-    from ray._private import ray_constants
-
-    saved_env = {name: os.environ.get(name) for name in (*LOOPBACK_RAY_ENV, *SLOW_MACHINE_RAY_ENV)}
-    saved = ray_constants.ENABLE_RAY_CLUSTER
-    os.environ.update({name: os.environ.get(name) or value for name, value in SLOW_MACHINE_RAY_ENV.items()})
-    os.environ.update(LOOPBACK_RAY_ENV)
-    ray_constants.ENABLE_RAY_CLUSTER = False
-    try:
-        yield
-    finally:
-        ray_constants.ENABLE_RAY_CLUSTER = saved
-        for name, value in saved_env.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-def train_many(
-    specs: Iterable[RunSpec],
-    root: Path | str | None = None,
-    address: str | None = None,
-    workers: int | None = None,
-    progress: bool = True,
-    connect_timeout: float = CONNECT_TIMEOUT,
-) -> list[RunResult]:
-    """Train runs in parallel with Ray: local by default, a cluster given ``address``.
+def train_many(specs: Iterable[RunSpec], root: Path | str | None = None, address: str | None = None,
+               workers: int | None = None, progress: bool = True,
+               connect_timeout: float = cluster.CONNECT_TIMEOUT) -> list[RunResult]:
+    """Train runs in parallel with Ray (:func:`musicrl.cluster.sweep`): local by default, a cluster given ``address``.
 
     Runs of a seed-grouped trainer (multi-seed, device) that differ only in the seed are one
     task (one process trains them together); every other run is a task of its own.
@@ -340,147 +262,19 @@ def train_many(
     specs = list(specs)
     root = Path(root if root is not None else results_root()).resolve()
     results: dict[int, RunResult] = {i: r for i, s in enumerate(specs) if (r := load_result(s, root)) is not None}
-    todo = [i for i in range(len(specs)) if i not in results]
-    if todo and workers == 1 and address is None:  # one at a time: no need for Ray's processes
-        _train_here(specs, todo, results, root, progress)
-    elif todo:
-        import ray
+    tasks = _tasks(specs, [i for i in range(len(specs)) if i not in results])
 
-        started_here = not ray.is_initialized()
-        with contextlib.ExitStack() as stack:
-            if started_here:
-                if address is None:
-                    stack.enter_context(loopback_ray())
-                try:
-                    _init_ray(ray, address, workers, connect_timeout)
-                except Exception as error:  # Ray gives a node 30 s to start, which a busy machine can miss
-                    if address is not None or "timed out during startup" not in str(error):
-                        raise
-                    warnings.warn(f"a local Ray instance did not start ({error}); training the {len(todo)} runs in this "
-                                  "process, one after the other", stacklevel=2)
-                    _train_here(specs, todo, results, root, progress)
-                    return [results[i] for i in range(len(specs))]
-            stack.enter_context(_sigterm_interrupts())
-            _sweep(ray, specs, todo, results, root, progress, started_here)
+    def done(k: int, payloads: list[dict[str, Any]]) -> None:
+        results.update((i, RunResult.from_json(p)) for i, p in zip(tasks[k], payloads))
+    here = workers == 1 and address is None  # one at a time: no need for Ray's processes
+    finished = (sum(specs[i].updates for i in results), len(results))
+    if tasks and (here or not cluster.sweep([[specs[i] for i in t] for t in tasks], _train_quietly, root, done, address,
+                                            workers, progress, connect_timeout, finished)):
+        with tqdm(total=len(specs), initial=len(results), desc="runs", disable=not progress) as bar:
+            for k, task in enumerate(tasks):
+                done(k, _train_quietly([specs[i] for i in task], str(root)))
+                bar.update(len(task))
     return [results[i] for i in range(len(specs))]
-
-
-@contextlib.contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """Inside: SIGTERM raises KeyboardInterrupt, as Ctrl-C does (Ray's core worker would abort the
-    process on it instead, leaving its instance behind), so the sweep shuts Ray down and stops."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _train_here(specs: list[RunSpec], todo: list[int], results: dict[int, RunResult], root: Path, progress: bool) -> None:
-    with tqdm(total=len(specs), initial=len(results), desc="runs", disable=not progress) as bar:
-        for task in _tasks(specs, todo):
-            for i, payload in zip(task, _train_quietly([specs[i] for i in task], str(root))):
-                results[i] = RunResult.from_json(payload)
-            bar.update(len(task))
-
-
-HEAD_HELP = ("check that its head runs (ray start --head --port=PORT; for ray://HOST:PORT also --ray-client-server-port=PORT) "
-             "and that this machine reaches that port (README: 'A Ray cluster')")
-TOKEN_SIGNS = ("InvalidAuthToken", "UNAUTHENTICATED", "Unauthenticated", "auth token", "authentication")
-
-
-def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT) -> None:
-    """A TCP connection to the head's port within ``timeout`` seconds, or one clear error: Ray itself
-    retries an unreachable head for as long as it likes."""
-    import socket
-
-    where = address.removeprefix("ray://")
-    host, _, port = where.rpartition(":")
-    if not host or not port.isdigit():
-        raise ValueError(f"a Ray address is HOST:PORT or ray://HOST:PORT, got {address!r}")
-    try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
-    except OSError as error:
-        reason = "no answer" if isinstance(error, TimeoutError) else (error.strerror or type(error).__name__).lower()
-        raise ValueError(f"could not reach the Ray cluster at {address!r}: {reason} at {host}:{port} within {timeout:g} s; "
-                         f"{HEAD_HELP}") from None
-
-
-@contextlib.contextmanager
-def _stderr_to(path: Path) -> Iterator[None]:
-    """File descriptor 2 (Ray's C++ core writes its retries there) into ``path`` while inside."""
-    import sys
-
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with open(path, "wb") as sink:
-        os.dup2(sink.fileno(), 2)
-    try:
-        yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-def _init_ray(ray: Any, address: str | None, workers: int | None, connect_timeout: float = CONNECT_TIMEOUT) -> None:
-    if address is None:
-        ray.init(**ray_init_arguments(address, workers))
-        return
-    import logging
-    import tempfile
-
-    check_reachable(address, connect_timeout)
-    with tempfile.TemporaryDirectory() as tmp:
-        log = Path(tmp) / "ray-init.log"
-        try:
-            with _stderr_to(log):
-                ray.init(**ray_init_arguments(address, workers), logging_level=logging.ERROR)
-        except (ConnectionError, TimeoutError, RuntimeError, OSError, ValueError) as error:
-            said = f"{error}\n{log.read_text(errors='replace')}"
-            if any(sign in said for sign in TOKEN_SIGNS):
-                raise ValueError(f"the Ray cluster at {address!r} refused this machine's token: set RAY_AUTH_MODE=token and "
-                                 "the cluster's token (RAY_AUTH_TOKEN, or ~/.ray/auth_token) as on its head "
-                                 "(README: 'A Ray cluster')") from None
-            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise ValueError(f"could not reach the Ray cluster at {address!r} ({first[:200]}); {HEAD_HELP}; and that "
-                             "RAY_AUTH_MODE=token and the token (RAY_AUTH_TOKEN or ~/.ray/auth_token) match the "
-                             "cluster's") from None
-
-
-def _sweep(ray: Any, specs: list[RunSpec], todo: list[int], results: dict[int, RunResult], root: Path, progress: bool,
-           started_here: bool) -> None:
-    """The Ray tasks of the runs ``todo``, their results into ``results``; shuts down an instance started here."""
-    try:
-        remote = ray.remote(num_cpus=1, max_retries=0)(_train_quietly)
-        pending = {remote.remote([specs[i] for i in task], str(root)): task for task in _tasks(specs, todo)}
-        finished = sum(specs[i].updates for i in results)
-        total = sum(spec.updates for spec in specs)
-        with tqdm(total=total, initial=finished, desc="updates", unit="update", disable=not progress) as bar:
-            while pending:
-                ready, _ = ray.wait(list(pending), num_returns=1, timeout=PROGRESS_EVERY)
-                for ref in ready:
-                    task = pending.pop(ref)
-                    for i, payload in zip(task, ray.get(ref)):
-                        results[i] = RunResult.from_json(payload)
-                    finished += sum(specs[i].updates for i in task)
-                running = sweep_progress([specs[i] for task in pending.values() for i in task], root)
-                bar.n = finished + running  # the workers' progress files (a shared results folder on a cluster)
-                bar.set_postfix(runs=f"{len(results)}/{len(specs)}", refresh=False)
-                bar.refresh()
-    finally:
-        if started_here:
-            ray.shutdown()
 
 
 def experiment_runs(names: Sequence[str], profile: str, root=None, address: str | None = None,
@@ -504,21 +298,6 @@ def catalogue_target_runs(name: str, targets: Sequence[int], profile: str, root=
     return list(zip(specs, train_many(specs, root=root, progress=progress)))
 
 
-def playable_profile(name: str, profile: str, root=None, published=None) -> str:
-    """The budget whose trained agents of ``name`` a chapter can play: ``profile``, except where the
-    profile names an ``unplayable_fallback`` (``full``: its runs are published, not trained by the
-    build) and some seed has neither its final checkpoint locally nor published weights
-    (``musicrl publish --weights``); then the fallback, which the build trains."""
-    fallback = profiles.get(profile).recommender.unplayable_fallback
-    if fallback is None:
-        return profile
-
-    def playable(spec: RunSpec) -> bool:
-        local = spec.checkpoints[-1] in saved_checkpoints(spec, root)
-        return load_result(spec, root, published) is not None and (local or has_weights(spec, published))
-    return profile if all(playable(spec) for spec in run_specs([name], profile)) else fallback
-
-
 def publish_runs(names: Sequence[str], profile: str, root=None, published=None, progress: bool = True,
                  overrides: dict[str, Any] | None = None) -> list[Path]:
     """Publish every finished run of ``names`` under ``profile`` (see :func:`musicrl.publish`), or of
@@ -534,28 +313,3 @@ def publish_runs(names: Sequence[str], profile: str, root=None, published=None, 
 def missing_runs(names: Sequence[str], profile: str, root=None, published=None) -> list[RunSpec]:
     """The runs of ``names`` under ``profile`` that neither the local nor the published store holds."""
     return unfinished(run_specs(names, profile), root, published)
-
-
-def missing_note(missing: Sequence[RunSpec], profile: str, carry_root=None) -> str:
-    """Markdown naming the runs a chapter leaves out: each experiment's seeds, how far a
-    run carried over from an earlier session has trained, and the command that trains or
-    resumes them ("" when nothing is missing)."""
-    if not missing:
-        return ""
-    by_name: dict[str, list[RunSpec]] = {}
-    for spec in missing:
-        by_name.setdefault(spec.name, []).append(spec)
-    parts = []
-    for name, specs in by_name.items():
-        at: dict[int, list[str]] = {}
-        for s in specs:
-            if u := carried_updates(s, carry_root):
-                at.setdefault(u, []).append(str(s.seed))
-        carried = ", ".join(f"{'seeds' if len(seeds) > 1 else 'seed'} {', '.join(seeds)} at {u:,}" for u, seeds in at.items())
-        carried = f"; carried: {carried} of {specs[0].updates:,} updates" if at else ""
-        parts.append(f"{name} (seeds {', '.join(str(s.seed) for s in specs)}{carried})")
-    first = next(iter(by_name))
-    command = f"musicrl train {first} --profile {profile} --seed {' '.join(str(s.seed) for s in by_name[first])}"
-    return (f"**Not run yet under the `{profile}` profile** ({len(missing)} runs, left out below): " + "; ".join(parts)
-            + f". `{command}` trains one experiment's seeds and resumes carried ones; "
-            "`musicrl publish` adds finished runs to the published results.")

@@ -30,6 +30,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor, VecNormali
 
 import musicrl  # noqa: F401  first: it keeps TensorFlow out of SB3's TensorBoard writer
 from musicrl import agents, baselines, beyond, profiles, publish, registry, training
+from musicrl.algorithms import ALGORITHMS
 from musicrl.envs import EnvConfig, PreferenceSearchEnv, PreferenceSearchVecEnv
 from musicrl.evaluation import evaluate_policy
 
@@ -192,7 +193,7 @@ def main() -> None:
         spec = _fast_path_spec(name)
         slow, fast = fast_path_throughput(spec, args.updates, args.seeds)
         label = (name if name.startswith("scale-") else
-                 f"{name} {registry.SHORT_NAMES[spec.agent.algorithm]} {spec.env.d}D {spec.env.obs}")
+                 f"{name} {ALGORITHMS[spec.agent.algorithm].short} {spec.env.d}D {spec.env.obs}")
         print(f"  {label:<28} SB3 {slow:>9,.0f}   multiseed {fast:>9,.0f}   ratio {fast / slow:5.2f}x")
     print(f"A2C training, env steps per second (2D GridObs, {args.updates} updates of 16 x 20 steps, 1 thread)")
     for name, value in training_throughput(EnvConfig(d=2), args.updates).items():

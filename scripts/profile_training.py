@@ -22,6 +22,7 @@ import torch
 
 from musicrl import multiseed, registry
 from musicrl.agents import make_agent, make_training_env
+from musicrl.algorithms import ALGORITHMS
 
 # part -> functions (file suffix, function name) whose cumulative time it is; subtracting
 # nested parts is done below so that every second is counted once.
@@ -114,7 +115,7 @@ def main() -> None:
     for name in args.experiments:
         rows = profile(name, args.updates, args.seeds)
         e = registry.experiment(name)
-        print(f"\n{name} ({registry.SHORT_NAMES[e.agent.algorithm]}, {e.env.d}D {e.env.obs}, n={e.agent.n_steps}), "
+        print(f"\n{name} ({ALGORITHMS[e.agent.algorithm].short}, {e.env.d}D {e.env.obs}, n={e.agent.n_steps}), "
               f"{args.updates} updates")
         parts = list(dict.fromkeys(p for row in rows for p in row["parts"]))
         print(f"  {'part':<28}" + "".join(f"{row['path']:>30}" for row in rows))

@@ -14,9 +14,9 @@ def interrupt_after_first_checkpoint(monkeypatch, train_run) -> None:
     evaluation raises KeyboardInterrupt, as a Ctrl-C there would), then restore the evaluation."""
     import pytest
 
-    from musicrl import runfiles, training
+    from musicrl.runfiles import RunFolder
 
-    evaluate, calls = runfiles.evaluate_checkpoint, {"n": 0}
+    evaluate, calls = RunFolder.evaluate, {"n": 0}
 
     def crash_at_the_second_evaluation(*args, **kwargs):
         calls["n"] += 1
@@ -24,7 +24,7 @@ def interrupt_after_first_checkpoint(monkeypatch, train_run) -> None:
             raise KeyboardInterrupt
         return evaluate(*args, **kwargs)
 
-    monkeypatch.setattr(training, "evaluate_checkpoint", crash_at_the_second_evaluation)
+    monkeypatch.setattr(RunFolder, "evaluate", crash_at_the_second_evaluation)
     with pytest.raises(KeyboardInterrupt):
         train_run()
-    monkeypatch.setattr(training, "evaluate_checkpoint", evaluate)
+    monkeypatch.setattr(RunFolder, "evaluate", evaluate)

@@ -40,7 +40,7 @@ def test_truncation_is_reported_as_terminal_for_training():
 
 @pytest.mark.parametrize("algorithm", agents.ALGORITHMS)
 def test_every_algorithm_trains_and_evaluates(algorithm):
-    from musicrl.runfiles import trained_policy
+    from musicrl.agents import trained_policy
 
     config = agents.AgentConfig(algorithm=algorithm, n_envs=4, n_steps=8, device="cpu")
     env_config = EnvConfig(d=2, obs="GridObs" if algorithm == "RecurrentA2C" else "BoardObs")

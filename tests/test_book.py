@@ -110,9 +110,8 @@ def test_the_trpo_section_counts_the_collapses_of_the_published_trpo_runs(built)
 def test_training_chapters_show_the_thesis_agents_and_train_no_stand_in(built):
     root, _ = built
     text = outputs_text(root / "book" / "experiments_2d.ipynb")
-    for phrase in ("LSTM-A2C", "TRPO", "ACKTR", "GRU-A2C", "optimum or bracket", "pooled mean [95% CI]",
-                   "trained after: thesis / ours", "of those, stuck on one position", "line search", "multiseed (2 seeds)",
-                   "Thesis figure 21 (A2C, BoardObs"):
+    seeds = len(profiles.get("smoke").training.seeds)
+    for phrase in (f"multiseed ({seeds} seeds)", "Thesis figure 21 (A2C, BoardObs"):  # computed: the runs table, the claims
         assert phrase in text, phrase
     assert f"{registry.experiment('fig25').converged:,}" in outputs_text(root / "book" / "higher_dimensions.ipynb")
     finished = [p.parent.name for p in (root / "results" / "runs").glob("*/result.json")]
@@ -128,9 +127,7 @@ def test_beyond_chapter_measures_agents_against_the_filter_and_runs_past_four_fe
 
     root, _ = built
     text = outputs_text(root / "book" / "beyond.ipynb")
-    for phrase in ("Bayesian filter", "greedy, trusting every answer", "share of filter", "LSTM-A2C BoardObs (fig16)",
-                   "Wolpertinger, 8 frames", "factored LSTM-A2C", "greedy (sampled)", "reached the target",
-                   "env memory (MB)", "At d = 5 (3,125 positions)"):
+    for phrase in ("LSTM-A2C BoardObs (fig16)", f"At d = 5 ({5 ** 5:,} positions)"):  # computed from the runs and d
         assert phrase in text, phrase
     assert "Traceback" not in text and "Not run yet under smoke" not in text  # the hidden code holds the phrase
     finished = {p.parent.name.rsplit("-s", 1)[0] for p in (root / "results" / "runs").glob("*/result.json")}
@@ -225,10 +222,7 @@ def test_music_chapter_glues_counts_and_scores_its_inputs_give(built):
     assert values["n_features"] + values["n_failed"] == values["n_clips"] and values["n_padded"] <= values["n_features"]
     assert 0 <= values["named_hits"] <= values["named_total"] and 0 <= values["held"] <= values["n_statements"]
     assert all(0 < values[k] <= 1 for k in values if k.startswith(("var4_", "acc4_")) or k in ("best_acc", "mfcc_acc"))
-    text = outputs_text(root / "book" / "music_features.ipynb")
-    for phrase in ("MFCC statistics (baseline)", "0.898", "balanced14", "batch of one clip"):
-        assert phrase in text, phrase
-    assert "Traceback" not in text
+    assert "Traceback" not in outputs_text(root / "book" / "music_features.ipynb")
 
 
 @pytest.mark.book
@@ -236,9 +230,8 @@ def test_recommender_chapter_has_table1_sessions_and_the_listener(built):
     root, html = built
     page = (html / "book" / "recommender.html").read_text()
     text = outputs_text(root / "book" / "recommender.ipynb")
-    for phrase in ("thesis (the author)", "rank correlation with the thesis", "no repeat", "catalogue targets",
-                   "musicrl listen", "feature listener", "steps to rating 4", "ideal user"):
-        assert phrase in text, phrase
+    values = {k: literal(v) for k, v in glued(root / "book" / "recommender.ipynb").items()}
+    assert -1 <= values["rho_feature"] <= 1 and 1 <= values["rating4_steps"] <= 21 and 1 <= values["distinct_plain"] <= 21
     assert page.count("<audio") >= 22 and "Traceback" not in text
 
 
@@ -347,10 +340,12 @@ def test_every_table_sits_in_a_container_that_scrolls(built):
 def test_teaching_page_pools_the_simulated_class_and_names_the_bad_files(built):
     root, _ = built
     text = outputs_text(root / "book" / "teaching.ipynb")
-    for phrase in ("musicrl listen", "ListenerPanel", "class sessions", "thesis (the author)", "skipped <sessions>/notes.txt: not a saved session",
+    for phrase in ("skipped <sessions>/notes.txt: not a saved session",  # computed: the pooling's own report
                    "skipped <sessions>/session-cut-off.json: not valid JSON, the file is damaged or cut off",
                    "pooled 24 sessions (the original folder: 24)"):
         assert phrase in text, phrase
+    values = {k: literal(v) for k, v in glued(root / "book" / "teaching.ipynb").items()}
+    assert values["class_sessions"] == 24 and 1 <= values["class_students"] <= 24
 
 
 def test_a_chapter_kernel_runs_with_one_thread_and_leaves_the_environment_as_it_was(tmp_path, monkeypatch):

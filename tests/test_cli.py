@@ -130,7 +130,7 @@ def test_carry_command_packs_unfinished_runs_only(tmp_path, capsys):
     args = ["--profile", "smoke", "--results", str(results)]
     assert main(["train", "fig14", "--seed", "0", "1", "--quiet", *args]) == 0
     run = registry.run_spec("fig14", "smoke", 1)
-    folder = runfiles.run_dir(run, results)
+    folder = runfiles.RunFolder.of(run, results).path
     (folder / "result.json").unlink()
     shutil.rmtree(folder / "checkpoints" / "u0000010")
     capsys.readouterr()

@@ -18,7 +18,7 @@ from musicrl.agents import AgentConfig, make_agent, make_training_env
 from musicrl.devicetrainer import DeviceTrainer, counter_uniform
 from musicrl.envs import EnvConfig
 from musicrl.multiseed import SeedState
-from musicrl.runfiles import RunSpec, run_dir
+from musicrl.runfiles import RunFolder, RunSpec
 from musicrl.stats import mean_ci
 from musicrl.training import train, train_seeds
 
@@ -132,7 +132,7 @@ def test_an_interrupted_device_run_resumes_to_exactly_the_uninterrupted_result(a
         np.testing.assert_array_equal(a, b)
     assert resumed.trainer == {"path": "device", "seeds_together": 1,
                                "device": devicetrainer.describe(devicetrainer.training_device())}
-    assert (run_dir(run, tmp_path / "split") / "tb" / "device").is_dir()
+    assert (RunFolder.of(run, tmp_path / "split").path / "tb" / "device").is_dir()
 
 
 def test_device_runs_have_keys_of_their_own_and_the_trainer_says_what_it_covers():

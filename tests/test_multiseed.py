@@ -8,8 +8,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from musicrl import beyond, multiseed, probes, publish, registry, runfiles, training
+from musicrl import beyond, probes, publish, registry, runfiles, training
 from musicrl.agents import AgentConfig
+from musicrl.algorithms import TRAINERS
 from musicrl.chapters import tables
 from musicrl.envs import EnvConfig, PreferenceSearchVecEnv
 from musicrl.publish import load_policy
@@ -60,9 +61,9 @@ def test_multiseed_resumes_an_sb3_checkpoint(tmp_path):
     (reference,), (fast,) = _specs("fig14", 20, 10, seeds=(0,))
     slow = train(reference, tmp_path, progress=False)
     checkpoint = "checkpoints/u0000010"
-    shutil.copytree(runfiles.run_dir(reference, tmp_path) / checkpoint, runfiles.run_dir(fast, tmp_path) / checkpoint)
-    shutil.copytree(runfiles.run_dir(reference, tmp_path) / "evals", runfiles.run_dir(fast, tmp_path) / "evals")
-    (runfiles.run_dir(fast, tmp_path) / "evals" / "u0000020.json").unlink()
+    shutil.copytree(runfiles.RunFolder.of(reference, tmp_path).path / checkpoint, runfiles.RunFolder.of(fast, tmp_path).path / checkpoint)
+    shutil.copytree(runfiles.RunFolder.of(reference, tmp_path).path / "evals", runfiles.RunFolder.of(fast, tmp_path).path / "evals")
+    (runfiles.RunFolder.of(fast, tmp_path).path / "evals" / "u0000020.json").unlink()
     resumed = train(fast, tmp_path, progress=False)
     np.testing.assert_array_equal(slow.curve, resumed.curve)
     np.testing.assert_array_equal(slow.returns[-1], resumed.returns[-1])
@@ -72,7 +73,7 @@ def test_multiseed_resumes_an_sb3_checkpoint(tmp_path):
 def test_multiseed_logs_losses_and_curve_to_tensorboard(tmp_path):
     _, fast = _specs("fig21", 10, 5)
     train_seeds(fast, tmp_path, progress=False)
-    assert list((runfiles.run_dir(fast[0], tmp_path) / "tb" / "multiseed").glob("events.out.tfevents*"))
+    assert list((runfiles.RunFolder.of(fast[0], tmp_path).path / "tb" / "multiseed").glob("events.out.tfevents*"))
 
 
 def test_multiseed_rerun_reads_the_store(tmp_path):
@@ -92,12 +93,12 @@ def test_train_seeds_wants_seeds_of_one_configuration(tmp_path):
 
 def test_multiseed_refuses_what_it_does_not_implement():
     trpo = registry.experiment("fig17")
-    with pytest.raises(ValueError, match="use trainer 'sb3'"):
+    with pytest.raises(ValueError, match="use --trainer 'sb3'"):
         RunSpec("x", trpo.env, trpo.agent, updates=10, checkpoint_every=5, trainer="multiseed")
     multi = EnvConfig(d=2, action="MultiDiscrete")
-    assert multiseed.supports(multi, AgentConfig(algorithm="A2C", frames=8))
-    assert not multiseed.supports(multi, AgentConfig(algorithm="Wolpertinger", frames=8))
-    with pytest.raises(ValueError, match="use trainer 'sb3' for Wolpertinger"):
+    assert TRAINERS["multiseed"].implements(multi, AgentConfig(algorithm="A2C", frames=8))
+    assert not TRAINERS["multiseed"].implements(multi, AgentConfig(algorithm="Wolpertinger", frames=8))
+    with pytest.raises(ValueError, match="use --trainer 'sb3' for Wolpertinger"):
         RunSpec("x", multi, AgentConfig(algorithm="Wolpertinger"), updates=10, checkpoint_every=5, trainer="multiseed")
     with pytest.raises(ValueError, match="unknown trainer .fast."):
         RunSpec("x", EnvConfig(), AgentConfig(), updates=10, checkpoint_every=5, trainer="fast")
@@ -149,7 +150,7 @@ def test_published_results_are_read_like_the_local_store(tmp_path):
     assert publish.load_result(spec, local, published=False) is None
     table = tables.sampling_table({"fig21": [found]}, "smoke", root=local)  # no weights needed
     assert table.loc[0, "sampled"] == pytest.approx(found.extras["sampling"]["sampled"])
-    assert not runfiles.run_dir(spec, local).exists()
+    assert not runfiles.RunFolder.of(spec, local).path.exists()
     assert [s.seed for s in training.missing_runs(["fig21"], "smoke", root=local, published=published)] == [1]
 
 
@@ -171,7 +172,7 @@ def test_published_weights_play_as_the_final_checkpoint(tmp_path, monkeypatch, n
     training.publish_runs([name], "smoke", root=local, published=published, progress=False)
     shutil.rmtree(local)
     assert train_seeds([spec], local, progress=False)[0].env_steps == trained.env_steps
-    assert not runfiles.run_dir(spec, local).exists()  # read from published/, nothing trained
+    assert not runfiles.RunFolder.of(spec, local).path.exists()  # read from published/, nothing trained
     with pytest.raises(ValueError, match="no published weights.*publish --weights"):
         load_policy(spec, root=local, published=published)
     with pytest.raises(ValueError, match="final checkpoint.*--weights"):

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from musicrl import profiles, registry
+from musicrl import baselines, profiles, registry
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,11 +24,24 @@ def test_an_unknown_profile_names_the_accepted_ones():
         profiles.get("huge")
 
 
-def test_the_quick_profile_shortens_trpo_and_acktr_and_full_runs_the_thesis_budget():
-    quick, full = profiles.get("quick").training, profiles.get("full").training
-    fig14, fig17, acktr = (registry.experiment(n) for n in ("fig14", "fig17", "fig17-acktr"))
-    assert quick.budget(fig14) == (800, 100) and quick.budget(fig17) == (200, 25) and quick.budget(acktr) == (400, 50)
-    assert full.budget(fig14) == (30_000, 5000) and full.budget(fig17) == (20_000, 5000)
+@pytest.mark.parametrize("name", [*registry.EXPERIMENTS, *registry.VARIANTS])
+def test_every_profile_gives_every_experiment_a_run_budgets_grow_and_full_is_the_thesis_budget(name):
+    """Computed for every experiment: a valid run under each profile (RunSpec checks itself),
+    budgets that never shrink from smoke to full, as many checkpoints under a scaled budget as
+    under the profile's own (curves stay comparable), and the thesis's budget at full."""
+    e = registry.experiment(name)
+    budgets = [profiles.get(p).training.budget(e) for p in profiles.NAMES]
+    assert [u for u, _ in budgets] == sorted(u for u, _ in budgets)
+    for p in profiles.NAMES:
+        (spec,) = registry.run_specs([name], p, seeds=[0])
+        training = profiles.get(p).training
+        if training.updates is not None:  # scaled or not, the profile's number of checkpoints
+            assert len(spec.checkpoints) == -(-training.updates // training.checkpoint_every)
+    assert budgets[-1][0] == e.full_updates and (e.converged is None or e.full_updates >= 2 * e.converged)
+
+
+def test_no_profile_asks_the_exact_optimum_beyond_what_it_solves():
+    assert all(profiles.get(p).environment.exact_up_to <= baselines.EXACT_UP_TO for p in profiles.NAMES)
 
 
 def test_no_code_or_chapter_compares_a_profile_by_name():

@@ -36,7 +36,7 @@ def test_a_kill_between_checkpoint_and_evaluation_resumes(trained, tmp_path):
     """Defect 1: result.json, every evaluation and the last checkpoint gone: the rerun evaluates the
     saved checkpoint, retrains the lost one, and ends with the uninterrupted numbers."""
     spec, root, result = _copy(trained, tmp_path)
-    folder = runfiles.run_dir(spec, root)
+    folder = runfiles.RunFolder.of(spec, root).path
     (folder / "result.json").unlink()
     for evaluation in (folder / "evals").glob("*.json"):
         evaluation.unlink()
@@ -49,7 +49,7 @@ def test_a_kill_between_checkpoint_and_evaluation_resumes(trained, tmp_path):
 def test_a_damaged_result_is_set_aside_and_recomputed(trained, tmp_path, content):
     """Defect 2: a truncated, foreign or empty result.json is named, renamed .corrupt and recomputed."""
     spec, root, result = _copy(trained, tmp_path)
-    path = runfiles.run_dir(spec, root) / "result.json"
+    path = runfiles.RunFolder.of(spec, root).path / "result.json"
     path.write_text(content)
     with pytest.warns(UserWarning, match=f"{path}.*moved to result.json.corrupt"):
         again = training.train(spec, root, progress=False)
@@ -60,7 +60,7 @@ def test_a_damaged_result_is_set_aside_and_recomputed(trained, tmp_path, content
 
 def test_a_damaged_evaluation_is_recomputed(trained, tmp_path):
     spec, root, result = _copy(trained, tmp_path)
-    folder = runfiles.run_dir(spec, root)
+    folder = runfiles.RunFolder.of(spec, root).path
     (folder / "result.json").unlink()
     (folder / "evals" / f"u{spec.checkpoints[0]:07d}.json").write_text('{"returns": ')
     with pytest.warns(UserWarning, match="u0000005.json is damaged"):
@@ -96,23 +96,23 @@ name, root, point = sys.argv[1], sys.argv[2], sys.argv[3]
 spec = registry.run_spec(name, "smoke", 0)
 die = lambda: os.kill(os.getpid(), signal.SIGKILL)
 if point == "training":  # the second checkpoint is never saved: killed while training towards it
-    save, calls = training.save_checkpoint, []
+    save, calls = runfiles.RunFolder.save_checkpoint, []
     def killing_save(*args, **kwargs):
         calls.append(1)
         if len(calls) == 2:
             die()
         return save(*args, **kwargs)
-    training.save_checkpoint = killing_save
+    runfiles.RunFolder.save_checkpoint = killing_save
 elif point == "evaluation":  # the first checkpoint is saved, its evaluation never written
-    training.evaluate_checkpoint = lambda *args, **kwargs: die()
+    runfiles.RunFolder.evaluate = lambda *args, **kwargs: die()
 elif point == "result":  # half of result.json's temporary file written, then killed
-    write = training.write_json_atomic
+    write = runfiles.write_json_atomic
     def killing_write(path, payload):
         if Path(path).name == "result.json":
             Path(str(path) + "xyz.tmp").write_text('{"spec": {"na')
             die()
         return write(path, payload)
-    training.write_json_atomic = killing_write
+    runfiles.write_json_atomic = killing_write
 training.train(spec, root, progress=False)
 """
 
@@ -135,4 +135,4 @@ def test_a_sigkilled_training_process_reruns_to_the_uninterrupted_numbers(traine
     again = publish.load_result(spec, root, published=False)
     _same(again, result)
     assert again.spec == result.spec and again.pooled_from == result.pooled_from and again.versions == result.versions
-    assert not list(runfiles.run_dir(spec, root).rglob("*.tmp"))
+    assert not list(runfiles.RunFolder.of(spec, root).path.rglob("*.tmp"))

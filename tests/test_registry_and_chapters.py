@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from musicrl import baselines, profiles, reference, registry, runfiles, stats, training
+from musicrl import baselines, profiles, publish, reference, registry, runfiles, stats, training
+from musicrl.algorithms import ALGORITHMS
 from musicrl.chapters import conclusions, environment, experiments_2d, higher_dimensions, tables
 from musicrl.cli import main
 from musicrl.publish import carry_path
@@ -41,7 +42,7 @@ def test_thesis_values_match_the_spec_table():
                       SPEC.read_text(), flags=re.M)
     assert len(rows) == 10
     ours = {
-        (e.env.reward, e.env.preset, e.env.obs, e.agent.n_steps, registry.THESIS_ALGORITHM[e.agent.algorithm],
+        (e.env.reward, e.env.preset, e.env.obs, e.agent.n_steps, ALGORITHMS[e.agent.algorithm].thesis,
          e.recurrent): (e.thesis.std, e.thesis.mean)
         for e in registry.EXPERIMENTS.values() if e.thesis
     }
@@ -214,12 +215,12 @@ def test_the_missing_runs_note_names_seeds_carried_progress_and_the_command(tmp_
     for spec, updates in [(fig25[1], 45000), (fig25[3], 45000), (fig25[4], 40000)]:
         with tarfile.open(carry_path(spec, tmp_path), "w:gz") as tar:
             tar.add(marker, arcname=f"checkpoints/u{updates:07d}/model.zip")
-    note = training.missing_note([*fig25, *fig24], "full", carry_root=tmp_path)
+    note = tables.missing_note([*fig25, *fig24], "full", carry_root=tmp_path)
     assert note.startswith(f"**Not run yet under the `full` profile** ({len(fig25) + 1} runs")
     assert "fig25 (seeds 0, 1, 2, 3, 4; carried: seeds 1, 3 at 45,000, seed 4 at 40,000 of 260,000 updates)" in note
     assert "; fig24 (seeds 0). " in note
     assert "`musicrl train fig25 --profile full --seed 0 1 2 3 4`" in note
-    assert training.missing_note([], "full") == ""
+    assert tables.missing_note([], "full") == ""
 
 
 def test_baseline_table_is_the_same_on_several_workers_and_fills_the_store(tmp_path):
@@ -304,13 +305,13 @@ def test_wall_minutes_counts_seeds_trained_together_once():
 def test_the_recommender_plays_the_full_budget_agent_only_with_its_weights(tmp_path, name):
     """Under full, the published weights (all five seeds) make its full-budget agents
     playable on a fresh clone; without them (an empty published folder) the chapter falls back to quick."""
-    from musicrl import publish, registry, training
+    from musicrl import registry
 
-    assert training.playable_profile(name, "quick", root=tmp_path) == "quick"
-    assert training.playable_profile(name, "full", root=tmp_path, published=tmp_path / "empty") == "quick"
+    assert publish.playable_profile(name, "quick", root=tmp_path) == "quick"
+    assert publish.playable_profile(name, "full", root=tmp_path, published=tmp_path / "empty") == "quick"
     specs = registry.run_specs([name], "full")
     assert all(publish.has_weights(spec) for spec in specs), f"published/weights lacks {name}'s final weights"
-    assert training.playable_profile(name, "full", root=tmp_path) == "full"
+    assert publish.playable_profile(name, "full", root=tmp_path) == "full"
     sizes = [sum(f.stat().st_size for f in publish.weights_path(spec).iterdir()) for spec in specs]
     assert all(0.1e6 < size < 1.5e6 for size in sizes)  # the SB3 zip and the normalizer, not the whole checkpoint
 
@@ -318,7 +319,7 @@ def test_the_recommender_plays_the_full_budget_agent_only_with_its_weights(tmp_p
 @pytest.mark.parametrize("name, seed", [("fig25", 0), ("fig25", 4), ("fig24", 1), ("fig24-gru", 2), ("fig25-gru", 3)])
 def test_published_weights_replay_the_published_final_returns(tmp_path, name, seed):
     """The committed weights are those of the published run: they replay its final evaluation exactly."""
-    from musicrl import publish, registry
+    from musicrl import registry
     from musicrl.evaluation import evaluate_policy
 
     spec = registry.run_spec(name, "full", seed)

@@ -9,12 +9,12 @@ import pytest
 import torch
 from conftest import interrupt_after_first_checkpoint
 
-from musicrl import probes, publish, runfiles, training
-from musicrl.agents import AgentConfig, algorithm_class
+from musicrl import cluster, probes, publish, runfiles, training
+from musicrl.agents import AgentConfig, NormalizedPolicy, algorithm_class
 from musicrl.envs import EnvConfig
 from musicrl.evaluation import evaluate_policy
 from musicrl.publish import load_policy, load_result
-from musicrl.runfiles import CurveCallback, NormalizedPolicy, RunSpec, run_dir
+from musicrl.runfiles import CurveCallback, RunFolder, RunSpec
 from musicrl.training import train, train_many
 
 ENV = EnvConfig(d=2, preset="WiderTopTarget", reward="Bullseye", obs="GridObs")
@@ -27,7 +27,7 @@ def spec(algorithm="A2C", seed=1, updates=12, every=6, **env):
 
 
 def parameters(run_spec, root, updates):
-    folder = run_dir(run_spec, root) / "checkpoints" / f"u{updates:07d}"
+    folder = RunFolder.of(run_spec, root).path / "checkpoints" / f"u{updates:07d}"
     model = algorithm_class(run_spec.agent.algorithm).load(folder / "model.zip", device="cpu")
     return torch.cat([p.detach().flatten() for p in model.policy.parameters()])
 
@@ -38,7 +38,7 @@ def test_interrupted_run_resumes_to_exactly_the_uninterrupted_result(algorithm, 
     whole = train(run, tmp_path / "whole", progress=False)
 
     interrupt_after_first_checkpoint(monkeypatch, lambda: train(run, tmp_path / "split", progress=False))
-    folder = run_dir(run, tmp_path / "split")
+    folder = RunFolder.of(run, tmp_path / "split").path
     assert not (folder / "result.json").exists()
     assert sorted(p.name for p in (folder / "checkpoints").iterdir()) == ["u0000006", "u0000012"]
     assert sorted(p.name for p in (folder / "evals").iterdir()) == ["u0000006.json"]
@@ -55,7 +55,7 @@ def test_interrupted_run_resumes_to_exactly_the_uninterrupted_result(algorithm, 
 def test_resume_from_a_checkpoint_gives_the_same_result(tmp_path):
     run = spec("RecurrentA2C", updates=18)
     whole = train(run, tmp_path, progress=False)
-    folder = run_dir(run, tmp_path)
+    folder = RunFolder.of(run, tmp_path).path
     (folder / "result.json").unlink()
     shutil.rmtree(folder / "checkpoints" / "u0000018")
     shutil.rmtree(folder / "checkpoints" / "u0000012")
@@ -74,8 +74,8 @@ def test_a_carried_run_resumes_on_a_fresh_store_to_the_uninterrupted_result(trai
     whole = train(run, tmp_path / "whole", progress=False)
     assert publish.carry(run, tmp_path / "whole") is None  # finished: nothing to carry
     unfinished = tmp_path / "session1"
-    shutil.copytree(run_dir(run, tmp_path / "whole"), run_dir(run, unfinished))
-    folder = run_dir(run, unfinished)
+    shutil.copytree(RunFolder.of(run, tmp_path / "whole").path, RunFolder.of(run, unfinished).path)
+    folder = RunFolder.of(run, unfinished).path
     (folder / "result.json").unlink()
     shutil.rmtree(folder / "checkpoints" / "u0000018")
     (folder / "evals" / "u0000018.json").unlink()
@@ -87,11 +87,11 @@ def test_a_carried_run_resumes_on_a_fresh_store_to_the_uninterrupted_result(trai
     np.testing.assert_array_equal(resumed.curve, whole.curve)
     for a, b in zip(resumed.returns, whole.returns):
         np.testing.assert_array_equal(a, b)
-    fresh = run_dir(run, tmp_path / "session2")
+    fresh = RunFolder.of(run, tmp_path / "session2").path
     assert sorted(p.name for p in (fresh / "checkpoints").iterdir()) == ["u0000012", "u0000018"]  # resumed, not retrained
     assert sorted(p.name for p in (fresh / "evals").iterdir()) == ["u0000006.json", "u0000012.json", "u0000018.json"]
     assert not list(fresh.glob(".carried.*"))
-    assert runfiles.saved_checkpoints(run, tmp_path / "session2") == [12, 18]
+    assert runfiles.RunFolder.of(run, tmp_path / "session2").saved() == [12, 18]
     extras = probes.run_extras(run, tmp_path / "session2")  # the weights of update 6 stayed on the first machine
     assert sorted(extras["entropy"]) == ["12", "18"]
     publish.publish(run, extras, tmp_path / "session2", tmp_path / "published")
@@ -118,7 +118,7 @@ def test_same_seed_same_numbers_other_seed_other_numbers(tmp_path):
 def test_run_records_curve_checkpoints_evaluations_and_tensorboard(tmp_path):
     run = spec("RecurrentA2C", updates=12, every=6)
     result = train(run, tmp_path, progress=False)
-    folder = run_dir(run, tmp_path)
+    folder = RunFolder.of(run, tmp_path).path
     assert result.curve.shape == (12,)
     assert np.isnan(result.curve[0]) and np.isfinite(result.curve[-1])  # no episode ends in the first 5 steps
     assert result.checkpoints == [6, 12] and result.pooled_from == [6, 12]
@@ -136,7 +136,7 @@ def test_stored_evaluation_is_the_checkpoints_deterministic_return_on_every_targ
 
     run = spec("RecurrentA2C")
     result = train(run, tmp_path, progress=False)
-    folder = run_dir(run, tmp_path) / "checkpoints" / "u0000012"
+    folder = RunFolder.of(run, tmp_path).path / "checkpoints" / "u0000012"
     model = algorithm_class("RecurrentA2C").load(folder / "model.zip", device="cpu")
     normalizer = pickle.loads((folder / "state.pkl").read_bytes())["normalizer"]
     again = evaluate_policy(NormalizedPolicy(model, normalizer), run.env)
@@ -192,15 +192,15 @@ def test_local_ray_is_a_private_instance_on_the_loopback_interface(monkeypatch):
     import ray
 
     monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:9")
-    with training.loopback_ray():
-        ray.init(**training.ray_init_arguments(None, workers=1))
+    with cluster.loopback_ray():
+        ray.init(**cluster.ray_init_arguments(None, workers=1))
         try:
             assert [n["NodeManagerAddress"] for n in ray.nodes()] == ["127.0.0.1"]
             assert ray.cluster_resources()["CPU"] == 1
         finally:
             ray.shutdown()
     assert "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER" not in __import__("os").environ  # put back as it was
-    assert training.ray_init_arguments("ray://head:10001")["address"] == "ray://head:10001"
+    assert cluster.ray_init_arguments("ray://head:10001")["address"] == "ray://head:10001"
 
 
 def test_one_worker_trains_in_this_process_without_ray(tmp_path, monkeypatch):
@@ -235,9 +235,9 @@ def test_an_unreachable_cluster_is_one_clear_error(monkeypatch):
         def init(**kwargs):
             raise ConnectionError("Failed to connect to the cluster\\nlong trace")
 
-    monkeypatch.setattr(training, "check_reachable", lambda address, timeout: None)  # the port answers; Ray does not
+    monkeypatch.setattr(cluster, "check_reachable", lambda address, timeout: None)  # the port answers; Ray does not
     with pytest.raises(ValueError, match=r"could not reach the Ray cluster at 'ray://10\.0\.0\.9:10001' \(Failed to connect"):
-        training._init_ray(FakeRay, "ray://10.0.0.9:10001", None)
+        cluster._init_ray(FakeRay, "ray://10.0.0.9:10001", None)
 
     class RefusedToken:
         @staticmethod
@@ -247,22 +247,22 @@ def test_an_unreachable_cluster_is_one_clear_error(monkeypatch):
             raise ConnectionError("Failed to connect to GCS")
 
     with pytest.raises(ValueError, match=r"^the Ray cluster at 'h:1' refused this machine's token: set RAY_AUTH_MODE=token"):
-        training._init_ray(RefusedToken, "h:1", None)
+        cluster._init_ray(RefusedToken, "h:1", None)
     monkeypatch.undo()
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     with pytest.raises(ValueError, match=rf"^could not reach the Ray cluster at '127.0.0.1:{port}': connection refused at "):
-        training.check_reachable(f"127.0.0.1:{port}", 5)
+        cluster.check_reachable(f"127.0.0.1:{port}", 5)
     with pytest.raises(ValueError, match="a Ray address is HOST:PORT or ray://HOST:PORT, got 'nowhere'"):
-        training.check_reachable("nowhere", 5)
+        cluster.check_reachable("nowhere", 5)
 
 
 def test_tensorboard_keeps_one_event_file_per_run_and_purpose(tmp_path):
     run = replace(spec("A2C", seed=0, updates=100, every=25), trainer="multiseed")
     train_many([run, replace(run, seed=1)], root=tmp_path, workers=1, progress=False)
     for seed in (0, 1):
-        tb = run_dir(replace(run, seed=seed), tmp_path) / "tb"
+        tb = RunFolder.of(replace(run, seed=seed), tmp_path).path / "tb"
         files = sorted(p.relative_to(tb).parent.as_posix() for p in tb.rglob("events.out.tfevents*"))
         assert files == ["eval", "multiseed"], files
         assert all(p.stat().st_size > 100 for p in tb.rglob("events.out.tfevents*"))
@@ -277,7 +277,7 @@ def test_every_trainer_logs_the_same_curve_and_evaluation_tags(trainer, algorith
     run = replace(spec(algorithm, updates=100, every=50), trainer=trainer)
     result = train_many([run], root=tmp_path, workers=1, progress=False)[0]
     scalars: dict[str, list] = {}
-    for folder in (run_dir(run, tmp_path) / "tb").iterdir():
+    for folder in (RunFolder.of(run, tmp_path).path / "tb").iterdir():
         events = EventAccumulator(str(folder), size_guidance={"scalars": 0})
         events.Reload()
         for tag in events.Tags()["scalars"]:
@@ -306,15 +306,15 @@ def test_runs_report_their_updates_for_a_sweeps_progress_bar(tmp_path, monkeypat
     sweep's driver sums (a finished run counts in full, an unstarted one as zero)."""
     monkeypatch.setattr(runfiles, "PROGRESS_EVERY", 0.0)
     written = []
-    write = training.write_json_atomic
+    write = runfiles.write_json_atomic
     monkeypatch.setattr(runfiles, "write_json_atomic",
                         lambda path, payload: (written.append(payload) if path.name == "progress.json" else None, write(path, payload)))
     sb3, together = spec(updates=12, every=6), replace(spec(updates=12, every=6), trainer="multiseed")
     unstarted = spec(seed=9)
     train(sb3, tmp_path, progress=False)
     assert [p["updates"] for p in written][:3] == [1, 2, 3] and written[-1]["updates"] == 12
-    assert training.sweep_progress([sb3, unstarted], tmp_path) == 12
-    folder = run_dir(together, tmp_path)
+    assert cluster.sweep_progress([sb3, unstarted], tmp_path) == 12
+    folder = RunFolder.of(together, tmp_path).path
     folder.mkdir(parents=True)
     (folder / "progress.json").write_text('{"updates": 7}')
-    assert training.sweep_progress([sb3, together, unstarted], tmp_path) == 19
+    assert cluster.sweep_progress([sb3, together, unstarted], tmp_path) == 19

@@ -8,9 +8,8 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 import musicrl  # noqa: F401
 from musicrl import users
-from musicrl.agents import AgentConfig, make_training_env
+from musicrl.agents import AgentConfig, NormalizedPolicy, make_training_env
 from musicrl.envs import EnvConfig
-from musicrl.runfiles import NormalizedPolicy
 from musicrl.wolpertinger import LevelActions, Wolpertinger, box_to_levels, k_nearest_levels, levels_to_box
 
 

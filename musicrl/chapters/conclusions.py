@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 
 from musicrl import profiles
+from musicrl.algorithms import ALGORITHMS
 from musicrl.chapters.verdicts import HELD, NOT_HELD, UNDECIDED, ci_text, pooled_ci, thesis_mean, verdict_above, verdict_reaches
-from musicrl.registry import EXPERIMENTS, SHORT_NAMES, STAND_IN_OF, THESIS_AGENT, THESIS_ALGORITHM, experiment, thesis_agents
+from musicrl.registry import EXPERIMENTS, STAND_IN_OF, THESIS_AGENT, experiment, thesis_agents
 from musicrl.runfiles import RunResult
 from musicrl.stats import final_level
 from musicrl.training import experiment_runs
@@ -65,7 +66,7 @@ GENERAL_CLAIMS: tuple[Claim, ...] = (
 
 
 def _agent_of(names: Sequence[str]) -> str:
-    return " / ".join(dict.fromkeys(SHORT_NAMES[experiment(n).agent.algorithm] for n in names))
+    return " / ".join(dict.fromkeys(ALGORITHMS[experiment(n).agent.algorithm].short for n in names))
 
 
 def _claim(kind: str, runs: dict[str, list[RunResult]], claim: str, names: Sequence[str],
@@ -117,7 +118,7 @@ def claims_table(runs: dict[str, list[RunResult]]) -> pd.DataFrame:
         if thesis is None:
             continue
         e, agent = experiment(name), THESIS_AGENT[name]
-        claim = f"Thesis figure {e.figure} ({e.caption}): {THESIS_ALGORITHM[e.agent.algorithm]} reaches a mean return of {thesis:g}"
+        claim = f"Thesis figure {e.figure} ({e.caption}): {ALGORITHMS[e.agent.algorithm].thesis} reaches a mean return of {thesis:g}"
 
         mine = _reaches_row(claim, thesis, "", runs[agent]) if runs.get(agent) else None
         other = _reaches_row(claim, thesis, "", runs[name]) if agent != name and runs.get(name) else None
@@ -172,7 +173,7 @@ def code_check_table(build: dict[str, list[RunResult]], published: dict[str, lis
         ours = [final_level(r.curve) for r in results]
         theirs = [final_level(reference[r.spec["seed"]].curve[:updates]) for r in results if r.spec["seed"] in reference]
         rows.append({
-            "experiment": name, "agent": SHORT_NAMES[experiment(name).agent.algorithm], "updates": updates,
+            "experiment": name, "agent": ALGORITHMS[experiment(name).agent.algorithm].short, "updates": updates,
             "seeds": len(results), "this build": float(np.mean(ours)),
             "published, same updates": float(np.mean(theirs)) if theirs else np.nan,
             "difference": float(np.mean(ours) - np.mean(theirs)) if theirs else np.nan,

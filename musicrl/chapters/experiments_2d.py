@@ -9,9 +9,10 @@ import numpy as np
 import pandas as pd
 
 from musicrl import plots
+from musicrl.algorithms import ALGORITHMS
 from musicrl.chapters.tables import setting_text, styled
 from musicrl.probes import run_entropy, run_line_search
-from musicrl.registry import SHORT_NAMES, THESIS_AGENT, VARIANTS, experiment, run_spec, thesis_agents
+from musicrl.registry import THESIS_AGENT, VARIANTS, experiment, run_spec, thesis_agents
 from musicrl.runfiles import RunResult
 from musicrl.stats import collapse_point, collapsed, final_level, format_ci, smooth
 
@@ -39,7 +40,7 @@ def collapse_table(runs: dict[str, list[RunResult]], profile: str, root=None, we
     of training."""
     rows = []
     for name, results in runs.items():
-        if "TRPO" not in experiment(name).agent.algorithm:
+        if not ALGORITHMS[experiment(name).agent.algorithm].line_search:
             continue
         for r in results:
             spec = run_spec(name, profile, r.spec["seed"])
@@ -114,7 +115,7 @@ def checkpoint_figure(runs: dict[str, list[RunResult]], references: dict[str, di
         lines = {}
         for name in chosen:
             rs = runs[name]
-            lines[f"fig {name[3:]} {SHORT_NAMES[rs[0].spec['agent']['algorithm']]}"] = (
+            lines[f"fig {name[3:]} {ALGORITHMS[rs[0].spec['agent']['algorithm']].short}"] = (
                 rs[0].checkpoints, np.mean([[float(np.mean(x)) for x in r.returns] for r in rs], axis=0))
         opt = references[chosen[-1]]["optimal"]
         plots.plot_checkpoint_returns(lines, {"optimal (WiderTopTarget)": opt}, ax=ax, title=f"{reward} reward")
@@ -205,7 +206,7 @@ def trpo_paragraph(collapse: pd.DataFrame, runs: dict[str, list[RunResult]], wei
     plain = collapse[~collapse.experiment.isin(list(VARIANTS))]
     fallen = plain[plain["collapsed at"].notna()]
     others = [collapsed(r.curve, weight) for name, rs in runs.items()
-              if "A2C" in SHORT_NAMES[experiment(name).agent.algorithm] for r in rs]
+              if ALGORITHMS[experiment(name).agent.algorithm].thesis == "A2C" for r in rs]
     return (
         f"**{len(fallen)} of {len(plain)} TRPO runs collapse** (the smoothed curve falls below half its peak"
         + (f", after {int(fallen['collapsed at'].min()):,}–{int(fallen['collapsed at'].max()):,} updates). "

@@ -9,16 +9,16 @@ import pandas as pd
 from IPython.display import Markdown
 
 from musicrl import baselines, profiles
+from musicrl.algorithms import ALGORITHMS
 from musicrl.chapters.verdicts import HELD, NOT_HELD, ci_text, pooled_ci, thesis_mean, verdict_above, verdict_reaches
 from musicrl.envs import BULLSEYE_REWARD, EPISODE_STEPS
 from musicrl.evaluation import conversational_metrics, rollout
 from musicrl.probes import SAMPLING_REPEATS, agent_conversational, policy_entropy, sampled_result
+from musicrl.publish import carried_updates
 from musicrl.reference import UPPER_BOUND, baseline_config, baseline_result, reference_levels
 from musicrl.registry import (
     GRU_OF,
-    SHORT_NAMES,
     THESIS_AGENT,
-    THESIS_ALGORITHM,
     Experiment,
     experiment,
     experiments_frame,
@@ -47,8 +47,8 @@ def metrics_table(runs: dict[str, list[RunResult]], profile: str, store: Store |
         row = {
             "experiment": name, "figure": e.figure, "table": e.thesis.table if e.thesis else None, "d": e.env.d,
             "reward": e.env.reward, "preset": e.env.preset, "observation": e.env.obs, "n": e.agent.n_steps,
-            "recurrent": e.recurrent, "thesis algorithm": THESIS_ALGORITHM[e.agent.algorithm],
-            "ours": SHORT_NAMES[e.agent.algorithm], "seeds": len(results),
+            "recurrent": e.recurrent, "thesis algorithm": ALGORITHMS[e.agent.algorithm].thesis,
+            "ours": ALGORITHMS[e.agent.algorithm].short, "seeds": len(results),
             "thesis std": e.thesis.std if e.thesis else np.nan, "thesis mean": e.thesis.mean if e.thesis else np.nan,
             "pooled mean": pooled[0], "pooled low": pooled[1], "pooled high": pooled[2],
             "pooled std": float(np.mean([r.pooled.std for r in results])),
@@ -132,7 +132,7 @@ def conversational_table(runs: dict[str, list[RunResult]], profile: str, root=No
             greedy_of[config] = conversational_metrics(episodes)
         greedy = greedy_of[config]
         ours = {k: float(np.mean([m[k] for m in measured])) if measured else float("nan") for k in greedy}
-        rows.append({"experiment": name, "figure": e.figure, "ours": SHORT_NAMES[e.agent.algorithm], "d": e.env.d,
+        rows.append({"experiment": name, "figure": e.figure, "ours": ALGORITHMS[e.agent.algorithm].short, "d": e.env.d,
                      "seeds": len(measured), **{f"ours: {k}": v for k, v in ours.items()},
                      **{f"greedy: {k}": v for k, v in greedy.items()}})
     return pd.DataFrame(rows)
@@ -153,7 +153,7 @@ def sampling_table(runs: dict[str, list[RunResult]], profile: str, repeats: int 
             values.append((final_level(r.curve), r.final.mean, stats["sampled"], stats["missed"], stats["stuck"]))
         curve, deterministic, sampled, missed, stuck = np.nanmean(np.array(values, dtype=float), axis=0)
         rows.append({
-            "experiment": name, "figure": e.figure, "ours": SHORT_NAMES[e.agent.algorithm], "observation": e.env.obs,
+            "experiment": name, "figure": e.figure, "ours": ALGORITHMS[e.agent.algorithm].short, "observation": e.env.obs,
             "reward": e.env.reward, "curve (last tenth)": curve, "deterministic": deterministic, "sampled": sampled,
             "sampled − deterministic": sampled - deterministic, "targets missed (deterministic)": missed,
             "of those, stuck on one position": stuck,
@@ -193,9 +193,9 @@ def figure_table(runs: dict[str, list[RunResult]], profile: str, store: Store | 
             best = f"≥ {heuristic:.0f}"
         rows.append({
             "figure": e.figure, "setting": setting_text(e, "\n"),
-            "thesis": f"{THESIS_ALGORITHM[e.agent.algorithm]}: {e.thesis.mean:.0f}\n(std {e.thesis.std:.0f})" if e.thesis
-            else f"{THESIS_ALGORITHM[e.agent.algorithm]}: –",
-            "ours": f"{SHORT_NAMES[e.agent.algorithm]}\n{int(m['seeds'])} seeds",
+            "thesis": f"{ALGORITHMS[e.agent.algorithm].thesis}: {e.thesis.mean:.0f}\n(std {e.thesis.std:.0f})" if e.thesis
+            else f"{ALGORITHMS[e.agent.algorithm].thesis}: –",
+            "ours": f"{ALGORITHMS[e.agent.algorithm].short}\n{int(m['seeds'])} seeds",
             "pooled mean [95% CI]": format_ci(m["pooled mean"], m["pooled low"], m["pooled high"], int(m["seeds"])).replace(" [", "\n[")
             + f"\n(std {m['pooled std']:.0f})",
             "final [95% CI]": format_ci(m["final mean"], m["final low"], m["final high"], int(m["seeds"])).replace(" [", "\n["),
@@ -363,3 +363,28 @@ def sampling_styled(sampling: pd.DataFrame, columns: Sequence[str] | None = None
     """:func:`sampling_table` (its ``columns``, default all but the setting) as the chapters show it."""
     shown = sampling[list(columns)] if columns else sampling.drop(columns=["experiment", "observation", "reward"])
     return shown.style.hide(axis="index").format(precision=1).format("{:.0%}", subset=SAMPLING_SHARES, na_rep="–")
+
+
+def missing_note(missing: Sequence[RunSpec], profile: str, carry_root=None) -> str:
+    """Markdown naming the runs a chapter leaves out: each experiment's seeds, how far a
+    run carried over from an earlier session has trained, and the command that trains or
+    resumes them ("" when nothing is missing)."""
+    if not missing:
+        return ""
+    by_name: dict[str, list[RunSpec]] = {}
+    for spec in missing:
+        by_name.setdefault(spec.name, []).append(spec)
+    parts = []
+    for name, specs in by_name.items():
+        at: dict[int, list[str]] = {}
+        for s in specs:
+            if u := carried_updates(s, carry_root):
+                at.setdefault(u, []).append(str(s.seed))
+        carried = ", ".join(f"{'seeds' if len(seeds) > 1 else 'seed'} {', '.join(seeds)} at {u:,}" for u, seeds in at.items())
+        carried = f"; carried: {carried} of {specs[0].updates:,} updates" if at else ""
+        parts.append(f"{name} (seeds {', '.join(str(s.seed) for s in specs)}{carried})")
+    first = next(iter(by_name))
+    command = f"musicrl train {first} --profile {profile} --seed {' '.join(str(s.seed) for s in by_name[first])}"
+    return (f"**Not run yet under the `{profile}` profile** ({len(missing)} runs, left out below): " + "; ".join(parts)
+            + f". `{command}` trains one experiment's seeds and resumes carried ones; "
+            "`musicrl publish` adds finished runs to the published results.")
