@@ -33,7 +33,8 @@ from musicrl.users import check_choice
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = ("environment", "experiments_2d", "higher_dimensions", "music_features", "recommender", "beyond", "taggers",
-            "conclusions", "departures", "teaching")
+            "conclusions", "departures", "teaching", "intro")
+FRONT = ("intro",)  # executed like a chapter (its summary is computed), without a chapter's exercises
 
 
 def local_kernel_manager() -> type:
@@ -169,18 +170,20 @@ TRAINING_CHAPTERS = (*RL_CHAPTERS, "beyond")  # their notebooks take train_missi
 # tagger" read the features and the catalogue the music chapter extracts (running them at once
 # would extract twice), and the conclusions show the verdict "A stronger tagger" stores.
 # Longest first, so that a pool of two processes finishes the chains at about the same time.
-CHAINS = (("music_features", "recommender", "teaching", "taggers", "conclusions"), ("environment",), ("beyond",),
+CHAINS = (("music_features", "recommender", "teaching", "taggers", "conclusions", "intro"), ("environment",), ("beyond",),
           ("experiments_2d",), ("higher_dimensions",), ("departures",))
 
 
 def train_for(chapters: tuple[str, ...], profile: str, root: Path = ROOT, address: str | None = None) -> None:
     """Train every run the chosen chapters need, all in one parallel sweep (cached runs are read)."""
-    from musicrl import beyond
+    from musicrl import beyond, codecheck
 
     names = sorted({name for chapter in chapters if chapter in RL_CHAPTERS for name in CHAPTER_EXPERIMENTS[chapter]})
     specs = run_specs(names, profile)
     if "beyond" in chapters:
         specs += [*beyond.noise_specs(profile), *beyond.scaling_specs(profile)]
+    if "conclusions" in chapters:
+        specs += [check for check, _ in codecheck.check_specs(profile)]
     if specs:
         train_many(specs, root=results_root() if root == ROOT else root / "results", address=address)
 

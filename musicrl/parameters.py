@@ -58,6 +58,7 @@ CHAPTER_PARAMETERS = {
     "teaching": ("profile", "sessions", "layer", "seed", "gtzan", "models"),
     "taggers": ("profile", "seed", "gtzan", "models"),
     "departures": ("profile",),
+    "intro": ("profile",),
 }
 
 

@@ -125,6 +125,10 @@ class Book:
     """Train the runs the chapters need that neither results/ nor published/ holds."""
     thesis_budget: bool
     """The runs are at the thesis's budgets (the published ones the verdicts are drawn from)."""
+    code_check_updates: int | None = None
+    """The first updates of every published thesis-agent run that the build trains again and
+    compares with the published curve, update by update (:mod:`musicrl.codecheck`); None where the
+    build's runs are the published ones."""
 
 
 @dataclass(frozen=True)
@@ -150,7 +154,7 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
         Beyond(10, 5, (0, 1), (4, 5), 10, 5, (0,), 2),
         Music(per_genre=4, balanced_only=True, cv_folds=2, cv_repeats=2, pcs=(2, 4, "all")),
         Recommender(targets_per_genre=2, catalogue_budget="smoke", unplayable_fallback=None, tagger_targets_per_genre=2),
-        Book(train_missing=True, thesis_budget=False),
+        Book(train_missing=True, thesis_budget=False, code_check_updates=30),
     ),
     Profile(
         "quick",
@@ -162,7 +166,7 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
         Beyond(800, 200, (0, 1, 2), (4, 6, 8), 400, 200, (0, 1), 5),
         Music(per_genre=None, balanced_only=False, cv_folds=5, cv_repeats=5, pcs=PCS),
         Recommender(targets_per_genre=None, catalogue_budget="quick", unplayable_fallback=None),
-        Book(train_missing=True, thesis_budget=False),
+        Book(train_missing=True, thesis_budget=False, code_check_updates=100),
     ),
     Profile(
         "full",

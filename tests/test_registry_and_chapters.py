@@ -282,16 +282,6 @@ def test_the_acktr_claim_is_judged_with_acktr_and_trpo_beside_it():
                                                                         "TRPO: 100 [90, 110]")
 
 
-def test_code_check_sets_the_short_runs_beside_the_same_seeds_published_first_updates():
-    build = {"fig14-gru": _runs([0, 0], curve=[0.0] * 9 + [10.0])}
-    published = {"fig14-gru": [*_runs([0, 0], curve=[0.0] * 9 + [20.0] + [99.0] * 90), *_runs([0] * 3, curve=[5.0])[2:]]}
-    published["fig14-gru"][2].spec["seed"] = 7  # a seed the build did not run: left out
-    table = conclusions.code_check_table(build, published)
-    assert table.to_dict("records") == [{"experiment": "fig14-gru", "agent": "GRU-A2C", "updates": 10, "seeds": 2,
-                                         "this build": 10.0, "published, same updates": 20.0, "difference": -10.0}]
-    assert np.isnan(conclusions.code_check_table(build, {}).loc[0, "published, same updates"])
-
-
 def test_wall_minutes_counts_seeds_trained_together_once():
     def run(seconds, together):
         return RunResult(spec={}, curve=np.array([1.0]), checkpoints=[1], returns=[np.array([1.0])], pooled_from=[1],

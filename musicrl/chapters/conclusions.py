@@ -4,16 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-import numpy as np
 import pandas as pd
 
-from musicrl import profiles
 from musicrl.algorithms import ALGORITHMS
 from musicrl.chapters.verdicts import HELD, NOT_HELD, UNDECIDED, ci_text, pooled_ci, thesis_mean, verdict_above, verdict_reaches
 from musicrl.registry import EXPERIMENTS, STAND_IN_OF, THESIS_AGENT, experiment, thesis_agents
 from musicrl.runfiles import RunResult
-from musicrl.stats import final_level
-from musicrl.training import experiment_runs
 
 
 def _ranking(runs: dict[str, list[RunResult]], claim: str, order: Sequence[str], labels: Sequence[str],
@@ -128,15 +124,6 @@ def claims_table(runs: dict[str, list[RunResult]]) -> pd.DataFrame:
                                  "stand-in verdict", "rests on a stand-in"])
 
 
-def code_check_runs(profile: str, train_missing: bool = True) -> dict[str, list[RunResult]] | None:
-    """This build's runs of the thesis's agents (trained if missing and ``train_missing``), or
-    None under a profile at the thesis's budgets, whose runs are the judged ones."""
-    if profiles.get(profile).book.thesis_budget:
-        return None
-    built = experiment_runs(thesis_agents(EXPERIMENTS), profile, progress=False, train_missing=train_missing)
-    return {name: results for name, results in built.items() if results}
-
-
 def claims_counts(claims: pd.DataFrame) -> dict[str, int]:
     """The page's headline numbers from :func:`claims_table`: claims, verdicts of the thesis's
     agents (``n_held``, ``n_not_held``, ``n_undecided``), rows resting on a stand-in, and the
@@ -159,24 +146,3 @@ def claims_styled(claims: pd.DataFrame):
     shown = shown[["claim", "thesis", "agent", "ours (mean [95% CI])", "verdict", "stand-in", "stand-in verdict"]]
     return shown.style.hide(axis="index").map(lambda v: colours.get(v, ""), subset=["verdict", "stand-in verdict"]) \
         .set_table_styles([{"selector": "td", "props": "white-space: normal; vertical-align: top; max-width: 20em"}])
-
-
-def code_check_table(build: dict[str, list[RunResult]], published: dict[str, list[RunResult]]) -> pd.DataFrame:
-    """This build's short runs beside the same seeds' published full-budget runs over the same
-    first updates: does the code still learn as it did? Per experiment: the updates of the short
-    run, the mean over its seeds of the curve's last tenth (:func:`musicrl.stats.final_level`), the same window
-    of the published curves (same seeds), and the difference."""
-    rows = []
-    for name, results in build.items():
-        reference = {r.spec["seed"]: r for r in published.get(name, [])}
-        updates = len(results[0].curve)
-        ours = [final_level(r.curve) for r in results]
-        theirs = [final_level(reference[r.spec["seed"]].curve[:updates]) for r in results if r.spec["seed"] in reference]
-        rows.append({
-            "experiment": name, "agent": ALGORITHMS[experiment(name).agent.algorithm].short, "updates": updates,
-            "seeds": len(results), "this build": float(np.mean(ours)),
-            "published, same updates": float(np.mean(theirs)) if theirs else np.nan,
-            "difference": float(np.mean(ours) - np.mean(theirs)) if theirs else np.nan,
-        })
-    return pd.DataFrame(rows, columns=["experiment", "agent", "updates", "seeds", "this build", "published, same updates",
-                                       "difference"])
