@@ -414,6 +414,12 @@ VARIANT_HELP = ("a variant of the experiment, e.g. --set agent.n_steps=10 env.ra
                 "and run keys; see `musicrl experiments`)")
 
 
+def _experiments_arguments(parser: argparse.ArgumentParser, names_help: str, profile: str) -> None:
+    """The experiments a verb acts on, and under which profile."""
+    parser.add_argument("experiments", nargs="*", help=names_help)
+    parser.add_argument("--profile", default=profile, choices=PROFILES)
+
+
 def _verb_book(sub: Any) -> None:
     """`musicrl book`: its arguments and handler."""
     book = sub.add_parser("book", help="execute the chapters with papermill and build the HTML book")
@@ -472,8 +478,7 @@ def _verb_train(sub: Any) -> None:
 def _verb_sweep(sub: Any) -> None:
     """`musicrl sweep`: its arguments and handler."""
     sweep = sub.add_parser("sweep", help="train experiments x seeds in parallel with Ray")
-    sweep.add_argument("experiments", nargs="*", help="experiment names (default: all)")
-    sweep.add_argument("--profile", default="quick", choices=PROFILES)
+    _experiments_arguments(sweep, "experiment names (default: all)", "quick")
     sweep.add_argument("--set", nargs="+", metavar="KEY=VALUE", help=VARIANT_HELP)
     sweep.add_argument("--seeds", type=_seed, nargs="+", default=None, help="seeds (default: the profile's)")
     sweep.add_argument("--address", default=None,
@@ -489,8 +494,7 @@ def _verb_sweep(sub: Any) -> None:
 def _verb_publish(sub: Any) -> None:
     """`musicrl publish`: its arguments and handler."""
     pub = sub.add_parser("publish", help="copy finished runs (no weights) into the published results the book reads")
-    pub.add_argument("experiments", nargs="*", help="experiment names (default: all, with the variants such as fig17-entropy)")
-    pub.add_argument("--profile", default="full", choices=PROFILES)
+    _experiments_arguments(pub, "experiment names (default: all, with the variants such as fig17-entropy)", "full")
     pub.add_argument("--results", default=None, help=RESULTS_HELP)
     pub.add_argument("--published", default=None, help="published results (default $MUSICRL_PUBLISHED or <repo>/published)")
     pub.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -509,8 +513,7 @@ def _verb_publish(sub: Any) -> None:
 def _verb_carry(sub: Any) -> None:
     """`musicrl carry`: its arguments and handler."""
     car = sub.add_parser("carry", help="pack unfinished runs' last checkpoints into carry/ to resume on another machine")
-    car.add_argument("experiments", nargs="*", help="experiments (default: all, with the variants)")
-    car.add_argument("--profile", default="full", choices=PROFILES)
+    _experiments_arguments(car, "experiments (default: all, with the variants)", "full")
     car.add_argument("--seed", type=_seed, nargs="+", default=None, help="seeds (default: the profile's)")
     car.add_argument("--results", default=None, help=RESULTS_HELP)
     car.add_argument("--carry", default=None, help="carry folder (default $MUSICRL_CARRY or <repo>/carry)")
@@ -651,19 +654,13 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
-    import signal
-    import threading
-
     args = parser().parse_args(argv)
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _interrupt)  # a SIGTERM ends like Ctrl-C: Ray shut down, finished runs kept
+    from musicrl.cluster import sigterm_interrupts  # after parsing: --help needs no torch
+
     try:
-        args.run(args)
+        with sigterm_interrupts():  # a SIGTERM ends like Ctrl-C: Ray shut down, finished runs kept
+            args.run(args)
     except (ValueError, FileNotFoundError, KeyError) as error:
         print(f"musicrl: error: {error}", file=sys.stderr)
         return 2

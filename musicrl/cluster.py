@@ -4,7 +4,7 @@
 of one configuration, or one run) in a worker process with one CPU and hand back its output.
 A private instance listens on 127.0.0.1 only (:func:`loopback_ray`); a cluster is reached at its
 address within ``connect_timeout`` seconds or is one clear error (:func:`check_reachable`), and
-a wrong token says so. SIGTERM stops a sweep as Ctrl-C does (:func:`_sigterm_interrupts`).
+a wrong token says so. SIGTERM stops a sweep as Ctrl-C does (:func:`sigterm_interrupts`).
 Progress comes from the run folders' progress files (a shared folder on a cluster).
 """
 
@@ -85,15 +85,17 @@ def sweep(tasks: list[list[RunSpec]], work: Callable[[list[RunSpec], str], list[
                 warnings.warn(f"a local Ray instance did not start ({error}); training the {sum(map(len, tasks))} runs in "
                               "this process, one after the other", stacklevel=3)
                 return False
-        stack.enter_context(_sigterm_interrupts())
+        stack.enter_context(sigterm_interrupts())
         _wait(ray, tasks, work, root, on_done, progress, started_here, finished)
     return True
 
 
 @contextlib.contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """Inside: SIGTERM raises KeyboardInterrupt, as Ctrl-C does (Ray's core worker would abort the
-    process on it instead, leaving its instance behind), so the sweep shuts Ray down and stops."""
+def sigterm_interrupts() -> Iterator[None]:
+    """Inside: SIGTERM raises KeyboardInterrupt, as Ctrl-C does, so that any command stops the same way
+    (finished runs kept). Entered by the CLI for every command, and again by a sweep after
+    ``ray.init``, whose core worker replaces the handler (it would abort the process, leaving
+    its instance behind)."""
     import signal
     import threading
 
