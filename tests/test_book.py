@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from musicrl import book, profiles, registry, training
+from musicrl import book, codecheck, profiles, registry, training
 from musicrl.chapters import conclusions
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -158,10 +158,14 @@ def test_the_sweep_trains_the_thesis_agents_and_no_stand_in(monkeypatch):
     trained = []
     monkeypatch.setattr(book, "train_many", lambda specs, root, address=None: trained.extend(specs))
     book.train_for(("experiments_2d", "conclusions"), "smoke")
+    checks = [s for s in trained if s.name.endswith(codecheck.SUFFIX)]  # the conclusions' exact code check
+    trained = [s for s in trained if s not in checks]
     names = {s.name for s in trained}
     assert names == set(registry.thesis_agents(registry.EXPERIMENTS))
     assert {s.agent.algorithm for s in trained} == {"GRUA2C", "ACKTR", "A2C"}
     assert len(trained) == len(names) * len(profiles.get("smoke").training.seeds)
+    assert {s.name.removesuffix(codecheck.SUFFIX) for s in checks} == names
+    assert {s.updates for s in checks} == {profiles.get("smoke").book.code_check_updates}
 
 
 def outputs_text(notebook_path: Path) -> str:
