@@ -12,6 +12,9 @@ import sys
 from pathlib import Path
 
 VOLATILE = re.compile(r"\d+(\.\d+)? ?(s|min|it/s|s/it)\b|\d\d:\d\d|/tmp/\S+|T_[0-9a-f]{5}")  # timings, progress bars, temp paths, table ids
+# embedded audio: an Ogg stream's serial number (and so its CRCs) is drawn anew at every encoding
+AUDIO = re.compile(r"data:audio/[^,]*,[A-Za-z0-9+/=]+")
+WALL = re.compile(r"\d{8}T\d{6}")  # a saved session's timestamp in its file name
 
 
 def chapter_values(path: Path) -> dict[str, object]:
@@ -27,7 +30,8 @@ def chapter_values(path: Path) -> dict[str, object]:
                 continue
             text = data.get("text/markdown") or data.get("text/html") or data.get("text/plain") or output.get("text")
             if text and output.get("name") != "stderr":
-                shown.append(VOLATILE.sub("#", "".join(text) if isinstance(text, list) else text))
+                text = "".join(text) if isinstance(text, list) else text
+                shown.append(VOLATILE.sub("#", WALL.sub("#", AUDIO.sub("data:audio", text))))
     return {"glued": glued, "shown": shown}
 
 
