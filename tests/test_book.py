@@ -115,8 +115,10 @@ def test_training_chapters_show_the_thesis_agents_and_train_no_stand_in(built):
         assert phrase in text, phrase
     assert f"{registry.experiment('fig25').converged:,}" in outputs_text(root / "book" / "higher_dimensions.ipynb")
     finished = [p.parent.name for p in (root / "results" / "runs").glob("*/result.json")]
-    thesis = [n for n in finished if n.startswith("fig") and "-catalogue-" not in n]
+    checks = [n for n in finished if f"{codecheck.SUFFIX}-" in n]  # the exact code check's: every published seed
+    thesis = [n for n in finished if n.startswith("fig") and "-catalogue-" not in n and n not in checks]
     assert len(thesis) == 2 * len(registry.EXPERIMENTS)  # the thesis's agents; the stand-ins are read, never trained
+    assert sorted(checks) == sorted(check.key for check, _ in codecheck.check_specs("smoke"))
     catalogue = [n for n in finished if "-catalogue-" in n]
     assert len(catalogue) == 2 and all(n.startswith("fig25-gru-catalogue-") for n in catalogue)  # the recommender's agent
 
