@@ -2,10 +2,11 @@
 
 A build under a short profile cannot judge the thesis's claims (its runs are far too short), but
 it can check the code exactly. For each thesis agent, every published seed's configuration is
-trained again for its first ``updates`` updates: the same seeds and settings, the same trainer,
-and (on the multi-seed path) the same batch-mates. Nothing differs from the published run's
-beginning (its first checkpoint comes later), so the curves must agree to the precision they are
-stored with; a one-line change to the environment, the agent, the loss or the random streams
+trained again for its first ``updates`` updates: the same seeds and settings, the same trainer
+(on the multi-seed path a configuration's seeds together; other batch-mates change a seed's
+numbers by float32 ulps, too little to flip a sampled action within the checked updates).
+Nothing differs from the published run's beginning (its first checkpoint comes later), so the
+curves must agree to the precision they are stored with; a one-line change to the environment, the agent, the loss or the random streams
 shows as the first update that differs and by how much.
 """
 
