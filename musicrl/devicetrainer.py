@@ -35,7 +35,7 @@ from stable_baselines3.common.vec_env import VecNormalize
 
 from musicrl import tensorenv
 from musicrl.agents import AgentConfig
-from musicrl.algorithms import ALGORITHMS, TRAINERS
+from musicrl.algorithms import ALGORITHMS, check_trainer
 from musicrl.envs import EnvConfig
 from musicrl.multiseed import (
     SeedState,
@@ -174,8 +174,7 @@ class DeviceTrainer:
     def __init__(self, agent: AgentConfig, seeds: list[SeedState], device: torch.device | str | None = None,
                  graph: bool | None = None, compile: bool | None = None) -> None:
         config: EnvConfig = seeds[0].env.unwrapped.config  # type: ignore[attr-defined]
-        if not TRAINERS["device"].implements(config, agent):
-            raise ValueError(f"the device trainer implements {TRAINERS['device'].covers}; not {agent.algorithm} on {config}")
+        check_trainer("device", config, agent)
         self.agent, self.seeds, self.config = agent, seeds, config
         self.device = training_device(str(device) if device is not None else None)
         graph = os.environ.get(GRAPH_ENV) == "1" if graph is None else graph

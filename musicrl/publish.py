@@ -154,7 +154,7 @@ def load_policy(spec: RunSpec, updates: int | None = None, root: Path | str | No
         raise ValueError(f"{spec.key} saves checkpoints at updates {list(spec.checkpoints)}, not {updates}")
     folder = RunFolder.of(spec, root)
     env = make_training_env(spec.env, spec.agent, spec.seed)
-    if updates in folder.saved():
+    if folder.has_checkpoint(updates):
         model, env, _ = folder.load_checkpoint(updates, env)
     elif updates == spec.checkpoints[-1] and has_weights(spec, published):
         model, env = _load_weights(weights_path(spec, published), spec, env)
@@ -200,7 +200,7 @@ def publish_weights(spec: RunSpec, root: Path | str | None = None, published: Pa
     """
     result, final = load_result(spec, root, published=False), spec.checkpoints[-1]
     folder = RunFolder.of(spec, root)
-    if result is None or final not in folder.saved():
+    if result is None or not folder.has_checkpoint(final):
         raise ValueError(f"{spec.key} has no finished run with its final checkpoint (update {final}) in {folder.path}; "
                          f"train it first (musicrl train {spec.name} --weights)")
     shown = published_result(spec, published)
@@ -235,6 +235,6 @@ def playable_profile(name: str, profile: str, root=None, published=None) -> str:
         return profile
 
     def playable(spec: RunSpec) -> bool:
-        local = spec.checkpoints[-1] in RunFolder.of(spec, root).saved()
+        local = RunFolder.of(spec, root).has_checkpoint(spec.checkpoints[-1])
         return load_result(spec, root, published) is not None and (local or has_weights(spec, published))
     return profile if all(playable(spec) for spec in run_specs([name], profile)) else fallback

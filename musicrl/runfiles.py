@@ -162,20 +162,13 @@ class RunResult:
 class CurveCallback(BaseCallback):
     """The thesis's curve: after every update, the mean return of the last 10 episodes."""
 
-    def __init__(self, recent: Sequence[float] = (), curve: Sequence[float] = (), bar: tqdm | None = None,
+    def __init__(self, recent: deque[float] | None = None, curve: list[float] | None = None, bar: tqdm | None = None,
                  report: Callable[[int], None] | None = None) -> None:
+        """Extends ``recent`` (a deque of ``CURVE_WINDOW``) and ``curve`` themselves, a run's own, not copies."""
         super().__init__()
-        self.recent: deque[float] = deque(recent, maxlen=CURVE_WINDOW)
-        self.curve: list[float] = list(curve)
+        self.recent: deque[float] = deque(maxlen=CURVE_WINDOW) if recent is None else recent
+        self.curve: list[float] = [] if curve is None else curve
         self.bar, self.report = bar, report
-
-    @classmethod
-    def sharing(cls, recent: deque[float], curve: list[float], bar: tqdm | None = None,
-                report: Callable[[int], None] | None = None) -> CurveCallback:
-        """A callback that extends ``recent`` and ``curve`` themselves (a run's own, not copies)."""
-        callback = cls(bar=bar, report=report)
-        callback.recent, callback.curve = recent, curve
-        return callback
 
     def _on_step(self) -> bool:
         for info in self.locals["infos"]:
@@ -286,10 +279,14 @@ class RunFolder:
 
     # -- checkpoints -------------------------------------------------------------------------
 
+    def has_checkpoint(self, updates: int) -> bool:
+        """Whether the checkpoint at ``updates`` is stored complete (its state is written last)."""
+        return (self.checkpoint(updates) / "state.pkl").exists()
+
     def saved(self) -> list[int]:
         """The updates whose checkpoint (weights) is stored here. A run resumed from ``carry/`` has
         only those saved since: the carry holds its last checkpoint, not the earlier ones."""
-        return [u for u in self.spec.checkpoints if (self.checkpoint(u) / "state.pkl").exists()]
+        return [u for u in self.spec.checkpoints if self.has_checkpoint(u)]
 
     def latest(self) -> int:
         """The last complete checkpoint (0 if none); leftovers of an interrupted save are removed."""

@@ -164,7 +164,7 @@ def _advance(group: list[_OpenRun], updates: int, bar: tqdm, report: ProgressFil
         model = run.state.model
         model._last_obs = None  # restart episodes: see musicrl.runfiles
         model.tensorboard_log = str(run.folder.tensorboard())
-        callback = CurveCallback.sharing(run.state.recent, run.state.curve, bar, report.add)
+        callback = CurveCallback(run.state.recent, run.state.curve, bar, report.add)
         model.learn(updates * spec.agent.steps_per_update, callback=callback, reset_num_timesteps=False, tb_log_name="train")
         log_curve(run.folder.tensorboard("curve"), run.state.curve, done, done + updates, spec.agent.steps_per_update)
         return
